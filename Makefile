@@ -1,0 +1,53 @@
+# access-audit — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo
+STAFF  ?= 300
+DAYS   ?= 14
+SEED   ?= 7
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install lint format test test-all demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv and install access-audit with its dev tools
+
+install: venv ## Same as venv
+
+lint: venv ## ruff check, ruff format --check, mypy (strict on src/)
+	$(BIN)/ruff check src tests pipelines benchmarks
+	$(BIN)/ruff format --check src tests pipelines benchmarks
+	$(BIN)/mypy
+
+format: venv ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format src tests pipelines benchmarks
+	$(BIN)/ruff check --fix src tests pipelines benchmarks
+
+test: lint ## Lint, then the fast test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+test-all: lint ## Lint, then every test including the slow ones
+	$(BIN)/python -m pytest -m ''
+
+demo: venv ## Generate a synthetic force, ingest it, show the flags
+	rm -rf $(DEMO)
+	$(BIN)/access-audit generate $(DEMO)/drops --staff $(STAFF) --days $(DAYS) --seed $(SEED)
+	$(BIN)/access-audit --home $(DEMO)/home ingest $(DEMO)/drops/*/
+	$(BIN)/access-audit --home $(DEMO)/home status
+
+bench: venv ## Run the benchmark scripts (not tests; they print timings)
+	$(BIN)/python benchmarks/bench_ingest.py
+
+clean: ## Remove the virtual environment, caches and demo data
+	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from access_audit.cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""The command line: each command parses options, calls one Workspace (or library) function, prints.
+
+Heavy libraries (polars, duckdb, scikit-learn) are imported inside commands, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from access_audit import __version__
+from access_audit.errors import AccessAuditError
+from access_audit.workspace import HOME_ENV, Workspace
+
+app = typer.Typer(
+    name="access-audit",
+    help="Find records-system lookups made with no legitimate policing purpose.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A user's error is one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except AccessAuditError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"access-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help=f"The workspace folder (default: ${HOME_ENV}, else ./access-audit-data).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Find records-system lookups made with no legitimate policing purpose."""
+    ctx.obj = {"home": home}
+
+
+def _workspace(ctx: typer.Context, create: bool = False) -> Workspace:
+    return Workspace.open(ctx.obj.get("home") if ctx.obj else None, create=create)
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on a terminal; nothing when output is piped (cron, CI)."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def update(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+@_reports_errors
+def ingest(
+    ctx: typer.Context,
+    drops: Annotated[
+        list[Path],
+        typer.Argument(help="Drop folders in the export-bundle format, loaded oldest first."),
+    ],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+) -> None:
+    """Load export drops into the stores: validated, deduplicated, each drop all-or-nothing."""
+    workspace = _workspace(ctx, create=True)
+    with _progress_bar(progress) as update:
+        report = workspace.ingest(drops, progress=update)
+    from access_audit.render import render_ingest_report
+
+    render_ingest_report(console, err_console, report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_reports_errors
+def status(ctx: typer.Context) -> None:
+    """Rows per stored table, the current generation and the last runs."""
+    from access_audit.render import render_status
+
+    render_status(console, _workspace(ctx).status())
+
+
+@app.command()
+@_reports_errors
+def rejected(
+    ctx: typer.Context,
+    drop: Annotated[str | None, typer.Option(help="Only this drop's rejected rows.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    show_values: Annotated[
+        bool,
+        typer.Option(help="Show the rejected values of columns that hold personal data."),
+    ] = False,
+) -> None:
+    """List rejected rows: drop, file, line, column, reason and the value that was refused."""
+    from access_audit.render import render_rejected
+
+    frame = _workspace(ctx).rejected_rows(drop_id=drop, limit=limit)
+    render_rejected(console, frame, show_values=show_values)
+
+
+@app.command()
+@_reports_errors
+def database(ctx: typer.Context) -> None:
+    """Rebuild the analysts' DuckDB database and print its path (open it read-only)."""
+    path = _workspace(ctx).refresh_catalog()
+    console.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_reports_errors
+def generate(
+    out: Annotated[
+        Path, typer.Argument(help="Folder to write OUT/YYYY-MM-DD/ drops and truth.csv.")
+    ],
+    staff: Annotated[int, typer.Option(min=1, help="Members of staff in the force.")] = 300,
+    days: Annotated[int, typer.Option(min=1, help="Days of activity, one drop each.")] = 14,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default 2026-10-12).")
+    ] = None,
+    file_format: Annotated[
+        str, typer.Option("--format", help="File format of the drops: csv, parquet or jsonl.")
+    ] = "csv",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+) -> None:
+    """Write a synthetic force: daily export drops with planted misuse, and its truth file."""
+    from access_audit.generate import generate_force
+
+    if file_format not in ("csv", "parquet", "jsonl"):
+        raise AccessAuditError(f"--format must be csv, parquet or jsonl, not '{file_format}'")
+    first_day = _parse_date(start, "--start") if start else None
+    with _progress_bar(progress) as update:
+        result = generate_force(
+            out,
+            staff=staff,
+            days=days,
+            seed=seed,
+            start=first_day,
+            file_format=file_format,  # type: ignore[arg-type]
+            progress=(lambda done, total: update("generating days", done, total))
+            if update
+            else None,
+        )
+    from access_audit.render import render_generate_result
+
+    render_generate_result(console, result)
+
+
+def _parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise AccessAuditError(f"{option}: '{text}' is not a YYYY-MM-DD date") from None
+
+
+def main() -> Any:
+    """Console-script entry point."""
+    return app(prog_name="access-audit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

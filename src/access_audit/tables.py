@@ -1,0 +1,148 @@
+"""Every stored table's name, Polars schema and partitioning: one registry for scans and views.
+
+Later stages register their own outputs here (``register``), so the workspace can scan, and the
+DuckDB catalog can expose, any stored table, empty or not, with its proper types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from access_audit.schema import TABLES, Column, TableSpec
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    name: str
+    schema: Callable[[], pl.Schema]
+    """Columns in the Parquet files (a hive partition column is not among them)."""
+    partition_by: str | None = None
+    partition_dtype: pl.DataType | None = None
+    description: str = ""
+
+    def full_schema(self) -> pl.Schema:
+        """What a scan returns: the file columns plus the partition column."""
+        schema = dict(self.schema())
+        if self.partition_by is not None and self.partition_dtype is not None:
+            schema[self.partition_by] = self.partition_dtype
+        return pl.Schema(schema)
+
+
+def _dtype(column: Column) -> pl.DataType:
+    if column.kind == "timestamp":
+        return UTC_DATETIME
+    if column.kind == "date":
+        return pl.Date()
+    if column.kind == "markers":
+        return pl.List(pl.String)
+    return pl.String()
+
+
+def _provenance() -> dict[str, pl.DataType]:
+    return {
+        "extra": pl.String(),
+        "drop_id": pl.String(),
+        "source_file": pl.String(),
+        "source_line": pl.Int64(),
+        "run_id": pl.String(),
+        "as_of": UTC_DATETIME,
+    }
+
+
+def export_table_schema(spec: TableSpec) -> pl.Schema:
+    """A loaded export table: its typed spec columns, then where each row came from."""
+    return pl.Schema({**{c.name: _dtype(c) for c in spec.columns}, **_provenance()})
+
+
+def _export_table(spec: TableSpec) -> StoredTable:
+    if spec.mode == "append":
+        return StoredTable(
+            spec.store,
+            lambda: export_table_schema(spec),
+            partition_by="day",
+            partition_dtype=pl.Date(),
+            description=spec.description,
+        )
+    return StoredTable(spec.store, lambda: export_table_schema(spec), description=spec.description)
+
+
+LOADED_FILES = StoredTable(
+    "loaded_files",
+    lambda: pl.Schema(
+        {
+            "drop_id": pl.String(),
+            "file": pl.String(),
+            "table_name": pl.String(),
+            "sha256": pl.String(),
+            "bytes": pl.Int64(),
+            "rows": pl.Int64(),
+            "run_id": pl.String(),
+            "loaded_at": UTC_DATETIME,
+        }
+    ),
+    description="Every file loaded, with its checksum: a file seen again is skipped.",
+)
+
+REJECTED_ROWS = StoredTable(
+    "rejected_rows",
+    lambda: pl.Schema(
+        {
+            "run_id": pl.String(),
+            "drop_id": pl.String(),
+            "table_name": pl.String(),
+            "source_file": pl.String(),
+            "source_line": pl.Int64(),
+            "column": pl.String(),
+            "reason": pl.String(),
+            "raw_value": pl.String(),
+            "raw_row": pl.String(),
+            "rejected_at": UTC_DATETIME,
+        }
+    ),
+    description="Rows that could not be used: file, line, column, reason and the raw values.",
+)
+
+_REGISTRY: dict[str, StoredTable] = {}
+
+
+def register(table: StoredTable) -> StoredTable:
+    _REGISTRY[table.name] = table
+    return table
+
+
+for _spec in TABLES:
+    register(_export_table(_spec))
+register(LOADED_FILES)
+register(REJECTED_ROWS)
+
+
+def stored_table(name: str) -> StoredTable:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no stored table named {name!r}") from None
+
+
+def stored_tables() -> list[StoredTable]:
+    return list(_REGISTRY.values())
+
+
+def scan_stored(generation_path: Path, name: str) -> pl.LazyFrame:
+    """A stored table of one generation (or staging folder) as a LazyFrame; typed even if empty."""
+    table = stored_table(name)
+    folder = generation_path / name
+    if not folder.exists() or next(folder.glob("**/*.parquet"), None) is None:
+        return pl.LazyFrame(schema=table.full_schema())
+    hive = table.partition_by is not None and table.partition_dtype is not None
+    return pl.scan_parquet(
+        folder,
+        hive_partitioning=hive,
+        hive_schema={table.partition_by: table.partition_dtype} if hive else None,  # type: ignore[dict-item]
+        schema=table.schema(),
+    )
