@@ -176,11 +176,11 @@ def generate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
 ) -> None:
     """Write a synthetic force: daily export drops with planted misuse, and its truth file."""
-    from access_audit.generate import generate_force
-
     if file_format not in ("csv", "parquet", "jsonl"):
         raise AccessAuditError(f"--format must be csv, parquet or jsonl, not '{file_format}'")
     first_day = _parse_date(start, "--start") if start else None
+    from access_audit.generate import generate_force
+
     with _progress_bar(progress) as update:
         result = generate_force(
             out,

@@ -1,0 +1,121 @@
+"""The command line, through CliRunner and as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from access_audit.cli import app
+from conftest import STAFF_ROWS, event
+
+runner = CliRunner()
+
+
+def _commands() -> list[str]:
+    group = typer.main.get_group(app)
+    return sorted(group.commands)
+
+
+def test_every_command_has_help_text() -> None:
+    commands = _commands()
+    assert {"ingest", "status", "rejected", "database", "generate"} <= set(commands)
+    for name in commands:
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0, name
+        summary = typer.main.get_group(app).commands[name].help
+        assert summary and len(summary.strip()) > 20, name
+
+
+def test_ingest_status_and_rejected(tmp_path: Path, make_drop) -> None:
+    drop = make_drop(
+        "2026-11-21", {"access_log": [event("E1"), event("E2", "31/12/2026")], "staff": STAFF_ROWS}
+    )
+    home = tmp_path / "home"
+    result = runner.invoke(app, ["--home", str(home), "ingest", str(drop)])
+    assert result.exit_code == 0, result.output
+    assert "1 drop(s) loaded, 0 failed; 3 row(s) added" in result.output
+    assert "access_log: bad_timestamp" in result.output
+    status = runner.invoke(app, ["--home", str(home), "status"])
+    assert status.exit_code == 0
+    assert "generation: 1" in status.output
+    listed = runner.invoke(app, ["--home", str(home), "rejected"])
+    assert "31/12/2026" in listed.output
+    assert "bad_timestamp" in listed.output
+
+
+def test_personal_values_are_masked_in_rejected_listing(tmp_path: Path, make_drop) -> None:
+    persons = [{"person_id": "P1", "surname": "Adams", "date_of_birth": "1990-13-45"}]
+    drop = make_drop("2026-11-21", {"access_log": [event("E1")], "persons": persons})
+    home = str(tmp_path / "home")
+    runner.invoke(app, ["--home", home, "ingest", str(drop)])
+    masked = runner.invoke(app, ["--home", home, "rejected"])
+    assert "1990-13-45" not in masked.output
+    assert "personal data" in masked.output
+    shown = runner.invoke(app, ["--home", home, "rejected", "--show-values"])
+    assert "1990-13-45" in shown.output
+
+
+def test_home_comes_from_the_environment(tmp_path: Path, make_drop, monkeypatch) -> None:
+    home = tmp_path / "env-home"
+    monkeypatch.setenv("ACCESS_AUDIT_HOME", str(home))
+    drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    assert runner.invoke(app, ["ingest", str(drop)]).exit_code == 0
+    assert (home / "access-audit.duckdb").exists()
+
+
+def test_failed_drop_exits_non_zero_with_one_line(tmp_path: Path, make_drop) -> None:
+    drop = make_drop("2026-11-21", {"access_log": [{"event_id": "E1", "user_id": "U1"}]})
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "ingest", str(drop)])
+    assert result.exit_code == 1
+    assert "access_log.csv: required column 'occurred_at'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path / "none"), "status"])
+    assert result.exit_code == 2
+    assert "no access-audit home here" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_help_does_not_import_the_data_engines() -> None:
+    code = (
+        "import sys, access_audit.cli; "
+        "print(sorted(m for m in ('polars', 'duckdb', 'sklearn', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_installed_console_script_runs_as_a_subprocess(tmp_path: Path, make_drop) -> None:
+    script = Path(sys.executable).with_name("access-audit")
+    assert script.exists(), "install the package (make venv) so the console script exists"
+    drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    env = {**os.environ, "ACCESS_AUDIT_HOME": str(tmp_path / "home")}
+    loaded = subprocess.run(
+        [str(script), "ingest", "--no-progress", str(drop)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "1 row(s) added" in loaded.stdout
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("access-audit ")
+
+
+@pytest.mark.parametrize(
+    "argv", [["generate", "x", "--format", "xml"], ["generate", "x", "--start", "21/11/2026"]]
+)
+def test_bad_options_are_clear_errors(tmp_path: Path, argv: list[str]) -> None:
+    argv = [a if a != "x" else str(tmp_path / "out") for a in argv]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    assert "error:" in result.output
