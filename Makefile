@@ -8,7 +8,7 @@ DAYS   ?= 14
 SEED   ?= 7
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lint format test test-all demo bench clean
+.PHONY: help venv install browser lint format test test-all demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -34,10 +34,16 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format src tests pipelines benchmarks
 	$(BIN)/ruff check --fix src tests pipelines benchmarks
 
-test: lint ## Lint, then the fast test suite (what CI runs)
+browser: ## Install Debian's chromium for the HTML report test (needs root or sudo)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "chromium is missing and there is no root to install it: apt-get install chromium" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: lint browser ## Lint, then the fast test suite (what CI runs)
 	$(BIN)/python -m pytest
 
-test-all: lint ## Lint, then every test including the slow ones
+test-all: lint browser ## Lint, then every test including the slow ones
 	$(BIN)/python -m pytest -m ''
 
 demo: venv ## Generate a synthetic force, ingest it, show the flags

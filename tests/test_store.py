@@ -75,3 +75,18 @@ def test_replace_partitions_only_touches_named_days(tmp_path: Path) -> None:
         (pl.Series(["2026-11-20"]).str.to_date()[0], 1),
         (pl.Series(["2026-11-21"]).str.to_date()[0], 7),
     ]
+
+
+def test_savepoint_discards_only_its_own_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    with store.transaction("r1") as txn:
+        txn.append("t", _frame(1))
+        with pytest.raises(ValueError, match="bad drop"), txn.savepoint() as inner:
+            inner.append("t", _frame(10))
+            raise ValueError("bad drop")
+        with txn.savepoint() as inner:
+            inner.append("t", _frame(2))
+    current = store.current()
+    assert current is not None
+    assert sorted(pl.read_parquet(f).height for f in current.table_files("t")) == [1, 2]
+    assert [p.name for p in (tmp_path / "store").iterdir() if p.name.startswith(".st")] == []

@@ -205,6 +205,27 @@ class Transaction:
     def table_files(self, table: str) -> list[Path]:
         return sorted(self.table_path(table).glob("**/*.parquet"))
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[Transaction]:
+        """A nested transaction: kept if its block succeeds, discarded (alone) if it raises."""
+        child_path = self.path.with_name(f"{self.path.name}.savepoint")
+        shutil.rmtree(child_path, ignore_errors=True)
+        _link_tree(self.path, child_path)
+        child = Transaction(child_path, self.run_id, self.base)
+        try:
+            yield child
+        except BaseException:
+            shutil.rmtree(child_path, ignore_errors=True)
+            raise
+        if child.changed:
+            discarded = self.path.with_name(f"{self.path.name}.discarded")
+            os.replace(self.path, discarded)
+            os.replace(child_path, self.path)
+            shutil.rmtree(discarded, ignore_errors=True)
+            self.changed = True
+        else:
+            shutil.rmtree(child_path, ignore_errors=True)
+
     def replace_table(self, table: str, frame: pl.DataFrame) -> Path:
         """The table becomes exactly ``frame`` (one file)."""
         self._unlink_files(self.table_files(table))

@@ -1,0 +1,62 @@
+"""`--since` / `--until` as analysts type them: today, yesterday, 7d, 12h, or an ISO date/time."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from access_audit.errors import AccessAuditError
+
+_RELATIVE = re.compile(r"^(\d+)\s*([dhw])$")
+_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "w": timedelta(weeks=1)}
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A half-open UTC interval [start, end)."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+def parse_instant(text: str, *, timezone: str, now: datetime, option: str) -> datetime:
+    """One point in time. Days (today, yesterday, a date) start at local midnight."""
+    value = text.strip().lower()
+    zone = zoneinfo.ZoneInfo(timezone)
+    local_now = now.astimezone(zone)
+    if value in ("now", ""):
+        return now
+    if value in ("today", "yesterday"):
+        day = local_now.date() - timedelta(days=1 if value == "yesterday" else 0)
+        return _local_midnight(day, zone)
+    relative = _RELATIVE.match(value)
+    if relative:
+        return now - int(relative.group(1)) * _UNITS[relative.group(2)]
+    try:
+        if len(value) == 10:
+            return _local_midnight(date.fromisoformat(value), zone)
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise AccessAuditError(
+            f"{option}: '{text}' is not today, yesterday, a span like 7d or 12h, or an ISO date"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def parse_window(
+    since: str | None, until: str | None, *, timezone: str, now: datetime | None = None
+) -> TimeWindow:
+    moment = now or datetime.now(UTC)
+    start = parse_instant(since, timezone=timezone, now=moment, option="--since") if since else None
+    end = parse_instant(until, timezone=timezone, now=moment, option="--until") if until else None
+    if start is not None and end is not None and end <= start:
+        raise AccessAuditError("--until must be later than --since")
+    return TimeWindow(start, end)
+
+
+def _local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
