@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from access_audit.ingest import DropIngest, ProgressCallback
+    from access_audit.ingest import Drop, DropIngest, ProgressCallback
 
 HOME_ENV = "ACCESS_AUDIT_HOME"
 DEFAULT_HOME = Path("access-audit-data")
@@ -181,18 +181,11 @@ class Workspace:
         self, drops: Sequence[Path], progress: ProgressCallback | None = None
     ) -> IngestReport:
         """Load each drop in its own transaction, oldest first; a failed drop loads nothing."""
-        from access_audit.ingest import discover_drop, ingest_drop
+        from access_audit.ingest import ingest_drop
 
         report = IngestReport()
         with owner_only():
-            discovered = []
-            for path in drops:
-                try:
-                    discovered.append(discover_drop(Path(path)))
-                except AccessAuditError as exc:
-                    report.failed.append(DropFailure(str(path), str(exc)))
-                    self._log_run("ingest", str(path), None, exc, datetime.now(UTC))
-            for drop in sorted(discovered, key=lambda d: (d.as_of, d.drop_id)):
+            for drop in self._discover(drops, report, "ingest"):
                 started = datetime.now(UTC)
                 run_id = new_run_id()
                 try:
@@ -207,6 +200,19 @@ class Workspace:
             report.generation = current.number if current else None
             self.refresh_catalog()
         return report
+
+    def _discover(self, drops: Sequence[Path], report: IngestReport, command: str) -> list[Drop]:
+        """The drops that can be read, oldest first; the others are failures in ``report``."""
+        from access_audit.ingest import discover_drop
+
+        discovered = []
+        for path in drops:
+            try:
+                discovered.append(discover_drop(Path(path)))
+            except AccessAuditError as exc:
+                report.failed.append(DropFailure(str(path), str(exc)))
+                self._log_run(command, str(path), None, exc, datetime.now(UTC))
+        return sorted(discovered, key=lambda d: (d.as_of, d.drop_id))
 
     def refresh_catalog(self) -> Path:
         from access_audit.catalog import build_catalog
