@@ -198,6 +198,35 @@ def generate(
     render_generate_result(console, result)
 
 
+@app.command("convert-fhir")
+@_reports_errors
+def convert_fhir(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="FHIR AuditEvent files: JSON, NDJSON, Bundles or XML (R4 to R6)."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Drop folder to write access_log_fhir.csv into.")
+    ],
+) -> None:
+    """Turn FHIR AuditEvents into an export-bundle access_log that `ingest` can load."""
+    from access_audit.interop import write_fhir_drop
+
+    result = write_fhir_drop(sources, out)
+    console.print(
+        f"{result.rows} access_log row(s) written to {result.access_log}; "
+        f"{len(result.unconvertible)} resource(s) could not be converted",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for item in result.unconvertible:
+        err_console.print(
+            f"unconvertible: {item.source} #{item.position} ({item.event_id}): {item.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def _parse_date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)

@@ -1,0 +1,47 @@
+"""Other audit formats into the export bundle (an input edge, ahead of the ingest stage)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from access_audit.errors import AccessAuditError
+from access_audit.interop.fhir import ACCESS_LOG_COLUMNS, Unconvertible, convert_files
+
+
+@dataclass(frozen=True)
+class FhirDrop:
+    access_log: Path
+    rows: int
+    unconvertible: list[Unconvertible]
+    unconvertible_file: Path | None
+
+
+def write_fhir_drop(sources: list[Path], out: Path) -> FhirDrop:
+    """Write ``out/access_log_fhir.csv`` (and the resources that could not be converted)."""
+    import polars as pl
+
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise AccessAuditError(f"{missing[0]}: no such file")
+    conversion = convert_files(sources)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "access_log_fhir.csv"
+    frame = pl.DataFrame(
+        conversion.rows, schema={c: pl.String for c in ACCESS_LOG_COLUMNS}, orient="row"
+    )
+    frame.write_csv(target)
+    rejected_path = None
+    if conversion.unconvertible:
+        rejected_path = out / "fhir-unconvertible.csv"
+        pl.DataFrame(
+            [vars(u) for u in conversion.unconvertible],
+            schema={
+                "source": pl.String,
+                "position": pl.Int64,
+                "event_id": pl.String,
+                "reason": pl.String,
+            },
+            orient="row",
+        ).write_csv(rejected_path)
+    return FhirDrop(target, frame.height, conversion.unconvertible, rejected_path)
