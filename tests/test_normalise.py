@@ -7,7 +7,13 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from access_audit.ingest.normalise import TimeRules, normalise, parse_timestamp, split_rejected
+from access_audit.ingest.normalise import (
+    TimeRules,
+    apply_parsed,
+    normalise,
+    parse_timestamp,
+    split_rejected,
+)
 from access_audit.schema import ACCESS_LOG, ASSIGNMENTS, PERSONS, TableSpec
 
 
@@ -18,6 +24,15 @@ def _raw(spec: TableSpec, rows: list[dict[str, str | None]]) -> pl.LazyFrame:
         pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("source_line"),
         pl.lit(None, dtype=pl.String).alias("extra"),
     ).lazy()
+
+
+def _parse(frame: pl.DataFrame, rules: TimeRules) -> pl.DataFrame:
+    parsed = parse_timestamp("t", rules)
+    return (
+        apply_parsed(frame.lazy(), [parsed])
+        .select(value=parsed.value, issue=parsed.problem)
+        .collect()
+    )
 
 
 def _utc(*parts: int) -> datetime:
@@ -44,8 +59,7 @@ def _utc(*parts: int) -> datetime:
     ],
 )
 def test_timestamps_become_utc_instants(text, expected, problem) -> None:
-    value, issue = parse_timestamp("t", TimeRules("Europe/London", "reject"))
-    out = pl.DataFrame({"t": [text]}, schema={"t": pl.String}).select(value=value, issue=issue)
+    out = _parse(pl.DataFrame({"t": [text]}, schema={"t": pl.String}), TimeRules())
     assert out["value"][0] == expected
     assert out["issue"][0] == problem
 
@@ -55,14 +69,12 @@ def test_timestamps_become_utc_instants(text, expected, problem) -> None:
     [("earliest", _utc(2026, 10, 25, 0, 30)), ("latest", _utc(2026, 10, 25, 1, 30))],
 )
 def test_ambiguous_autumn_hour_can_be_resolved_by_configuration(policy, expected) -> None:
-    value, issue = parse_timestamp("t", TimeRules("Europe/London", policy))
-    out = pl.DataFrame({"t": ["2026-10-25 01:30:00"]}).select(value=value, issue=issue)
+    out = _parse(pl.DataFrame({"t": ["2026-10-25 01:30:00"]}), TimeRules("Europe/London", policy))
     assert out.row(0) == (expected, None)
 
 
 def test_other_time_zone_is_honoured() -> None:
-    value, _ = parse_timestamp("t", TimeRules("America/New_York", "reject"))
-    out = pl.DataFrame({"t": ["2026-07-01T10:00:00"]}).select(value=value)
+    out = _parse(pl.DataFrame({"t": ["2026-07-01T10:00:00"]}), TimeRules("America/New_York"))
     assert out["value"][0] == _utc(2026, 7, 1, 14)
 
 
@@ -115,7 +127,7 @@ def test_access_rows_are_trimmed_cased_and_checked() -> None:
     assert sorted(problems) == [
         (3, "action", "invalid_choice", "peek"),
         (4, "user_id", "missing_value", ""),
-        (5, "record_id", "missing_record_id", None),
+        (5, "record_id", "missing_record_id", "  "),
     ]
 
 

@@ -43,6 +43,23 @@ class TimeRules:
     ambiguous: str = "reject"
 
 
+@dataclass(frozen=True)
+class ParsedColumn:
+    """How one raw column becomes a typed value: intermediate steps, then value and problem.
+
+    Intermediates are materialised as temporary columns, one ``with_columns`` per step, so the
+    engine computes each (the regex, the time-zone lookups) once rather than once per use.
+    """
+
+    steps: list[list[pl.Expr]]
+    value: pl.Expr
+    problem: pl.Expr
+
+
+def _tmp(name: str, part: str) -> str:
+    return f"__{name}__{part}"
+
+
 def cleaned_text(name: str) -> pl.Expr:
     """Surrounding white space is not part of a value; an empty cell is a null."""
     stripped = pl.col(name).str.strip_chars()
@@ -57,44 +74,55 @@ def _cased(expr: pl.Expr, column: Column) -> pl.Expr:
     return expr
 
 
-def parse_timestamp(name: str, rules: TimeRules) -> tuple[pl.Expr, pl.Expr]:
-    """(UTC instant, problem) for a raw text column; problem is a reason code or null."""
-    text = cleaned_text(name)
-    parts = text.str.extract_groups(_TIMESTAMP_PATTERN)
-    seconds = parts.struct.field("3").fill_null(":00").str.replace(",", ".", literal=True)
+def parse_timestamp(name: str, rules: TimeRules) -> ParsedColumn:
+    """UTC instant and problem (a reason code or null) for a raw text column."""
+    text, parts, naive, offset = (_tmp(name, p) for p in ("text", "parts", "naive", "offset"))
+    earliest, latest = _tmp(name, "earliest"), _tmp(name, "latest")
+    seconds = pl.col(parts).struct.field("3").fill_null(":00").str.replace(",", ".", literal=True)
     local_text = pl.concat_str(
-        [parts.struct.field("1"), pl.lit("T"), parts.struct.field("2"), seconds]
+        [pl.col(parts).struct.field("1"), pl.lit("T"), pl.col(parts).struct.field("2"), seconds]
     )
-    naive = local_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
-    offset = parts.struct.field("4")
-    offset_minutes = _offset_minutes(offset)
-    absolute = (naive - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
-    earliest = naive.dt.replace_time_zone(
-        rules.timezone, ambiguous="earliest", non_existent="null"
-    ).dt.convert_time_zone("UTC")
-    latest = naive.dt.replace_time_zone(
-        rules.timezone, ambiguous="latest", non_existent="null"
-    ).dt.convert_time_zone("UTC")
-    is_ambiguous = earliest != latest
+    steps = [
+        [cleaned_text(name).alias(text)],
+        [pl.col(text).str.extract_groups(_TIMESTAMP_PATTERN).alias(parts)],
+        [
+            local_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False).alias(
+                naive
+            ),
+            pl.col(parts).struct.field("4").alias(offset),
+        ],
+        [
+            pl.col(naive)
+            .dt.replace_time_zone(rules.timezone, ambiguous=choice, non_existent="null")
+            .dt.convert_time_zone("UTC")
+            .alias(column)
+            for choice, column in (("earliest", earliest), ("latest", latest))
+        ],
+    ]
+    is_ambiguous = pl.col(earliest) != pl.col(latest)
+    absolute = (
+        pl.col(naive) - pl.duration(minutes=_offset_minutes(pl.col(offset)))
+    ).dt.replace_time_zone("UTC")
     if rules.ambiguous == "latest":
-        local = latest
+        local = pl.col(latest)
     elif rules.ambiguous == "earliest":
-        local = earliest
+        local = pl.col(earliest)
     else:
-        local = pl.when(is_ambiguous).then(None).otherwise(earliest)
-    value = pl.when(offset.is_not_null()).then(absolute).otherwise(local)
+        local = pl.when(is_ambiguous).then(None).otherwise(pl.col(earliest))
+    value = pl.when(pl.col(offset).is_not_null()).then(absolute).otherwise(local)
+    local_only = pl.col(offset).is_null()
     problem = (
-        pl.when(text.is_null())
+        pl.when(pl.col(text).is_null())
         .then(None)
-        .when(naive.is_null())
+        .when(pl.col(naive).is_null())
         .then(pl.lit("bad_timestamp"))
-        .when(offset.is_null() & earliest.is_null())
+        .when(local_only & pl.col(earliest).is_null())
         .then(pl.lit("nonexistent_local_time"))
-        .when(offset.is_null() & is_ambiguous & pl.lit(rules.ambiguous == "reject"))
+        .when(local_only & is_ambiguous & pl.lit(rules.ambiguous == "reject"))
         .then(pl.lit("ambiguous_local_time"))
         .otherwise(None)
     )
-    return value.cast(UTC_DATETIME), problem
+    return ParsedColumn(steps, value.cast(UTC_DATETIME), problem)
 
 
 def _offset_minutes(offset: pl.Expr) -> pl.Expr:
@@ -106,94 +134,118 @@ def _offset_minutes(offset: pl.Expr) -> pl.Expr:
     return pl.when(is_zulu | offset.is_null()).then(0).otherwise(sign * (hours * 60 + minutes))
 
 
-def parse_column(column: Column, rules: TimeRules) -> tuple[pl.Expr, pl.Expr]:
-    """(typed value, problem) for one spec column, per its kind."""
-    text = cleaned_text(column.name)
+def parse_column(column: Column, rules: TimeRules) -> ParsedColumn:
+    """Typed value and problem for one spec column, per its kind."""
     if column.kind == "timestamp":
-        value, problem = parse_timestamp(column.name, rules)
-    elif column.kind == "date":
+        parsed = parse_timestamp(column.name, rules)
+        value, problem, steps = parsed.value, parsed.problem, parsed.steps
+    else:
+        text_name = _tmp(column.name, "text")
+        steps = [[cleaned_text(column.name).alias(text_name)]]
+        text = pl.col(text_name)
+        value, problem = _simple_value(column, text)
+    if column.required:
+        text = pl.col(_tmp(column.name, "text"))
+        problem = pl.when(text.is_null()).then(pl.lit("missing_value")).otherwise(problem)
+    return ParsedColumn(steps, value, problem.cast(pl.String))
+
+
+def _simple_value(column: Column, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    no_problem = pl.lit(None, dtype=pl.String)
+    if column.kind == "date":
         value = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-        problem = pl.when(text.is_not_null() & value.is_null()).then(pl.lit("bad_date"))
-    elif column.kind == "enum":
+        return value, pl.when(text.is_not_null() & value.is_null()).then(pl.lit("bad_date"))
+    if column.kind == "enum":
         value = _cased(text, column)
-        problem = pl.when(value.is_not_null() & ~value.is_in(list(column.choices))).then(
-            pl.lit("invalid_choice")
-        )
-    elif column.kind == "markers":
-        value = (
+        invalid = value.is_not_null() & ~value.is_in(list(column.choices))
+        return value, pl.when(invalid).then(pl.lit("invalid_choice"))
+    if column.kind == "markers":
+        markers = (
             text.str.to_lowercase()
             .str.split(";")
             .list.eval(pl.element().str.strip_chars().filter(pl.element().str.len_chars() > 0))
         )
-        problem = pl.lit(None, dtype=pl.String)
-    elif column.kind == "id":
-        value = _cased(text, column)
-        problem = pl.lit(None, dtype=pl.String)
-    else:
-        value = pl.when(text.is_not_null()).then(_cased(pl.col(column.name), column))
-        problem = pl.lit(None, dtype=pl.String)
-    if column.required:
-        problem = pl.when(text.is_null()).then(pl.lit("missing_value")).otherwise(problem)
-    return value, problem.cast(pl.String)
+        return markers, no_problem
+    if column.kind == "id":
+        return _cased(text, column), no_problem
+    return pl.when(text.is_not_null()).then(_cased(pl.col(column.name), column)), no_problem
 
 
-def _row_problems(spec: TableSpec) -> list[pl.Expr]:
-    """Table-level rules that span columns, as (column, reason) structs or nulls."""
-    rules: list[pl.Expr] = []
+def apply_parsed(frame: pl.LazyFrame, parsed: list[ParsedColumn]) -> pl.LazyFrame:
+    """Materialise every column's intermediate steps, step by step, across all columns."""
+    depth = max(len(p.steps) for p in parsed)
+    for level in range(depth):
+        exprs = [e for p in parsed if level < len(p.steps) for e in p.steps[level]]
+        frame = frame.with_columns(exprs)
+    return frame
+
+
+def _row_problems(spec: TableSpec) -> dict[str, pl.Expr]:
+    """Table-level rules that span columns: {column label: reason or null}."""
+    rules: dict[str, pl.Expr] = {}
     if spec.exactly_one_of:
         set_count = pl.sum_horizontal(
-            [cleaned_text(c).is_not_null().cast(pl.Int32) for c in spec.exactly_one_of]
+            [pl.col(_tmp(c, "text")).is_not_null().cast(pl.Int32) for c in spec.exactly_one_of]
         )
-        rules.append(
-            pl.when(set_count != 1).then(
-                _problem_struct("/".join(spec.exactly_one_of), "assignee_both_or_neither", None)
-            )
+        rules["/".join(spec.exactly_one_of)] = pl.when(set_count != 1).then(
+            pl.lit("assignee_both_or_neither")
         )
     if spec.record_required_unless is not None:
         column, allowed = spec.record_required_unless
-        rules.append(
-            pl.when(
-                cleaned_text("record_id").is_null()
-                & (cleaned_text(column).str.to_lowercase() != allowed)
-            ).then(_problem_struct("record_id", "missing_record_id", None))
+        missing = pl.col(_tmp("record_id", "text")).is_null() & (
+            pl.col(_tmp(column, "text")).str.to_lowercase() != allowed
         )
+        # Only when the value's own check found nothing, so one cell gets one reason.
+        rules["record_id"] = pl.when(missing).then(pl.lit("missing_record_id"))
     return rules
 
 
-def _problem_struct(column: str, reason: str | pl.Expr, raw: pl.Expr | None) -> pl.Expr:
-    return pl.struct(
-        column=pl.lit(column, dtype=pl.String),
-        reason=reason if isinstance(reason, pl.Expr) else pl.lit(reason, dtype=pl.String),
-        raw_value=raw if raw is not None else pl.lit(None, dtype=pl.String),
-    )
+PROBLEM_PREFIX = "problem."
+RAW_PREFIX = "raw."
 
 
 def normalise(raw: pl.LazyFrame, spec: TableSpec, rules: TimeRules) -> pl.LazyFrame:
-    """Typed spec columns plus ``problems``: a list of {column, reason, raw_value} per row."""
-    values: list[pl.Expr] = []
-    problems: list[pl.Expr] = []
-    for column in spec.columns:
-        value, problem = parse_column(column, rules)
-        values.append(value.alias(column.name))
-        problems.append(
-            pl.when(problem.is_not_null()).then(
-                _problem_struct(column.name, problem, pl.col(column.name))
-            )
-        )
-    problems.extend(_row_problems(spec))
-    problem_list = pl.concat_list(problems).list.drop_nulls().alias("problems")
-    raw_row = pl.struct(spec.column_names).struct.json_encode().alias("raw_row")
+    """Typed spec columns; ``problem.<column>`` (a reason code or null) per check; the raw text
+    as ``raw.<column>`` for rejected-row records; and the raw frame's other columns."""
+    parsed = [parse_column(column, rules) for column in spec.columns]
+    problems = {c.name: p.problem for c, p in zip(spec.columns, parsed, strict=True)}
+    for label, problem in _row_problems(spec).items():
+        problems[label] = problems[label].fill_null(problem) if label in problems else problem
     keep = [c for c in raw.collect_schema().names() if c not in spec.column_index]
-    return raw.select(*values, problem_list, raw_row, *keep)
+    staged = apply_parsed(raw, parsed)
+    return staged.select(
+        *[p.value.alias(c.name) for c, p in zip(spec.columns, parsed, strict=True)],
+        *[problem.cast(pl.String).alias(PROBLEM_PREFIX + k) for k, problem in problems.items()],
+        *[pl.col(c).alias(RAW_PREFIX + c) for c in spec.column_names],
+        *keep,
+    )
 
 
 def split_rejected(normalised: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """(good rows, one rejected-row record per problem)."""
-    good = normalised.filter(pl.col("problems").list.len() == 0).drop("problems", "raw_row")
-    rejected = (
-        normalised.filter(pl.col("problems").list.len() > 0)
-        .select("source_file", "source_line", "raw_row", "problems")
-        .explode("problems")
-        .unnest("problems")
+    """(good rows, one rejected-row record per problem, with the row's raw values as JSON)."""
+    names = normalised.collect_schema().names()
+    problem_columns = [c for c in names if c.startswith(PROBLEM_PREFIX)]
+    raw_columns = [c for c in names if c.startswith(RAW_PREFIX)]
+    has_problem = pl.any_horizontal([pl.col(c).is_not_null() for c in problem_columns])
+    good = normalised.filter(~has_problem).drop(*problem_columns, *raw_columns)
+    bad = normalised.filter(has_problem).with_columns(
+        pl.struct([pl.col(c).alias(c.removeprefix(RAW_PREFIX)) for c in raw_columns])
+        .struct.json_encode()
+        .alias("raw_row")
+    )
+    index = ["source_file", "source_line"]
+    reasons = (
+        bad.select(*index, "raw_row", *problem_columns)
+        .unpivot(index=[*index, "raw_row"], variable_name="column", value_name="reason")
+        .filter(pl.col("reason").is_not_null())
+        .with_columns(pl.col("column").str.strip_prefix(PROBLEM_PREFIX))
+    )
+    raw_values = (
+        bad.select(*index, *raw_columns)
+        .unpivot(index=index, variable_name="column", value_name="raw_value")
+        .with_columns(pl.col("column").str.strip_prefix(RAW_PREFIX))
+    )
+    rejected = reasons.join(raw_values, on=[*index, "column"], how="left").select(
+        *index, "raw_row", "column", "reason", "raw_value"
     )
     return good, rejected
