@@ -49,7 +49,7 @@ test-all: lint browser ## Lint, then every test including the slow ones
 demo: venv ## Generate a synthetic force, ingest it, show the flags
 	rm -rf $(DEMO)
 	$(BIN)/access-audit generate $(DEMO)/drops --staff $(STAFF) --days $(DAYS) --seed $(SEED)
-	$(BIN)/access-audit --home $(DEMO)/home ingest $(DEMO)/drops/*/
+	$(BIN)/access-audit --home $(DEMO)/home ingest --no-progress $(DEMO)/drops/*/
 	$(BIN)/access-audit --home $(DEMO)/home status
 
 bench: venv ## Run the benchmark scripts (not tests; they print timings)

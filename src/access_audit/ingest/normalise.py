@@ -93,10 +93,13 @@ def parse_timestamp(name: str, rules: TimeRules) -> ParsedColumn:
         ],
         [
             pl.col(naive)
-            .dt.replace_time_zone(rules.timezone, ambiguous=choice, non_existent="null")
+            .dt.replace_time_zone(rules.timezone, ambiguous="earliest", non_existent="null")
             .dt.convert_time_zone("UTC")
-            .alias(column)
-            for choice, column in (("earliest", earliest), ("latest", latest))
+            .alias(earliest),
+            pl.col(naive)
+            .dt.replace_time_zone(rules.timezone, ambiguous="latest", non_existent="null")
+            .dt.convert_time_zone("UTC")
+            .alias(latest),
         ],
     ]
     is_ambiguous = pl.col(earliest) != pl.col(latest)

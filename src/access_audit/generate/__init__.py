@@ -1,0 +1,97 @@
+"""`access-audit generate`: a synthetic force in the export-bundle format, with planted misuse.
+
+`generate_force` builds the force in memory (`force.py`), plants the misuse scenarios
+(`scenarios.py`), and writes one drop per day plus `truth.csv` (`write.py`). The same seed gives the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from access_audit.errors import AccessAuditError
+
+DEFAULT_START = date(2026, 10, 12)
+MIN_STAFF = 40
+
+FileFormat = Literal["csv", "parquet", "jsonl"]
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    out: Path
+    drops: list[Path]
+    truth_path: Path
+    rows: dict[str, int]
+    episodes: int
+    seconds: float
+
+
+def generate_force(
+    out: Path,
+    *,
+    staff: int,
+    days: int,
+    seed: int,
+    start: date | None = None,
+    file_format: FileFormat = "csv",
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerateResult:
+    """Generate `days` daily drops for a force of `staff` people into `out`."""
+    from access_audit.generate import force as f
+    from access_audit.generate import scenarios, write
+
+    if staff < MIN_STAFF:
+        raise AccessAuditError(f"--staff must be at least {MIN_STAFF} to staff every role")
+    if days < 3:
+        raise AccessAuditError("--days must be at least 3 so that follow-up lookups fit")
+    if out.exists() and any(out.iterdir()):
+        raise AccessAuditError(f"{out} is not empty; choose a new folder for the synthetic force")
+    began = time.perf_counter()
+    force = f.Force(start=start or DEFAULT_START, days=days, rng=np.random.default_rng(seed))
+    force.associations = pl.DataFrame(schema=write.ASSOCIATION_SCHEMA)
+    steps: list[Callable[[], object]] = [
+        lambda: f.build_persons(force, f.build_staff(force, staff)),
+        lambda: f.build_history(force),
+        lambda: f.build_shifts(force),
+        lambda: f.build_new_incidents(force),
+        lambda: f.build_case_work(force),
+        lambda: f.build_desk_calls(force),
+        lambda: f.build_routine(force),
+        lambda: f.build_training(force),
+        lambda: scenarios.plant(force),
+        lambda: f.finish_markers(force),
+    ]
+    total = len(steps) + days
+    episodes = 0
+    for done, step in enumerate(steps, start=1):
+        result = step()
+        if isinstance(result, int):
+            episodes = result
+        if progress:
+            progress(done, total)
+    drops, truth_path, rows = write.write_force(
+        force,
+        out,
+        file_format,
+        progress=(lambda day: progress(len(steps) + day, total)) if progress else None,
+    )
+    return GenerateResult(
+        out=out,
+        drops=drops,
+        truth_path=truth_path,
+        rows=rows,
+        episodes=episodes,
+        seconds=time.perf_counter() - began,
+    )
+
+
+__all__ = ["DEFAULT_START", "GenerateResult", "generate_force"]
