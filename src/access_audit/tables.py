@@ -108,6 +108,78 @@ REJECTED_ROWS = StoredTable(
     description="Rows that could not be used: file, line, column, reason and the raw values.",
 )
 
+REASON = pl.Struct({"code": pl.String(), "text": pl.String(), "weight": pl.Float64()})
+
+EXPLANATIONS = StoredTable(
+    "explanations",
+    lambda: pl.Schema(
+        {
+            "system": pl.String(),
+            "event_id": pl.String(),
+            "kind": pl.String(),
+            "via": pl.String(),
+            "detail": pl.String(),
+            "valid_from": UTC_DATETIME,
+            "valid_to": UTC_DATETIME,
+        }
+    ),
+    partition_by="day",
+    partition_dtype=pl.Date(),
+    description="Every path that makes an access legitimate: kind, via what, and its window.",
+)
+
+INDICATORS = StoredTable(
+    "indicators",
+    lambda: pl.Schema(
+        {
+            "system": pl.String(),
+            "event_id": pl.String(),
+            "code": pl.String(),
+            "points": pl.Float64(),
+            "evidence": pl.String(),
+        }
+    ),
+    partition_by="day",
+    partition_dtype=pl.Date(),
+    description="Risk indicators on each access, explained or not, with their evidence.",
+)
+
+FLAGS = StoredTable(
+    "flags",
+    lambda: pl.Schema(
+        {
+            "flag_id": pl.String(),
+            "kind": pl.String(),
+            "user_id": pl.String(),
+            "subject_type": pl.String(),
+            "subject_id": pl.String(),
+            "person_id": pl.String(),
+            "first_access_at": UTC_DATETIME,
+            "last_access_at": UTC_DATETIME,
+            "score": pl.Float64(),
+            "rule_score": pl.Float64(),
+            "points": pl.Float64(),
+            "alert": pl.Boolean(),
+            "reasons": pl.List(REASON),
+            "event_count": pl.Int64(),
+            "unexplained_count": pl.Int64(),
+            "model_version": pl.String(),
+            "note": pl.String(),
+        }
+    ),
+    partition_by="day",
+    partition_dtype=pl.Date(),
+    description="Scored episodes (a user and a subject on a day) and user-level pattern flags.",
+)
+
+FLAG_EVENTS = StoredTable(
+    "flag_events",
+    lambda: pl.Schema({"flag_id": pl.String(), "system": pl.String(), "event_id": pl.String()}),
+    partition_by="day",
+    partition_dtype=pl.Date(),
+    description="The accesses each flag holds.",
+)
+
 _REGISTRY: dict[str, StoredTable] = {}
 
 
@@ -120,6 +192,8 @@ for _spec in TABLES:
     register(_export_table(_spec))
 register(LOADED_FILES)
 register(REJECTED_ROWS)
+for _table in (EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS):
+    register(_table)
 
 
 def stored_table(name: str) -> StoredTable:

@@ -1,0 +1,171 @@
+"""`access-audit evaluate --truth truth.csv`: how well the flags find planted misuse.
+
+Flags are ranked per day by score (the review queue an analyst works through). A flag *holds* an
+episode when it contains any of the episode's events; an episode is *caught* when a flag within the
+day's budget of K holds it. An access counts as flagged when it is in an alert flag (score at or
+above the alert threshold). R-precision for a day is the precision of its top R flags, R being the
+number of planted episodes with accesses that day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from access_audit.errors import AccessAuditError
+
+TRUTH_COLUMNS = ("episode_id", "scenario", "user_id", "person_id", "system", "event_id")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    budget: int
+    threshold: float
+    per_day: pl.DataFrame
+    per_scenario: pl.DataFrame
+    pc_b: pl.DataFrame
+    overall: dict[str, float | int | None]
+
+
+def read_truth(path: Path) -> pl.DataFrame:
+    if not path.exists():
+        raise AccessAuditError(f"{path}: no such truth file")
+    truth = pl.read_csv(path, infer_schema=False)
+    missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
+    if missing:
+        raise AccessAuditError(f"{path}: truth file lacks column(s) {', '.join(missing)}")
+    return truth.select(TRUTH_COLUMNS)
+
+
+def _auc(labels: pl.Series, scores: pl.Series) -> float | None:
+    if labels.n_unique() < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels.to_numpy(), scores.to_numpy()))
+
+
+def evaluate(
+    flags: pl.DataFrame,
+    flag_events: pl.DataFrame,
+    events: pl.DataFrame,
+    truth: pl.DataFrame,
+    budget: int = 20,
+    threshold: float = 60.0,
+    score_column: str = "score",
+) -> Evaluation:
+    """Compare ranked daily flags with the planted truth. `events` is (system, event_id, day) of
+    every access in the evaluated days."""
+    days = events.select(pl.col("day").unique()).to_series()
+    truth = truth.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
+    flags = flags.filter(pl.col("day").is_in(days.implode()))
+    ranked = flags.sort(
+        ["day", score_column, "flag_id"], descending=[False, True, False]
+    ).with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
+    holds = (
+        flag_events.join(truth.select("system", "event_id", "episode_id", "scenario"),
+                         on=["system", "event_id"])
+        .select("flag_id", "episode_id", "scenario")
+        .unique()
+    )
+    positive = holds.select("flag_id").unique().with_columns(positive=pl.lit(True))
+    ranked = ranked.join(positive, on="flag_id", how="left").with_columns(
+        pl.col("positive").fill_null(False)
+    )
+    active = truth.group_by("day").agg(r=pl.col("episode_id").n_unique())
+    per_day = (
+        ranked.group_by("day")
+        .agg(
+            flags=pl.len(),
+            alerts=pl.col(score_column).ge(threshold).sum(),
+            top_k_positive=pl.col("positive").filter(pl.col("rank") <= budget).sum(),
+            top_k=pl.col("rank").le(budget).sum(),
+        )
+        .join(active, on="day", how="full", coalesce=True)
+        .with_columns(pl.col("r").fill_null(0), pl.col("flags").fill_null(0))
+        .with_columns(
+            precision_at_k=pl.when(pl.col("top_k") > 0).then(
+                pl.col("top_k_positive") / pl.col("top_k")
+            ),
+        )
+    )
+    # R-precision needs each day's own R: count positives with rank <= R.
+    r_precision = (
+        ranked.join(active, on="day", how="inner")
+        .group_by("day")
+        .agg(hits=(pl.col("positive") & (pl.col("rank") <= pl.col("r"))).sum(), r=pl.col("r").first())
+        .select("day", r_precision=pl.col("hits") / pl.col("r"))
+    )
+    per_day = (
+        per_day
+        .join(r_precision, on="day", how="left")
+        .with_columns(
+            pl.when(pl.col("r") > 0).then(pl.col("r_precision").fill_null(0.0)).alias("r_precision")
+        )
+        .sort("day")
+    )
+    caught_ranks = (
+        holds.join(ranked.select("flag_id", "day", "rank", score_column), on="flag_id")
+        .group_by("episode_id", "scenario")
+        .agg(best_rank=pl.col("rank").min(), best_score=pl.col(score_column).max())
+    )
+    episodes = truth.select("episode_id", "scenario").unique().join(
+        caught_ranks, on=["episode_id", "scenario"], how="left"
+    ).with_columns(caught=pl.col("best_rank").le(budget).fill_null(False))
+    per_scenario = (
+        episodes.group_by("scenario")
+        .agg(
+            episodes=pl.len(),
+            caught=pl.col("caught").sum(),
+            median_best_rank=pl.col("best_rank").median(),
+        )
+        .with_columns(share_caught=pl.col("caught") / pl.col("episodes"))
+        .sort("scenario")
+    )
+    pc_b = (
+        truth.filter(pl.col("scenario") == "pc_b")
+        .join(holds.select("flag_id", "episode_id"), on="episode_id")
+        .join(ranked.select("flag_id", "day", "rank", score_column), on="flag_id")
+        .group_by("episode_id")
+        .agg(pl.all().sort_by("rank").first())
+        .select("episode_id", "day", "rank", score_column, "flag_id")
+        .sort("episode_id")
+    )
+    pc_b = (
+        truth.filter(pl.col("scenario") == "pc_b").select("episode_id").unique()
+        .join(pc_b, on="episode_id", how="left").sort("episode_id")
+    )
+    alert_events = (
+        flag_events.join(flags.filter(pl.col(score_column) >= threshold).select("flag_id"),
+                         on="flag_id")
+        .select("system", "event_id")
+        .unique()
+    )
+    legit = events.join(truth.select("system", "event_id"), on=["system", "event_id"], how="anti")
+    legit_flagged = legit.join(alert_events, on=["system", "event_id"], how="semi").height
+    with_truth_days = per_day.filter(pl.col("r") > 0)
+    overall: dict[str, float | int | None] = {
+        "days": per_day.height,
+        "flags": flags.height,
+        "alerts": int(flags.filter(pl.col(score_column) >= threshold).height),
+        "episodes": episodes.height,
+        "caught_within_budget": int(episodes["caught"].sum()),
+        "share_caught_within_budget": float(episodes["caught"].mean() or 0.0),
+        "mean_precision_at_k": _mean(per_day["precision_at_k"]),
+        "mean_r_precision": _mean(with_truth_days["r_precision"]),
+        "episode_roc_auc": _auc(ranked["positive"], ranked[score_column]),
+        "legitimate_accesses": legit.height,
+        "legitimate_accesses_flagged": legit_flagged,
+        "share_legitimate_flagged": legit_flagged / legit.height if legit.height else None,
+        "pc_b_episodes": pc_b.height,
+        "pc_b_worst_rank": int(pc_b["rank"].max()) if pc_b["rank"].null_count() == 0
+        and pc_b.height else None,
+    }
+    return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall)
+
+
+def _mean(series: pl.Series) -> float | None:
+    values = series.drop_nulls()
+    return float(values.mean()) if len(values) else None  # type: ignore[arg-type]

@@ -1,0 +1,156 @@
+"""Explain, score and flag: the stage after ingest.
+
+`score_days` reads the stores (any `scan` function: a generation or a transaction's staging
+folder), explains the accesses of the target days, computes their indicators against the look-back
+history, and returns the four outputs as DataFrames — I/O stays with the caller, which replaces the
+target days' partitions in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import polars as pl
+
+from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
+from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
+from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
+from access_audit.score.patterns import patterns
+from access_audit.score.rules import Rules, load_rules
+
+Scan = Callable[[str], pl.LazyFrame]
+EVENT_COLUMNS = [
+    "system", "event_id", "user_id", "occurred_at", "action", "record_type", "record_id",
+    "justification", "day",
+]
+
+
+@dataclass
+class Scored:
+    days: list[date]
+    explanations: pl.DataFrame
+    indicators: pl.DataFrame
+    flags: pl.DataFrame
+    flag_events: pl.DataFrame
+    coverage: pl.DataFrame
+    events: int = 0
+    seconds: float = 0.0
+    cleared: list[str] = field(default_factory=list)
+
+
+def _inputs(scan: Scan, events: pl.LazyFrame) -> Inputs:
+    return Inputs(
+        events=events,
+        staff=scan("staff"),
+        persons=scan("persons"),
+        incidents=scan("incidents"),
+        incident_persons=scan("incident_persons"),
+        assignments=scan("assignments"),
+        calls=scan("calls"),
+        shifts=scan("shifts"),
+        associations=scan("associations"),
+        training=scan("training"),
+    )
+
+
+def coverage(context: pl.DataFrame, days: Sequence[date], staff: pl.LazyFrame) -> pl.DataFrame:
+    """Share of accesses explained: overall, for first accesses (a user's first access to a
+    subject in the look-back), and by role."""
+    with_first = (
+        context.filter(pl.col("record_id").is_not_null())
+        .sort("occurred_at")
+        .with_columns(first=pl.int_range(pl.len()).over("user_id", "record_type", "record_id") == 0)
+        .filter(pl.col("day").is_in(list(days)))
+        .join(staff.select("user_id", "role").collect(), on="user_id", how="left")
+    )
+
+    def share(frame: pl.DataFrame, scope: str, group: str) -> pl.DataFrame:
+        return frame.select(
+            scope=pl.lit(scope),
+            group=pl.lit(group),
+            accesses=pl.len(),
+            explained=pl.col("explained").sum(),
+            share=pl.col("explained").mean(),
+        )
+
+    by_role = (
+        with_first.group_by("role")
+        .agg(accesses=pl.len(), explained=pl.col("explained").sum(), share=pl.col("explained").mean())
+        .select(scope=pl.lit("role"), group=pl.col("role").fill_null("(unknown)"),
+                accesses="accesses", explained="explained", share="share")
+        .sort("group")
+    )
+    return pl.concat(
+        [
+            share(with_first, "overall", "all accesses"),
+            share(with_first.filter("first"), "first", "first accesses"),
+            by_role,
+        ],
+        how="vertical_relaxed",
+    )
+
+
+def score_days(
+    scan: Scan,
+    days: Sequence[date],
+    rules: Rules | None = None,
+) -> Scored:
+    """Explain and score the accesses of `days` against the stores `scan` reads."""
+    started = time.perf_counter()
+    rules = rules or load_rules()
+    days = sorted(set(days))
+    if not days:
+        empty = Scored([], pl.DataFrame(schema=EXPLANATION_SCHEMA), pl.DataFrame(schema=INDICATOR_SCHEMA),
+                       pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
+                       pl.DataFrame())
+        return empty
+    first_context = days[0] - timedelta(days=rules.lookback_days)
+    context_lazy = (
+        scan("access_events")
+        .filter(pl.col("day").is_between(first_context, days[-1]))
+        .select(EVENT_COLUMNS)
+    )
+    context_events = context_lazy.collect()
+    in_targets = pl.col("day").is_in(days)
+    inputs = _inputs(scan, context_events.lazy())
+    targets = context_events.lazy().filter(in_targets)
+    new_explanations = explain(inputs, rules, targets).collect()
+    prior = (
+        scan("explanations")
+        .filter(pl.col("day").is_between(first_context, days[-1]) & ~in_targets)
+        .select("system", "event_id")
+    )
+    explained_keys = pl.concat(
+        [new_explanations.lazy().select("system", "event_id"), prior]
+    ).unique().with_columns(explained=pl.lit(True))
+    context = (
+        context_events.lazy()
+        .join(explained_keys, on=["system", "event_id"], how="left")
+        .with_columns(pl.col("explained").fill_null(False))
+        .collect()
+    )
+    targets = context.lazy().filter(in_targets)
+    found = indicators(inputs, rules, targets, context.lazy()).collect()
+    flag_frame, flag_events = episodes(targets, found.lazy(), rules)
+    pattern_flags, pattern_events = patterns(
+        targets, context.lazy(), inputs.persons, inputs.staff, rules
+    )
+    flags = pl.concat([flag_frame.collect().cast(FLAG_SCHEMA), pattern_flags])
+    events = pl.concat([flag_events.collect().cast(FLAG_EVENT_SCHEMA), pattern_events])
+    day_of = context.select("system", "event_id", "day")
+    return Scored(
+        days=days,
+        explanations=new_explanations.join(day_of, on=["system", "event_id"]),
+        indicators=found.join(day_of, on=["system", "event_id"]),
+        flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
+        flag_events=events,
+        coverage=coverage(context, days, inputs.staff),
+        events=context.filter(in_targets).height,
+        seconds=time.perf_counter() - started,
+    )
+
+
+__all__ = ["Scored", "load_rules", "score_days"]

@@ -1,0 +1,101 @@
+"""Flags, not rows: a user's accesses to one subject on one day become one scored, explained episode.
+
+An episode is reviewable when one of its accesses carries a *trigger* indicator (unexplained, own
+record, declared association, a justification that does not fit, explained-but-excessive); the
+other indicators add to it. Points add up per indicator (the strongest instance of each), the score
+is 100 * (1 - exp(-points / scale)), and every reason carries its share of the points.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from access_audit.score.rules import Rules, fmt, render
+from access_audit.tables import FLAG_EVENTS, FLAGS
+
+FLAG_SCHEMA = FLAGS.full_schema()
+FLAG_EVENT_SCHEMA = FLAG_EVENTS.full_schema()
+GROUP = ["user_id", "record_type", "record_id", "day"]
+RULES_VERSION = "rules-1"
+
+
+def score_from_points(points: pl.Expr, scale: float) -> pl.Expr:
+    return (100 * (1 - (-points / scale).exp())).round(1)
+
+
+def flag_id(day: pl.Expr, user: pl.Expr, subject: pl.Expr) -> pl.Expr:
+    return fmt("F{}-{}-{}", day.dt.strftime("%Y%m%d"), user, subject)
+
+
+def reason_text(rules: Rules) -> pl.Expr:
+    """Each indicator's sentence from rules.toml, filled with its evidence."""
+    expression: pl.Expr = pl.lit(None, dtype=pl.String)
+    for code, indicator in reversed(list(rules.indicators.items())):
+        text = render(indicator.text, evidence=pl.col("evidence").fill_null(""))
+        expression = pl.when(pl.col("code") == code).then(text).otherwise(expression)
+    return expression
+
+
+def episodes(
+    targets: pl.LazyFrame, indicators: pl.LazyFrame, rules: Rules
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Daily (user, subject) episodes with a trigger, scored; and which events each holds."""
+    triggers = [code for code, ind in rules.indicators.items() if ind.trigger]
+    keyed = indicators.join(
+        targets.select("system", "event_id", *GROUP), on=["system", "event_id"]
+    )
+    per_code = (
+        keyed.sort("points", descending=True)
+        .group_by(*GROUP, "code")
+        .agg(pl.col("points").first(), pl.col("evidence").first())
+    )
+    triggered = per_code.filter(pl.col("code").is_in(triggers)).select(GROUP).unique()
+    reasons = (
+        per_code.join(triggered, on=GROUP)
+        .with_columns(text=reason_text(rules))
+        .with_columns(total=pl.col("points").sum().over(GROUP))
+        .sort("points", descending=True)
+        .group_by(GROUP)
+        .agg(
+            points=pl.col("points").sum(),
+            reasons=pl.struct(
+                "code", "text", weight=(pl.col("points") / pl.col("total")).round(3)
+            ),
+        )
+    )
+    activity = (
+        targets.join(triggered, on=GROUP)
+        .group_by(GROUP)
+        .agg(
+            first_access_at=pl.col("occurred_at").min(),
+            last_access_at=pl.col("occurred_at").max(),
+            event_count=pl.len(),
+            unexplained_count=(~pl.col("explained")).sum().cast(pl.Int64),
+        )
+    )
+    identity = flag_id(pl.col("day"), pl.col("user_id"), pl.col("record_id"))
+    score = score_from_points(pl.col("points"), rules.scale)
+    flags = reasons.join(activity, on=GROUP).select(
+        flag_id=identity,
+        kind=pl.lit("episode"),
+        user_id="user_id",
+        subject_type="record_type",
+        subject_id="record_id",
+        person_id=pl.when(pl.col("record_type") == "person").then("record_id"),
+        first_access_at="first_access_at",
+        last_access_at="last_access_at",
+        score=score,
+        rule_score=score,
+        points="points",
+        alert=score >= rules.alert_threshold,
+        reasons="reasons",
+        event_count="event_count",
+        unexplained_count="unexplained_count",
+        model_version=pl.lit(RULES_VERSION),
+        note=pl.lit(None, dtype=pl.String),
+        day="day",
+    )
+    events = targets.join(triggered, on=GROUP).select(
+        flag_id=identity, system="system", event_id="event_id", day="day"
+    )
+    return flags, events

@@ -1,0 +1,388 @@
+"""Risk indicators on every access, explained or not, each with the evidence an analyst reads.
+
+One function per indicator, each a lazy transform returning (system, event_id, code, points,
+evidence); `indicators` stacks the ones the rules enable. `targets` are the accesses being scored;
+`context` is the look-back history (targets included) with an `explained` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import polars as pl
+
+from access_audit.score.explain import Inputs, cited_incidents
+from access_audit.score.rules import Indicator, Rules, fmt
+from access_audit.tables import INDICATORS
+
+INDICATOR_SCHEMA = INDICATORS.schema()
+VICTIM_MARKERS = ["domestic_abuse_victim", "sexual_offence_victim"]
+VULNERABLE_MARKERS = ["vulnerable_adult", "child"]
+
+Builder = Callable[["Frame", Indicator], pl.LazyFrame]
+
+
+class Frame:
+    """What the indicator functions share: inputs, rules, target and context accesses."""
+
+    def __init__(self, inputs: Inputs, rules: Rules, targets: pl.LazyFrame, context: pl.LazyFrame):
+        self.inputs = inputs
+        self.rules = rules
+        self.targets = targets
+        self.context = context
+        self.people = targets.filter(pl.col("record_type") == "person")
+        self.unexplained_people = self.people.filter(~pl.col("explained"))
+
+
+def _out(frame: pl.LazyFrame, indicator: Indicator, evidence: pl.Expr | None = None,
+         points: pl.Expr | None = None) -> pl.LazyFrame:
+    return frame.select(
+        "system",
+        "event_id",
+        code=pl.lit(indicator.name),
+        points=(points if points is not None else pl.lit(indicator.weight)).cast(pl.Float64),
+        evidence=(evidence if evidence is not None else pl.lit(None)).cast(pl.String),
+    )
+
+
+def _gap(delta: pl.Expr) -> pl.Expr:
+    """A duration in words: '20 minutes', '5 hours', '3 days'."""
+    minutes = delta.dt.total_minutes()
+    return (
+        pl.when(minutes < 120)
+        .then(fmt("{} minutes", minutes))
+        .when(minutes < 48 * 60)
+        .then(fmt("{} hours", minutes // 60))
+        .otherwise(fmt("{} days", minutes // 1440))
+    )
+
+
+def _readable_markers(markers: pl.Expr) -> pl.Expr:
+    return markers.list.join(" and ").str.replace_all("_", " ").str.replace_all(
+        "abuse victim", "abuse victim"
+    )
+
+
+def _with_markers(f: Frame, wanted: list[str]) -> pl.LazyFrame:
+    persons = f.inputs.persons.select(
+        record_id="person_id",
+        hits=pl.col("markers").list.eval(pl.element().filter(pl.element().is_in(wanted))),
+    ).filter(pl.col("hits").list.len() > 0)
+    return f.people.join(persons, on="record_id")
+
+
+def victim_subject(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    return _out(_with_markers(f, VICTIM_MARKERS), ind, _readable_markers(pl.col("hits")))
+
+
+def vulnerable_subject(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    hits = _with_markers(f, VULNERABLE_MARKERS)
+    return _out(hits, ind, _readable_markers(pl.col("hits")))
+
+
+def public_figure(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    return _out(_with_markers(f, ["public_figure"]), ind)
+
+
+def unexplained(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    return _out(f.targets.filter(pl.col("record_id").is_not_null()), ind)
+
+
+def contact_details(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    return _out(f.targets.filter(pl.col("action") == "view_contact"), ind)
+
+
+def print_export(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    return _out(f.targets.filter(pl.col("action").is_in(["print", "export"])), ind)
+
+
+def met_on_duty(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """The user met the subject through work that has ended: a call, or an assignment."""
+    call_grace = max((k.grace_after_hours for k in f.rules.explanation("call")), default=0.0)
+    assign_grace = max(
+        (k.grace_after_hours for k in f.rules.explanation("user_assignment")), default=0.0
+    )
+    events = f.unexplained_people.select("system", "event_id", "user_id", "record_id", "occurred_at")
+    calls = f.inputs.calls.filter(pl.col("person_id").is_not_null()).select(
+        "user_id", record_id="person_id", ended="ended_at", via="call_id",
+        what=pl.lit("call"),
+    )
+    assignments = (
+        f.inputs.assignments.filter(
+            pl.col("user_id").is_not_null() & pl.col("assigned_to").is_not_null()
+        )
+        .join(f.inputs.incident_persons.select("incident_id", "person_id"), on="incident_id")
+        .select("user_id", record_id="person_id", ended="assigned_to", via="incident_id",
+                what=pl.lit("assignment"))
+    )
+    call_days = timedelta(days=ind.param("call_days"))
+    assignment_days = timedelta(days=ind.param("assignment_days"))
+    t, ended = pl.col("occurred_at"), pl.col("ended")
+    matched = pl.concat(
+        [
+            events.join(calls, on=["user_id", "record_id"]).filter(
+                (ended < t - timedelta(hours=call_grace)) & (ended > t - call_days)
+            ),
+            events.join(assignments, on=["user_id", "record_id"]).filter(
+                (ended < t - timedelta(hours=assign_grace)) & (ended > t - assignment_days)
+            ),
+        ]
+    )
+    latest = matched.sort("ended").group_by("system", "event_id").last()
+    evidence = pl.when(pl.col("what") == "call").then(
+        fmt("{} after their call with the subject ({}) ended", _gap(t - ended), "via")
+    ).otherwise(
+        fmt("{} after their assignment to {}, which links the subject, ended",
+                  _gap(t - ended), "via")
+    )
+    return _out(latest, ind, evidence)
+
+
+def dormant_incident(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """The subject's incidents are all closed, the latest long ago."""
+    activity = (
+        f.inputs.incident_persons.select("incident_id", "person_id")
+        .join(f.inputs.incidents.select("incident_id", "opened_at", "closed_at"), on="incident_id")
+        .with_columns(last=pl.coalesce("closed_at", "opened_at"), open=pl.col("closed_at").is_null())
+        .sort("last")
+        .group_by("person_id")
+        .agg(
+            pl.col("incident_id").last(),
+            pl.col("last").last(),
+            pl.col("closed_at").last(),
+            any_open=pl.col("open").any(),
+        )
+        .filter(~pl.col("any_open"))
+        .select(record_id="person_id", incident="incident_id", last="last")
+    )
+    dormant = timedelta(days=ind.param("dormant_days"))
+    hits = f.unexplained_people.join(activity, on="record_id").filter(
+        pl.col("last") < pl.col("occurred_at") - dormant
+    )
+    return _out(hits, ind, fmt("{} closed in {}", "incident", pl.col("last").dt.year()))
+
+
+def _staff_person(f: Frame) -> pl.LazyFrame:
+    return f.people.join(
+        f.inputs.staff.select(
+            "user_id", own_person="person_id", own_surname="surname", own_postcode="postcode"
+        ),
+        on="user_id",
+        how="left",
+    )
+
+
+def self_lookup(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    return _out(_staff_person(f).filter(pl.col("own_person") == pl.col("record_id")), ind)
+
+
+def declared_association(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    declared = f.inputs.associations.select("user_id", "relationship", record_id="person_id")
+    hits = f.people.join(declared, on=["user_id", "record_id"])
+    return _out(hits, ind, pl.col("relationship").str.replace_all("_", " "))
+
+
+def same_surname(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """Weighted by rarity: sharing 'Smith' says little, sharing a rare name says a lot."""
+    persons = f.inputs.persons.select(
+        record_id="person_id", surname=pl.col("surname").str.to_lowercase()
+    )
+    counts = persons.group_by("surname").agg(holders=pl.len())
+    common, rare = float(ind.param("common_count")), float(ind.param("rare_count"))
+    import math
+
+    rarity = (
+        (math.log(common) - pl.col("holders").cast(pl.Float64).log())
+        / (math.log(common) - math.log(rare))
+    ).clip(0.0, 1.0)
+    hits = (
+        _staff_person(f)
+        .filter(~pl.col("explained"))
+        .join(persons, on="record_id")
+        .filter(pl.col("surname") == pl.col("own_surname").str.to_lowercase())
+        .join(counts, on="surname")
+        .with_columns(rarity=rarity)
+        .filter(pl.col("rarity") > 0)
+    )
+    return _out(
+        hits,
+        ind,
+        fmt("a surname held by {} people on the system", "holders"),
+        pl.lit(ind.weight) * pl.col("rarity"),
+    )
+
+
+def same_postcode(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    persons = f.inputs.persons.select(record_id="person_id", postcode="postcode")
+    hits = (
+        _staff_person(f)
+        .join(persons, on="record_id")
+        .filter(
+            pl.col("postcode").str.replace_all(" ", "").str.to_uppercase()
+            == pl.col("own_postcode").str.replace_all(" ", "").str.to_uppercase()
+        )
+    )
+    return _out(hits, ind)
+
+
+def colleague(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    colleagues = f.inputs.staff.filter(pl.col("person_id").is_not_null()).select(
+        record_id="person_id", colleague="user_id"
+    )
+    hits = f.people.join(colleagues, on="record_id").filter(
+        pl.col("colleague") != pl.col("user_id")
+    )
+    return _out(hits, ind, fmt("staff {}", "colleague"))
+
+
+def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """Many users with no explanation looked the subject up within two days."""
+    daily = (
+        f.context.filter((pl.col("record_type") == "person") & ~pl.col("explained"))
+        .select("record_id", "day", "user_id")
+        .unique()
+    )
+    two_days = pl.concat(
+        [daily, daily.with_columns(day=pl.col("day") + pl.duration(days=1))]
+    ).group_by("record_id", "day").agg(users=pl.col("user_id").n_unique())
+    hits = f.unexplained_people.join(two_days, on=["record_id", "day"]).filter(
+        pl.col("users") >= ind.param("min_users")
+    )
+    return _out(hits, ind, pl.col("users").cast(pl.String))
+
+
+def repeated(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """The same user, the same subject, no explanation, on several days up to this one."""
+    days = (
+        f.context.filter((pl.col("record_type") == "person") & ~pl.col("explained"))
+        .select("user_id", "record_id", "day")
+        .unique()
+        .sort("day")
+        .with_columns(n_days=pl.int_range(1, pl.len() + 1).over("user_id", "record_id"))
+    )
+    hits = f.unexplained_people.join(days, on=["user_id", "record_id", "day"]).filter(
+        pl.col("n_days") >= ind.param("min_days")
+    )
+    return _out(hits, ind, pl.col("n_days").cast(pl.String))
+
+
+def off_shift(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """Outside the user's rostered shift (only for users the rota covers)."""
+    grace = timedelta(hours=ind.param("grace_hours"))
+    shifts = f.inputs.shifts.select("user_id", "starts_at", "ends_at").sort("starts_at")
+    rostered = shifts.select("user_id").unique()
+    events = (
+        f.targets.filter(~pl.col("explained") & pl.col("record_id").is_not_null())
+        .join(rostered, on="user_id")
+        .with_columns(probe=pl.col("occurred_at") + grace)
+        .sort("probe")
+    )
+    joined = events.join_asof(
+        shifts, left_on="probe", right_on="starts_at", by="user_id", check_sortedness=False
+    )
+    hits = joined.filter(
+        pl.col("ends_at").is_null() | (pl.col("occurred_at") > pl.col("ends_at") + grace)
+    )
+    return _out(hits, ind)
+
+
+def cited_unlinked(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """The justification cites an incident that does not link the record (or does not exist)."""
+    pattern = next((k.pattern for k in f.rules.explanation("justification") if k.pattern), None)
+    if pattern is None:
+        return pl.LazyFrame(schema=INDICATOR_SCHEMA)
+    cited = cited_incidents(f.targets, pattern)
+    events = f.targets.select("system", "event_id", "record_type", "record_id")
+    links = pl.concat(
+        [
+            f.inputs.incident_persons.select(
+                cited="incident_id", record_type=pl.lit("person"), record_id="person_id"
+            ),
+            f.inputs.incidents.select(
+                cited="incident_id", record_type=pl.lit("incident"), record_id="incident_id"
+            ),
+        ]
+    )
+    per_event = cited.join(events, on=["system", "event_id"])
+    linked = per_event.join(links, on=["cited", "record_type", "record_id"], how="semi")
+    unlinked = per_event.join(linked.select("system", "event_id"), on=["system", "event_id"],
+                              how="anti")
+    grouped = unlinked.group_by("system", "event_id").agg(
+        cited=pl.col("cited").sort().str.join(", ")
+    )
+    return _out(grouped, ind, pl.col("cited"))
+
+
+def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """Explained, but far more contact-detail views of one subject than role peers need."""
+    roles = f.inputs.staff.select("user_id", "role")
+    pairs = (
+        f.context.filter(pl.col("explained") & (pl.col("record_type") == "person"))
+        .group_by("user_id", "record_id")
+        .agg(
+            count=(pl.col("action") == "view_contact").sum(),
+            days=pl.col("day").n_unique(),
+        )
+        .filter(pl.col("count") > 0)
+        .with_columns(rate=pl.col("count") / pl.col("days"))
+        .join(roles, on="user_id", how="left")
+    )
+    medians = pairs.group_by("role").agg(median=pl.col("rate").median())
+    excessive = pairs.join(medians, on="role", how="left").filter(
+        (pl.col("count") >= ind.param("min_count"))
+        & (pl.col("rate") >= ind.param("peer_ratio") * pl.col("median"))
+    )
+    hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
+        excessive.select("user_id", "record_id", "count", "days", "role", "median"),
+        on=["user_id", "record_id"],
+    )
+    evidence = fmt(
+        "opened the subject's contact details {} times on {} days with access; a {} "
+        "with an explained subject typically does so {} times a day",
+        "count", "days", pl.col("role").str.replace_all("_", " "), pl.col("median").round(1),
+    )
+    return _out(hits, ind, evidence)
+
+
+BUILDERS: dict[str, Builder] = {
+    "unexplained": unexplained,
+    "victim_subject": victim_subject,
+    "vulnerable_subject": vulnerable_subject,
+    "public_figure": public_figure,
+    "contact_details": contact_details,
+    "print_export": print_export,
+    "met_on_duty": met_on_duty,
+    "dormant_incident": dormant_incident,
+    "self_lookup": self_lookup,
+    "declared_association": declared_association,
+    "same_surname": same_surname,
+    "same_postcode": same_postcode,
+    "colleague": colleague,
+    "crowd": crowd,
+    "repeated": repeated,
+    "off_shift": off_shift,
+    "cited_unlinked": cited_unlinked,
+    "explained_excess": explained_excess,
+}
+
+
+def indicators(
+    inputs: Inputs, rules: Rules, targets: pl.LazyFrame, context: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Every indicator the rules declare, on the target accesses it applies to."""
+    parts = []
+    for name, indicator in rules.indicators.items():
+        builder = BUILDERS.get(name)
+        if builder is None:
+            continue
+        scope = targets
+        if indicator.when == "unexplained":
+            scope = targets.filter(~pl.col("explained"))
+        elif indicator.when == "explained":
+            scope = targets.filter(pl.col("explained"))
+        frame = Frame(inputs, rules, scope, context)
+        parts.append(builder(frame, indicator).select(INDICATOR_SCHEMA.names()))
+    if not parts:
+        return pl.LazyFrame(schema=INDICATOR_SCHEMA)
+    return pl.concat(parts)

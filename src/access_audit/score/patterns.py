@@ -1,0 +1,204 @@
+"""User-level pattern flags: what no single access shows.
+
+For each user, over the look-back: how many unexplained person lookups they made, the share that
+were of young women, and the share that opened contact details. Within each role (small roles
+pooled), scikit-learn's robust covariance estimator (MinCovDet) models what peers normally do; a
+user whose share sits far above their peers' robust centre — measured in robust standard deviations
+— is flagged on each day they add to the pattern, with the day's contributing lookups as events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from sklearn.covariance import MinCovDet
+
+from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, score_from_points
+from access_audit.score.rules import Rules, fmt
+
+MODEL_VERSION = "pattern-mcd-1"
+FEATURES = {
+    "young_women": "of women aged {low}–{high}",
+    "contact": "opened contact details",
+}
+MIN_SPREAD = 0.02  # a peer group can look tighter than any real behaviour; never trust less spread
+PRIOR = 10.0  # pseudo-lookups at the role's pooled share, so a handful of lookups cannot look skewed
+
+
+def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+    low, high = rules.patterns["young_women_min_age"], rules.patterns["young_women_max_age"]
+    people = persons.select("person_id", "sex", "date_of_birth")
+    age = (pl.col("day") - pl.col("date_of_birth")).dt.total_days() / 365.25
+    return (
+        context.filter(
+            (pl.col("record_type") == "person")
+            & pl.col("record_id").is_not_null()
+            & ~pl.col("explained")
+        )
+        .join(people, left_on="record_id", right_on="person_id", how="left")
+        .with_columns(
+            young_women=(pl.col("sex") == "F") & age.is_between(low, high),
+            contact=pl.col("action") == "view_contact",
+        )
+        .with_columns(pl.col("young_women").fill_null(False))
+    )
+
+
+def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Each user's shares against their peer group's robust centre (MinCovDet), in standard
+    deviations: the smaller of the peers' robust spread and the binomial error of the user's own
+    count, so that neither a tight peer group nor a handful of lookups makes a pattern."""
+    matrix = features.select(names).to_numpy()
+    if len(features) < max(5, len(names) + 2):
+        centre = matrix.mean(axis=0)
+        spread = np.full(len(names), np.inf)
+    else:
+        model = MinCovDet(random_state=0).fit(matrix)
+        centre = model.location_
+        spread = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
+    p = np.clip(centre, 0.005, 0.995)
+    n = features["n"].to_numpy().astype(float)[:, None]
+    counts = features.select([f"k_{name}" for name in names]).to_numpy().astype(float)
+    z_peers = (matrix - centre) / spread
+    z_binomial = (counts - n * p) / np.sqrt(n * p * (1 - p))
+    z = np.minimum(z_peers, z_binomial)
+    return features.with_columns(
+        [pl.Series(f"z_{name}", z[:, i]) for i, name in enumerate(names)]
+        + [
+            pl.Series(f"centre_{name}", np.full(len(features), centre[i]))
+            for i, name in enumerate(names)
+        ]
+    )
+
+
+def patterns(
+    targets: pl.LazyFrame,
+    context: pl.LazyFrame,
+    persons: pl.LazyFrame,
+    staff: pl.LazyFrame,
+    rules: Rules,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pattern flags for the target days, and their events."""
+    settings = rules.patterns
+    lookups = _lookups(context, persons, rules)
+    names = list(FEATURES)
+    per_user = (
+        lookups.group_by("user_id")
+        .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
+        .join(staff.select("user_id", "role"), on="user_id", how="left")
+        .collect()
+    )
+    per_user = per_user.with_columns(
+        pooled=pl.when(pl.len().over("role") >= settings["min_role_users"])
+        .then(pl.col("role"))
+        .otherwise(pl.lit("(all small roles)"))
+    )
+    shares = {
+        n: pl.col(f"k_{n}").sum().over("pooled") / pl.col("n").sum().over("pooled") for n in names
+    }
+    per_user = per_user.with_columns(
+        [
+            ((pl.col(f"k_{n}") + PRIOR * shares[n]) / (pl.col("n") + PRIOR)).alias(n)
+            for n in names
+        ]
+    )
+    scored = []
+    for _, group in per_user.partition_by("pooled", as_dict=True).items():
+        scored.append(_robust_z(group, names))
+    if not scored:
+        return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
+    model = pl.concat(scored, how="diagonal_relaxed")
+    threshold = float(settings["threshold"])
+    candidates = (
+        model.filter(pl.col("n") >= settings["min_lookups"])
+        .unpivot(
+            index=["user_id", "role", "n", *[f"k_{n}" for n in names]],
+            on=[f"z_{n}" for n in names],
+            variable_name="feature",
+            value_name="z",
+        )
+        .with_columns(feature=pl.col("feature").str.strip_prefix("z_"))
+        .filter(pl.col("z") >= threshold)
+        .sort("z", descending=True)
+        .unique("user_id", keep="first")
+    )
+    if candidates.is_empty():
+        return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
+    centres = model.select(
+        "user_id", *[pl.col(f"centre_{n}").alias(f"centre_{n}") for n in names]
+    )
+    candidates = candidates.join(centres, on="user_id")
+    contributing = (
+        _lookups(targets, persons, rules)
+        .join(candidates.lazy().select("user_id", "feature"), on="user_id")
+        .filter(
+            pl.when(pl.col("feature") == "young_women")
+            .then(pl.col("young_women"))
+            .otherwise(pl.col("contact"))
+        )
+        .collect()
+    )
+    low, high = settings["young_women_min_age"], settings["young_women_max_age"]
+    lookback = rules.lookback_days
+    describe = {n: text.format(low=low, high=high) for n, text in FEATURES.items()}
+    what = pl.col("feature").replace_strict(describe, return_dtype=pl.String)
+    per_day = contributing.group_by("user_id", "day").agg(
+        first_access_at=pl.col("occurred_at").min(),
+        last_access_at=pl.col("occurred_at").max(),
+        event_count=pl.len(),
+    )
+    points = (
+        settings["base_points"] + settings["points_per_z"] * (pl.col("z") - threshold)
+    ).clip(upper_bound=settings["max_points"])
+    flags = (
+        per_day.join(candidates, on="user_id")
+        .with_columns(points=points)
+        .with_columns(score=score_from_points(pl.col("points"), rules.scale))
+    )
+    flags = flags.with_columns(
+        centre_value=pl.when(pl.col("feature") == "young_women")
+        .then(pl.col("centre_young_women"))
+        .otherwise(pl.col("centre_contact"))
+    ).with_columns(
+        text=fmt(
+            "{} of their {} unexplained person lookups in {} days were {}; their peers' robust "
+            "centre is {}% ({} robust standard deviations above)",
+            pl.when(pl.col("feature") == "young_women")
+            .then(pl.col("k_young_women"))
+            .otherwise(pl.col("k_contact")),
+            "n",
+            pl.lit(lookback),
+            what,
+            (pl.col("centre_value") * 100).round(1),
+            pl.col("z").round(1),
+        )
+    )
+    identity = fmt("F{}-{}-pattern-{}", pl.col("day").dt.strftime("%Y%m%d"), "user_id",
+                         "feature")
+    out = flags.select(
+        flag_id=identity,
+        kind=pl.lit("pattern"),
+        user_id="user_id",
+        subject_type=pl.lit(None, dtype=pl.String),
+        subject_id=pl.lit(None, dtype=pl.String),
+        person_id=pl.lit(None, dtype=pl.String),
+        first_access_at="first_access_at",
+        last_access_at="last_access_at",
+        score="score",
+        rule_score="score",
+        points="points",
+        alert=pl.col("score") >= rules.alert_threshold,
+        reasons=pl.concat_list(
+            pl.struct(code=fmt("pattern_{}", "feature"), text="text",
+                      weight=pl.lit(1.0))
+        ),
+        event_count=pl.col("event_count").cast(pl.Int64),
+        unexplained_count=pl.col("event_count").cast(pl.Int64),
+        model_version=pl.lit(MODEL_VERSION),
+        note=pl.lit(None, dtype=pl.String),
+        day="day",
+    )
+    events = contributing.join(candidates.select("user_id", "feature"), on=["user_id", "feature"]).select(
+        flag_id=identity, system="system", event_id="event_id", day="day"
+    )
+    return out.cast(FLAG_SCHEMA), events.cast(FLAG_EVENT_SCHEMA)
