@@ -6,6 +6,8 @@ DEMO   ?= demo
 STAFF  ?= 300
 DAYS   ?= 14
 SEED   ?= 7
+# The demo force's days end yesterday, so `flag --since 7d` shows them.
+START  ?= $(shell date -u -d "$(DAYS) days ago" +%F)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv install browser lint format test test-all demo bench clean
@@ -46,11 +48,13 @@ test: lint browser ## Lint, then the fast test suite (what CI runs)
 test-all: lint browser ## Lint, then every test including the slow ones
 	$(BIN)/python -m pytest -m ''
 
-demo: venv ## Generate a synthetic force, ingest it, show the flags
+demo: venv ## Generate a synthetic force, run the nightly job over it, show the top flags
 	rm -rf $(DEMO)
-	$(BIN)/access-audit generate $(DEMO)/drops --staff $(STAFF) --days $(DAYS) --seed $(SEED)
-	$(BIN)/access-audit --home $(DEMO)/home ingest --no-progress $(DEMO)/drops/*/
-	$(BIN)/access-audit --home $(DEMO)/home status
+	$(BIN)/access-audit generate $(DEMO)/drops --staff $(STAFF) --days $(DAYS) --seed $(SEED) --start $(START) --no-progress
+	$(BIN)/access-audit --home $(DEMO)/home nightly --no-progress $(DEMO)/drops/*/ > $(DEMO)/nightly.txt
+	tail -n 16 $(DEMO)/nightly.txt
+	$(BIN)/access-audit --home $(DEMO)/home flag --since $(START) --limit 10
+	@echo "Next: access-audit --home $(DEMO)/home explain FLAG_ID   (README: 'Working the queue')"
 
 bench: venv ## Run the benchmark scripts (not tests; they print timings)
 	$(BIN)/python benchmarks/bench_ingest.py

@@ -227,6 +227,176 @@ def convert_fhir(
         )
 
 
+@app.command()
+@_reports_errors
+def nightly(
+    ctx: typer.Context,
+    drops: Annotated[
+        list[Path], typer.Argument(help="The night's drop folder(s), loaded oldest first.")
+    ],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+) -> None:
+    """Ingest, explain, score and flag in one idempotent run (what cron or systemd runs).
+
+    Re-scores the days the drops touched and the re-explain window ([scoring] reexplain_days),
+    so an assignment recorded late clears an earlier flag, with a note saying why."""
+    workspace = _workspace(ctx, create=True)
+    with _progress_bar(progress) as update:
+        report = workspace.nightly(drops, progress=update)
+    from access_audit.render import render_ingest_report, render_score_report
+
+    render_ingest_report(console, err_console, report.ingest)
+    if report.score is not None:
+        render_score_report(console, report.score)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_reports_errors
+def score(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option(help="First day to re-score: today, yesterday, 7d, YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Re-score days before this.")] = None,
+) -> None:
+    """Re-explain and re-score stored days (all by default), e.g. after changing the rules."""
+    workspace = _workspace(ctx)
+    window = _window(workspace, since, until)
+    days = workspace.stored_days(window.start, window.end) if since or until else None
+    report = workspace.score(days)
+    from access_audit.render import render_score_report
+
+    render_score_report(console, report)
+
+
+@app.command()
+@_reports_errors
+def flag(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Flags with accesses from: today, yesterday, 7d, 12h, YYYY-MM-DD."),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="... and before this.")] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(min=0, max=100, help="Lowest score shown (default: the alert threshold)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many flags.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only flags in this review status: open, under_review, closed."),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json (an array of flag objects) or csv.")
+    ] = "table",
+) -> None:
+    """The review queue: flags whose accesses fall in the window, highest score first."""
+    if output_format not in ("table", "json", "csv"):
+        raise AccessAuditError(f"--format must be table, json or csv, not '{output_format}'")
+    if status is not None and status not in ("open", "under_review", "closed"):
+        raise AccessAuditError(f"--status must be open, under_review or closed, not '{status}'")
+    workspace = _workspace(ctx)
+    window = _window(workspace, since, until)
+    queue = workspace.flags(
+        since=window.start, until=window.end, min_score=min_score, status=status, limit=limit
+    )
+    workspace.record_view("flag", queue["flag_id"].to_list(), queue["subject_id"].to_list())
+    from access_audit.render import render_flags
+
+    render_flags(console, queue, output_format)
+
+
+@app.command()
+@_reports_errors
+def explain(
+    ctx: typer.Context,
+    identifier: Annotated[
+        str,
+        typer.Argument(help="A flag id, or an access's event id (SYSTEM:event_id if ambiguous)."),
+    ],
+) -> None:
+    """Why a flag was raised, or why an access was considered fine: explanations, indicators,
+    score breakdown, the user's training and the review history."""
+    workspace = _workspace(ctx)
+    from access_audit.render import render_event_detail, render_flag_detail
+
+    detail = workspace.flag_detail(identifier)
+    if detail is not None:
+        workspace.record_view("explain", [identifier], [str(detail.flag.get("subject_id") or "")])
+        render_flag_detail(console, detail)
+        return
+    event = workspace.event_detail(identifier)
+    if event is None:
+        raise AccessAuditError(f"no flag or access with id {identifier}")
+    workspace.record_view(
+        "explain", event.flags["flag_id"].to_list(), [str(event.event.get("record_id") or "")]
+    )
+    render_event_detail(console, event)
+
+
+@app.command()
+@_reports_errors
+def review(
+    ctx: typer.Context,
+    flag_id: Annotated[str, typer.Argument(help="The flag decided on.")],
+    status: Annotated[str, typer.Option(help="open, under_review or closed.")],
+    note: Annotated[str, typer.Option(help="Why: what was checked and found.")],
+    outcome: Annotated[
+        str | None,
+        typer.Option(
+            help="On closing: no_case_to_answer, legitimate_purpose, management_action, "
+            "written_warning, final_written_warning, reduction_in_rank, dismissed, "
+            "would_have_been_dismissed, would_not_have_been_dismissed, "
+            "referred_for_criminal_investigation."
+        ),
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="For legitimate_purpose: the purpose (e.g. the assignment).")
+    ] = None,
+    reviewer: Annotated[
+        str | None, typer.Option(help="Who decided (default: the logged-in user).")
+    ] = None,
+) -> None:
+    """Record a decision on a flag. History is append-only; the latest decision is its state."""
+    decision = _workspace(ctx).review(
+        flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
+    )
+    console.print(
+        f"{decision.review_id}: {flag_id} is {decision.status}"
+        + (f" ({decision.outcome})" if decision.outcome else "")
+        + f", by {decision.reviewer}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@_reports_errors
+def evaluate(
+    ctx: typer.Context,
+    truth: Annotated[Path, typer.Option("--truth", help="The generator's truth.csv.")],
+    budget: Annotated[int, typer.Option(min=1, help="Flags an analyst reviews per day (K).")] = 20,
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Score the flags against planted misuse: precision at K, share caught within the daily
+    budget, ROC AUC, legitimate accesses flagged, R-precision, PC B-type ranks."""
+    if output_format not in ("text", "json"):
+        raise AccessAuditError(f"--format must be text or json, not '{output_format}'")
+    result = _workspace(ctx).evaluate(truth, budget=budget)
+    from access_audit.render import render_evaluation
+
+    render_evaluation(console, result, output_format)
+
+
+def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:
+    from access_audit.timewindow import parse_window
+
+    return parse_window(since, until, timezone=workspace.config.ingest.timezone)
+
+
 def _parse_date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)

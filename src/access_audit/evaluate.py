@@ -65,8 +65,9 @@ def evaluate(
         ["day", score_column, "flag_id"], descending=[False, True, False]
     ).with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
     holds = (
-        flag_events.join(truth.select("system", "event_id", "episode_id", "scenario"),
-                         on=["system", "event_id"])
+        flag_events.join(
+            truth.select("system", "event_id", "episode_id", "scenario"), on=["system", "event_id"]
+        )
         .select("flag_id", "episode_id", "scenario")
         .unique()
     )
@@ -95,12 +96,13 @@ def evaluate(
     r_precision = (
         ranked.join(active, on="day", how="inner")
         .group_by("day")
-        .agg(hits=(pl.col("positive") & (pl.col("rank") <= pl.col("r"))).sum(), r=pl.col("r").first())
+        .agg(
+            hits=(pl.col("positive") & (pl.col("rank") <= pl.col("r"))).sum(), r=pl.col("r").first()
+        )
         .select("day", r_precision=pl.col("hits") / pl.col("r"))
     )
     per_day = (
-        per_day
-        .join(r_precision, on="day", how="left")
+        per_day.join(r_precision, on="day", how="left")
         .with_columns(
             pl.when(pl.col("r") > 0).then(pl.col("r_precision").fill_null(0.0)).alias("r_precision")
         )
@@ -111,9 +113,12 @@ def evaluate(
         .group_by("episode_id", "scenario")
         .agg(best_rank=pl.col("rank").min(), best_score=pl.col(score_column).max())
     )
-    episodes = truth.select("episode_id", "scenario").unique().join(
-        caught_ranks, on=["episode_id", "scenario"], how="left"
-    ).with_columns(caught=pl.col("best_rank").le(budget).fill_null(False))
+    episodes = (
+        truth.select("episode_id", "scenario")
+        .unique()
+        .join(caught_ranks, on=["episode_id", "scenario"], how="left")
+        .with_columns(caught=pl.col("best_rank").le(budget).fill_null(False))
+    )
     per_scenario = (
         episodes.group_by("scenario")
         .agg(
@@ -134,12 +139,16 @@ def evaluate(
         .sort("episode_id")
     )
     pc_b = (
-        truth.filter(pl.col("scenario") == "pc_b").select("episode_id").unique()
-        .join(pc_b, on="episode_id", how="left").sort("episode_id")
+        truth.filter(pl.col("scenario") == "pc_b")
+        .select("episode_id")
+        .unique()
+        .join(pc_b, on="episode_id", how="left")
+        .sort("episode_id")
     )
     alert_events = (
-        flag_events.join(flags.filter(pl.col(score_column) >= threshold).select("flag_id"),
-                         on="flag_id")
+        flag_events.join(
+            flags.filter(pl.col(score_column) >= threshold).select("flag_id"), on="flag_id"
+        )
         .select("system", "event_id")
         .unique()
     )
@@ -152,7 +161,7 @@ def evaluate(
         "alerts": int(flags.filter(pl.col(score_column) >= threshold).height),
         "episodes": episodes.height,
         "caught_within_budget": int(episodes["caught"].sum()),
-        "share_caught_within_budget": float(episodes["caught"].mean() or 0.0),
+        "share_caught_within_budget": _mean(episodes["caught"].cast(pl.Float64)),
         "mean_precision_at_k": _mean(per_day["precision_at_k"]),
         "mean_r_precision": _mean(with_truth_days["r_precision"]),
         "episode_roc_auc": _auc(ranked["positive"], ranked[score_column]),
@@ -160,8 +169,7 @@ def evaluate(
         "legitimate_accesses_flagged": legit_flagged,
         "share_legitimate_flagged": legit_flagged / legit.height if legit.height else None,
         "pc_b_episodes": pc_b.height,
-        "pc_b_worst_rank": int(pc_b["rank"].max()) if pc_b["rank"].null_count() == 0
-        and pc_b.height else None,
+        "pc_b_worst_rank": _worst(pc_b["rank"]),
     }
     return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall)
 
@@ -169,3 +177,10 @@ def evaluate(
 def _mean(series: pl.Series) -> float | None:
     values = series.drop_nulls()
     return float(values.mean()) if len(values) else None  # type: ignore[arg-type]
+
+
+def _worst(ranks: pl.Series) -> int | None:
+    """The worst rank, or None when there is none or some episode was never flagged."""
+    if ranks.is_empty() or ranks.null_count():
+        return None
+    return int(ranks.cast(pl.Int64).max())  # type: ignore[arg-type]

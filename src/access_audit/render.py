@@ -138,3 +138,211 @@ def render_generate_result(console: Console, result: Any) -> None:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def render_score_report(console: Console, report: Any) -> None:
+    if not report.days:
+        console.print("nothing to score: no accesses are stored")
+        return
+    first, last = report.days[0], report.days[-1]
+    console.print(
+        f"scored {report.events} access(es) on {len(report.days)} day(s) ({first} to {last}) in "
+        f"{report.seconds:.1f}s: {_percent(report.explained)} explained "
+        f"({_percent(report.first_explained)} of first accesses); "
+        f"{report.flags} flag(s), {report.alerts} alert(s)"
+        + (f", {len(report.cleared)} cleared by late explanations" if report.cleared else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    roles = [row for row in report.coverage if row["scope"] == "role"]
+    if roles:
+        table = Table(title="Explained accesses by role")
+        for column in ("role", "accesses", "explained"):
+            table.add_column(column, justify="left" if column == "role" else "right")
+        for row in roles:
+            table.add_row(str(row["group"]), str(row["accesses"]), _percent(row["share"]))
+        console.print(table)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _reason_line(reasons: list[dict[str, Any]] | None) -> str:
+    if not reasons:
+        return ""
+    return "; ".join(f"{r['text']} ({100 * r['weight']:.0f}%)" for r in reasons)
+
+
+def render_flags(console: Console, queue: Any, output_format: str) -> None:
+    """The review queue as a table, a JSON array of flag objects, or CSV."""
+    import json
+
+    from access_audit.review.queue import flag_records
+
+    if output_format == "json":
+        print(json.dumps(flag_records(queue), default=str, indent=1))
+        return
+    if output_format == "csv":
+        import polars as pl
+
+        flat = queue.with_columns(
+            events=pl.col("events")
+            .list.eval(
+                pl.concat_str(
+                    pl.element().struct.field("system"),
+                    pl.lit(":"),
+                    pl.element().struct.field("event_id"),
+                )
+            )
+            .list.join(" "),
+            reasons=pl.col("reasons").list.eval(pl.element().struct.field("text")).list.join("; "),
+        )
+        print(flat.write_csv(), end="")
+        return
+    if queue.is_empty():
+        console.print("no flags in this window (try --since 7d, or --min-score 0 for all)")
+        return
+    table = Table(title=f"{queue.height} flag(s), highest score first", show_lines=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("flag (day-user-subject)", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("why (share of score)", ratio=1)
+    for row in queue.to_dicts():
+        status = row["status"] + (f"\n{row['outcome']}" if row["outcome"] else "")
+        reasons = _reason_line((row["reasons"] or [])[:3])
+        if row["note"]:
+            reasons += f"\n[italic]{row['note']}[/]"
+        accesses = f"{len(row['events'] or [])} access(es) {row['first_access_at']:%d %b %H:%M}"
+        table.add_row(
+            f"{row['score']:.0f}", f"{row['flag_id']}\n[dim]{accesses}[/]", status, reasons
+        )
+    console.print(table)
+
+
+def render_flag_detail(console: Console, detail: Any) -> None:
+    flag = detail.flag
+    console.print(
+        f"[bold]{flag['flag_id']}[/] — score {flag['score']:.0f} (rules {flag['rule_score']:.0f}, "
+        f"{flag['model_version']}); {flag['kind']} of {flag['user_id']}"
+        + (f" with {flag['subject_type']} {flag['subject_id']}" if flag["subject_id"] else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"status: {flag['status']}" + (f" ({flag['outcome']})" if flag.get("outcome") else "")
+    )
+    if flag.get("note"):
+        console.print(f"note: {flag['note']}", highlight=False, soft_wrap=True)
+    table = Table(title="Score breakdown")
+    table.add_column("reason")
+    table.add_column("share", justify="right")
+    for reason in flag["reasons"] or []:
+        table.add_row(reason["text"], f"{100 * reason['weight']:.0f}%")
+    console.print(table)
+    events = Table(title="Accesses", show_lines=True)
+    for column in ("when (UTC)", "event", "action", "record", "explained by", "indicators"):
+        events.add_column(column, overflow="fold")
+    for row in detail.events.to_dicts():
+        indicators = ", ".join(
+            f"{i['code']}" + (f" ({i['evidence']})" if i["evidence"] else "")
+            for i in row["indicators"] or []
+        )
+        events.add_row(
+            f"{row['occurred_at']:%Y-%m-%d %H:%M:%S}",
+            f"{row['system']}:{row['event_id']}",
+            row["action"],
+            f"{row['record_type']} {row['record_id'] or ''}",
+            "; ".join(row["explanations"] or []) or "[red]nothing[/]",
+            indicators,
+        )
+    console.print(events)
+    if detail.training.is_empty():
+        console.print("training: [red]no training recorded for this user[/]")
+    else:
+        console.print(
+            "training: "
+            + ", ".join(f"{r['course']} {r['completed_at']}" for r in detail.training.to_dicts()),
+            highlight=False,
+        )
+    if not detail.reviews.is_empty():
+        reviews = Table(title="Review history")
+        for column in detail.reviews.columns:
+            reviews.add_column(column, overflow="fold")
+        for values in detail.reviews.rows():
+            reviews.add_row(*[_text(v) for v in values])
+        console.print(reviews)
+
+
+def render_event_detail(console: Console, detail: Any) -> None:
+    event = detail.event
+    console.print(
+        f"[bold]{event['system']}:{event['event_id']}[/] {event['occurred_at']:%Y-%m-%d %H:%M:%S} "
+        f"UTC — {event['user_id']} {event['action']} {event['record_type']} "
+        f"{event['record_id'] or ''}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if detail.explanations.is_empty():
+        console.print("explained by: [red]nothing[/]")
+    for row in detail.explanations.to_dicts():
+        console.print(f"explained by: {row['detail']} ({row['kind']})", highlight=False)
+    for row in detail.indicators.to_dicts():
+        evidence = f": {row['evidence']}" if row["evidence"] else ""
+        console.print(f"indicator {row['code']} (+{row['points']:.0f}){evidence}", highlight=False)
+    for row in detail.flags.to_dicts():
+        console.print(f"in flag {row['flag_id']} (score {row['score']:.0f})", highlight=False)
+
+
+def render_evaluation(console: Console, result: Any, output_format: str) -> None:
+    import json
+
+    if output_format == "json":
+        payload = {
+            "budget": result.budget,
+            "threshold": result.threshold,
+            "overall": result.overall,
+            "per_day": result.per_day.with_columns(result.per_day["day"].cast(str)).to_dicts(),
+            "per_scenario": result.per_scenario.to_dicts(),
+            "pc_b": result.pc_b.with_columns(result.pc_b["day"].cast(str)).to_dicts(),
+        }
+        print(json.dumps(payload, default=str, indent=1))
+        return
+    overall = result.overall
+    console.print(
+        f"[bold]Overall[/] (budget K={result.budget} flags a day, alert threshold "
+        f"{result.threshold:.0f})",
+    )
+    lines = {
+        "planted episodes caught within budget": f"{overall['caught_within_budget']} of "
+        f"{overall['episodes']} ({_percent(overall['share_caught_within_budget'])})",
+        "mean daily precision of the top K": _percent(overall["mean_precision_at_k"]),
+        "mean daily R-precision": _fraction(overall["mean_r_precision"]),
+        "episode-level ROC AUC": _fraction(overall["episode_roc_auc"]),
+        "legitimate accesses flagged": f"{overall['legitimate_accesses_flagged']} of "
+        f"{overall['legitimate_accesses']} ({_percent(overall['share_legitimate_flagged'])})",
+        "PC B-type episodes, worst rank on their day": str(overall["pc_b_worst_rank"]),
+    }
+    for label, value in lines.items():
+        console.print(f"  {label}: {value}", highlight=False)
+    for title, frame in (
+        ("Per day", result.per_day),
+        ("Per scenario", result.per_scenario),
+        ("PC B-type episodes", result.pc_b),
+    ):
+        table = Table(title=title)
+        for column in frame.columns:
+            table.add_column(column, justify="right")
+        for values in frame.rows():
+            table.add_row(*[_cell(v) for v in values])
+        console.print(table)
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return _text(value)

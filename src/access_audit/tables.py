@@ -180,6 +180,26 @@ FLAG_EVENTS = StoredTable(
     description="The accesses each flag holds.",
 )
 
+REVIEWS = StoredTable(
+    "reviews",
+    lambda: pl.Schema(
+        {
+            "review_id": pl.String(),
+            "flag_id": pl.String(),
+            "user_id": pl.String(),
+            "subject_id": pl.String(),
+            "status": pl.String(),
+            "outcome": pl.String(),
+            "purpose": pl.String(),
+            "note": pl.String(),
+            "reviewer": pl.String(),
+            "reviewed_at": UTC_DATETIME,
+            "suppress_until": UTC_DATETIME,
+        }
+    ),
+    description="Analysts' decisions on flags: append-only history, latest wins.",
+)
+
 _REGISTRY: dict[str, StoredTable] = {}
 
 
@@ -192,7 +212,7 @@ for _spec in TABLES:
     register(_export_table(_spec))
 register(LOADED_FILES)
 register(REJECTED_ROWS)
-for _table in (EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS):
+for _table in (EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS, REVIEWS):
     register(_table)
 
 

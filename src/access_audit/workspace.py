@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from access_audit.evaluate import Evaluation
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
+    from access_audit.review import Review
+    from access_audit.review.detail import EventDetail, FlagDetail
+    from access_audit.score.rules import Rules
+    from access_audit.score.run import ScoreReport
 
 HOME_ENV = "ACCESS_AUDIT_HOME"
 DEFAULT_HOME = Path("access-audit-data")
@@ -67,6 +72,16 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass
+class NightlyReport:
+    ingest: IngestReport
+    score: ScoreReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.ingest.ok
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,196 @@ class Workspace:
             self.refresh_catalog()
         return report
 
+    # -- scoring -------------------------------------------------------------------------------
+    @property
+    def rules(self) -> Rules:
+        from access_audit.score.rules import load_rules
+
+        return load_rules(self.config)
+
+    def score(self, days: Sequence[date] | None = None) -> ScoreReport:
+        """Explain and score stored days (all of them by default), replacing their outputs."""
+        from access_audit.score.run import stored_days, write_scored
+
+        started = datetime.now(UTC)
+        run_id = new_run_id()
+        rules = self.rules
+        with owner_only():
+            try:
+                with self.store.transaction(run_id, {"command": "score"}) as txn:
+                    available = stored_days(txn)
+                    wanted = available if days is None else [d for d in days if d in available]
+                    report = write_scored(txn, wanted, rules, started)
+            except AccessAuditError as exc:
+                self._log_event("score", run_id, started, error=exc)
+                raise
+            self._log_event("score", run_id, started, score=report)
+            self.refresh_catalog()
+        return report
+
+    def nightly(
+        self, drops: Sequence[Path], progress: ProgressCallback | None = None
+    ) -> NightlyReport:
+        """Ingest the drops, then explain, score and flag: one run, committed whole.
+
+        Each drop is loaded in a savepoint (a bad drop loads nothing and is reported); then the
+        days the drops touched and the re-explain window are scored in the same transaction."""
+        from access_audit.ingest import ingest_drop
+        from access_audit.score.run import days_to_rescore, stored_days, write_scored
+
+        started = datetime.now(UTC)
+        run_id = new_run_id()
+        rules = self.rules
+        report = NightlyReport(ingest=IngestReport())
+        with owner_only():
+            discovered = self._discover(drops, report.ingest, "nightly")
+            try:
+                with self.store.transaction(run_id, {"command": "nightly"}) as txn:
+                    touched: set[date] = set()
+                    for drop in discovered:
+                        try:
+                            with txn.savepoint() as point:
+                                result = ingest_drop(point, drop, self.config.ingest, progress)
+                            report.ingest.loaded.append(result)
+                            touched.update(result.days_touched)
+                        except AccessAuditError as exc:
+                            report.ingest.failed.append(DropFailure(drop.drop_id, str(exc)))
+                    days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
+                    report.score = write_scored(txn, days, rules, started)
+            except AccessAuditError as exc:
+                self._log_event("nightly", run_id, started, error=exc, report=report)
+                raise
+            current = self.generation()
+            report.ingest.generation = current.number if current else None
+            self._log_event("nightly", run_id, started, report=report)
+            self.refresh_catalog()
+        return report
+
+    def stored_days(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[date]:
+        """Days (UTC) holding accesses, optionally only those overlapping [since, until)."""
+        import polars as pl
+
+        days = self.scan("access_events").select(pl.col("day").unique()).collect()["day"]
+        return sorted(
+            d
+            for d in days.to_list()
+            if (since is None or d >= since.date()) and (until is None or d <= until.date())
+        )
+
+    # -- the review queue ----------------------------------------------------------------------
+    def flags(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        min_score: float | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> pl.DataFrame:
+        """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
+        from access_audit.review.queue import select_flags
+
+        threshold = self.rules.alert_threshold if min_score is None else min_score
+        return select_flags(
+            self.scan("flags"),
+            self.scan("flag_events"),
+            self.scan("reviews"),
+            since=since,
+            until=until,
+            min_score=threshold,
+            status=status,
+            limit=limit,
+        )
+
+    def flag_detail(self, flag_id: str) -> FlagDetail | None:
+        from access_audit.review.detail import flag_detail
+
+        return flag_detail(
+            flag_id,
+            self.scan("flags"),
+            self.scan("flag_events"),
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("indicators"),
+            self.scan("training"),
+            self.scan("reviews"),
+        )
+
+    def event_detail(self, identifier: str) -> EventDetail | None:
+        from access_audit.review.detail import event_detail
+
+        return event_detail(
+            identifier,
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("indicators"),
+            self.scan("flags"),
+            self.scan("flag_events"),
+        )
+
+    def review(
+        self,
+        flag_id: str,
+        *,
+        status: str,
+        outcome: str | None,
+        note: str,
+        reviewer: str | None = None,
+        purpose: str | None = None,
+    ) -> Review:
+        """Record a decision on a flag (append-only; waits for a running job's lock)."""
+        from access_audit.review import record_review
+
+        run_id = new_run_id()
+        suppress_days = int(self.rules.reviews["suppress_days"])
+        with owner_only(), self.store.transaction(run_id, {"command": "review"}) as txn:
+            review = record_review(
+                txn,
+                flag_id,
+                status=status,
+                outcome=outcome,
+                note=note,
+                reviewer=reviewer,
+                purpose=purpose,
+                suppress_days=suppress_days,
+            )
+        self.refresh_catalog()
+        return review
+
+    def record_view(self, command: str, flag_ids: Sequence[str], subjects: Sequence[str]) -> None:
+        """Who was shown which flags and subjects, when: an append-only log an auditor can query
+        (the `flag_views` view). Ids only; no names."""
+        from access_audit.review import default_reviewer
+
+        folder = self.home / "audit"
+        with owner_only():
+            folder.mkdir(exist_ok=True, mode=0o700)
+            entry = {
+                "viewed_at": datetime.now(UTC).isoformat(),
+                "viewer": default_reviewer(),
+                "command": command,
+                "flag_ids": list(flag_ids),
+                "subject_ids": sorted({s for s in subjects if s}),
+            }
+            with open(folder / "flag_views.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+    def evaluate(self, truth: Path, budget: int = 20) -> Evaluation:
+        """The stored flags against a generator's truth file (see access_audit.evaluate)."""
+        from access_audit.evaluate import evaluate, read_truth
+
+        events = self.scan("access_events").select("system", "event_id", "day").collect()
+        return evaluate(
+            self.scan("flags").collect(),
+            self.scan("flag_events").collect(),
+            events,
+            read_truth(truth),
+            budget=budget,
+            threshold=self.rules.alert_threshold,
+        )
+
     def _discover(self, drops: Sequence[Path], report: IngestReport, command: str) -> list[Drop]:
         """The drops that can be read, oldest first; the others are failures in ``report``."""
         from access_audit.ingest import discover_drop
@@ -231,6 +436,56 @@ class Workspace:
             return True
         built_on = row[0] if row else None
         return built_on != (current.number if current else 0)
+
+    def _log_event(
+        self,
+        command: str,
+        run_id: str,
+        started: datetime,
+        *,
+        error: Exception | None = None,
+        score: ScoreReport | None = None,
+        report: NightlyReport | None = None,
+    ) -> None:
+        """The run log entry of a score or nightly run: counts and ids, never personal data."""
+        record: dict[str, Any] = {
+            "run_id": run_id,
+            "command": command,
+            "drop_id": None,
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "outcome": "failed" if error else "completed",
+            "error": str(error) if error else None,
+        }
+        if report is not None:
+            score = report.score
+            record["drops_loaded"] = [r.drop_id for r in report.ingest.loaded]
+            record["drops_failed"] = [asdict(f) for f in report.ingest.failed]
+            record["rows_added"] = sum(
+                t.loaded for r in report.ingest.loaded for t in r.tables.values()
+            )
+            record["rejections"] = sum(sum(r.rejections.values()) for r in report.ingest.loaded)
+            if report.ingest.failed and not error:
+                record["outcome"] = "completed_with_failures"
+        if score is not None:
+            record["score"] = {
+                "days": [d.isoformat() for d in score.days],
+                "events": score.events,
+                "explained": score.explained,
+                "first_explained": score.first_explained,
+                "flags": score.flags,
+                "alerts": score.alerts,
+                "cleared": score.cleared,
+                "seconds": round(score.seconds, 3),
+            }
+        self._write_run_record(run_id, record)
+
+    def _write_run_record(self, run_id: str, record: dict[str, Any]) -> None:
+        self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = self.runs_dir / f"{run_id}.json"
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_text(json.dumps(record, default=str, indent=1), encoding="utf-8")
+        os.replace(temporary, target)
 
     def _log_run(
         self,
@@ -269,11 +524,7 @@ class Workspace:
                     "seconds": round(result.seconds, 3),
                 }
             )
-        self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.runs_dir / f"{run_id}.json"
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(record, default=str, indent=1), encoding="utf-8")
-        os.replace(temporary, target)
+        self._write_run_record(run_id, record)
 
 
 def _len() -> Any:

@@ -23,8 +23,15 @@ from access_audit.score.rules import Rules, load_rules
 
 Scan = Callable[[str], pl.LazyFrame]
 EVENT_COLUMNS = [
-    "system", "event_id", "user_id", "occurred_at", "action", "record_type", "record_id",
-    "justification", "day",
+    "system",
+    "event_id",
+    "user_id",
+    "occurred_at",
+    "action",
+    "record_type",
+    "record_id",
+    "justification",
+    "day",
 ]
 
 
@@ -78,9 +85,16 @@ def coverage(context: pl.DataFrame, days: Sequence[date], staff: pl.LazyFrame) -
 
     by_role = (
         with_first.group_by("role")
-        .agg(accesses=pl.len(), explained=pl.col("explained").sum(), share=pl.col("explained").mean())
-        .select(scope=pl.lit("role"), group=pl.col("role").fill_null("(unknown)"),
-                accesses="accesses", explained="explained", share="share")
+        .agg(
+            accesses=pl.len(), explained=pl.col("explained").sum(), share=pl.col("explained").mean()
+        )
+        .select(
+            scope=pl.lit("role"),
+            group=pl.col("role").fill_null("(unknown)"),
+            accesses="accesses",
+            explained="explained",
+            share="share",
+        )
         .sort("group")
     )
     return pl.concat(
@@ -103,9 +117,14 @@ def score_days(
     rules = rules or load_rules()
     days = sorted(set(days))
     if not days:
-        empty = Scored([], pl.DataFrame(schema=EXPLANATION_SCHEMA), pl.DataFrame(schema=INDICATOR_SCHEMA),
-                       pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
-                       pl.DataFrame())
+        empty = Scored(
+            [],
+            pl.DataFrame(schema=EXPLANATION_SCHEMA),
+            pl.DataFrame(schema=INDICATOR_SCHEMA),
+            pl.DataFrame(schema=FLAG_SCHEMA),
+            pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
+            pl.DataFrame(),
+        )
         return empty
     first_context = days[0] - timedelta(days=rules.lookback_days)
     context_lazy = (
@@ -123,9 +142,11 @@ def score_days(
         .filter(pl.col("day").is_between(first_context, days[-1]) & ~in_targets)
         .select("system", "event_id")
     )
-    explained_keys = pl.concat(
-        [new_explanations.lazy().select("system", "event_id"), prior]
-    ).unique().with_columns(explained=pl.lit(True))
+    explained_keys = (
+        pl.concat([new_explanations.lazy().select("system", "event_id"), prior])
+        .unique()
+        .with_columns(explained=pl.lit(True))
+    )
     context = (
         context_events.lazy()
         .join(explained_keys, on=["system", "event_id"], how="left")

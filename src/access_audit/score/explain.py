@@ -47,8 +47,10 @@ def _hours(value: float) -> pl.Expr:
 def _window(kind: ExplanationKind, start: pl.Expr, end: pl.Expr) -> list[pl.Expr]:
     return [
         (start - _hours(kind.grace_before_hours)).alias("valid_from"),
-        (end.fill_null(pl.lit(FOREVER).dt.replace_time_zone("UTC")) + _hours(kind.grace_after_hours))
-        .alias("valid_to"),
+        (
+            end.fill_null(pl.lit(FOREVER).dt.replace_time_zone("UTC"))
+            + _hours(kind.grace_after_hours)
+        ).alias("valid_to"),
     ]
 
 
@@ -83,7 +85,9 @@ def _assignment_grants(inputs: Inputs, kind: ExplanationKind, team: bool) -> pl.
         via=pl.col("incident_id"),
         detail=detail,
     )
-    return _incident_and_people(base, inputs.incident_persons, [*GRANT_COLUMNS[3:], "user_id", "detail"])
+    return _incident_and_people(
+        base, inputs.incident_persons, [*GRANT_COLUMNS[3:], "user_id", "detail"]
+    )
 
 
 def _call_grants(inputs: Inputs, kind: ExplanationKind) -> pl.LazyFrame:
@@ -131,7 +135,9 @@ def _created_grants(inputs: Inputs, kind: ExplanationKind) -> pl.LazyFrame:
         detail=render(kind.text, via=pl.col("record_id")),
     )
     return _incident_and_people(
-        created, inputs.incident_persons, ["user_id", "valid_from", "valid_to", "kind", "via", "detail"]
+        created,
+        inputs.incident_persons,
+        ["user_id", "valid_from", "valid_to", "kind", "via", "detail"],
     )
 
 
@@ -154,7 +160,9 @@ def _cited_explanations(inputs: Inputs, kind: ExplanationKind) -> pl.LazyFrame:
     cited = cited_incidents(inputs.events, kind.pattern)
     incidents = inputs.incidents.select(
         cited="incident_id",
-        **{e.meta.output_name(): e for e in _window(kind, pl.col("opened_at"), pl.col("closed_at"))},
+        **{
+            e.meta.output_name(): e for e in _window(kind, pl.col("opened_at"), pl.col("closed_at"))
+        },
     )
     subjects = _incident_and_people(
         incidents.with_columns(incident_id=pl.col("cited")),
@@ -207,8 +215,8 @@ def explain(inputs: Inputs, rules: Rules, targets: pl.LazyFrame) -> pl.LazyFrame
     parts = [matched]
     for kind in rules.explanation("justification"):
         parts.append(
-            _cited_explanations(
-                Inputs(**{**inputs.__dict__, "events": targets}), kind
-            ).select(EXPLANATION_SCHEMA.names())
+            _cited_explanations(Inputs(**{**inputs.__dict__, "events": targets}), kind).select(
+                EXPLANATION_SCHEMA.names()
+            )
         )
     return pl.concat(parts).unique(["system", "event_id", "kind", "via"], maintain_order=False)

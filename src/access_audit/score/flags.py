@@ -1,4 +1,4 @@
-"""Flags, not rows: a user's accesses to one subject on one day become one scored, explained episode.
+"""Flags, not rows: a user's accesses to one subject on one day become one scored episode.
 
 An episode is reviewable when one of its accesses carries a *trigger* indicator (unexplained, own
 record, declared association, a justification that does not fit, explained-but-excessive); the
@@ -41,9 +41,7 @@ def episodes(
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Daily (user, subject) episodes with a trigger, scored; and which events each holds."""
     triggers = [code for code, ind in rules.indicators.items() if ind.trigger]
-    keyed = indicators.join(
-        targets.select("system", "event_id", *GROUP), on=["system", "event_id"]
-    )
+    keyed = indicators.join(targets.select("system", "event_id", *GROUP), on=["system", "event_id"])
     per_code = (
         keyed.sort("points", descending=True)
         .group_by(*GROUP, "code")
@@ -58,9 +56,7 @@ def episodes(
         .group_by(GROUP)
         .agg(
             points=pl.col("points").sum(),
-            reasons=pl.struct(
-                "code", "text", weight=(pl.col("points") / pl.col("total")).round(3)
-            ),
+            reasons=pl.struct("code", "text", weight=(pl.col("points") / pl.col("total")).round(3)),
         )
     )
     activity = (

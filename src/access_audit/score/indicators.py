@@ -35,8 +35,12 @@ class Frame:
         self.unexplained_people = self.people.filter(~pl.col("explained"))
 
 
-def _out(frame: pl.LazyFrame, indicator: Indicator, evidence: pl.Expr | None = None,
-         points: pl.Expr | None = None) -> pl.LazyFrame:
+def _out(
+    frame: pl.LazyFrame,
+    indicator: Indicator,
+    evidence: pl.Expr | None = None,
+    points: pl.Expr | None = None,
+) -> pl.LazyFrame:
     return frame.select(
         "system",
         "event_id",
@@ -59,8 +63,10 @@ def _gap(delta: pl.Expr) -> pl.Expr:
 
 
 def _readable_markers(markers: pl.Expr) -> pl.Expr:
-    return markers.list.join(" and ").str.replace_all("_", " ").str.replace_all(
-        "abuse victim", "abuse victim"
+    return (
+        markers.list.join(" and ")
+        .str.replace_all("_", " ")
+        .str.replace_all("abuse victim", "abuse victim")
     )
 
 
@@ -103,9 +109,14 @@ def met_on_duty(f: Frame, ind: Indicator) -> pl.LazyFrame:
     assign_grace = max(
         (k.grace_after_hours for k in f.rules.explanation("user_assignment")), default=0.0
     )
-    events = f.unexplained_people.select("system", "event_id", "user_id", "record_id", "occurred_at")
+    events = f.unexplained_people.select(
+        "system", "event_id", "user_id", "record_id", "occurred_at"
+    )
     calls = f.inputs.calls.filter(pl.col("person_id").is_not_null()).select(
-        "user_id", record_id="person_id", ended="ended_at", via="call_id",
+        "user_id",
+        record_id="person_id",
+        ended="ended_at",
+        via="call_id",
         what=pl.lit("call"),
     )
     assignments = (
@@ -113,8 +124,13 @@ def met_on_duty(f: Frame, ind: Indicator) -> pl.LazyFrame:
             pl.col("user_id").is_not_null() & pl.col("assigned_to").is_not_null()
         )
         .join(f.inputs.incident_persons.select("incident_id", "person_id"), on="incident_id")
-        .select("user_id", record_id="person_id", ended="assigned_to", via="incident_id",
-                what=pl.lit("assignment"))
+        .select(
+            "user_id",
+            record_id="person_id",
+            ended="assigned_to",
+            via="incident_id",
+            what=pl.lit("assignment"),
+        )
     )
     call_days = timedelta(days=ind.param("call_days"))
     assignment_days = timedelta(days=ind.param("assignment_days"))
@@ -130,11 +146,16 @@ def met_on_duty(f: Frame, ind: Indicator) -> pl.LazyFrame:
         ]
     )
     latest = matched.sort("ended").group_by("system", "event_id").last()
-    evidence = pl.when(pl.col("what") == "call").then(
-        fmt("{} after their call with the subject ({}) ended", _gap(t - ended), "via")
-    ).otherwise(
-        fmt("{} after their assignment to {}, which links the subject, ended",
-                  _gap(t - ended), "via")
+    evidence = (
+        pl.when(pl.col("what") == "call")
+        .then(fmt("{} after their call with the subject ({}) ended", _gap(t - ended), "via"))
+        .otherwise(
+            fmt(
+                "{} after their assignment to {}, which links the subject, ended",
+                _gap(t - ended),
+                "via",
+            )
+        )
     )
     return _out(latest, ind, evidence)
 
@@ -144,7 +165,9 @@ def dormant_incident(f: Frame, ind: Indicator) -> pl.LazyFrame:
     activity = (
         f.inputs.incident_persons.select("incident_id", "person_id")
         .join(f.inputs.incidents.select("incident_id", "opened_at", "closed_at"), on="incident_id")
-        .with_columns(last=pl.coalesce("closed_at", "opened_at"), open=pl.col("closed_at").is_null())
+        .with_columns(
+            last=pl.coalesce("closed_at", "opened_at"), open=pl.col("closed_at").is_null()
+        )
         .sort("last")
         .group_by("person_id")
         .agg(
@@ -243,9 +266,11 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .select("record_id", "day", "user_id")
         .unique()
     )
-    two_days = pl.concat(
-        [daily, daily.with_columns(day=pl.col("day") + pl.duration(days=1))]
-    ).group_by("record_id", "day").agg(users=pl.col("user_id").n_unique())
+    two_days = (
+        pl.concat([daily, daily.with_columns(day=pl.col("day") + pl.duration(days=1))])
+        .group_by("record_id", "day")
+        .agg(users=pl.col("user_id").n_unique())
+    )
     hits = f.unexplained_people.join(two_days, on=["record_id", "day"]).filter(
         pl.col("users") >= ind.param("min_users")
     )
@@ -306,8 +331,9 @@ def cited_unlinked(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     per_event = cited.join(events, on=["system", "event_id"])
     linked = per_event.join(links, on=["cited", "record_type", "record_id"], how="semi")
-    unlinked = per_event.join(linked.select("system", "event_id"), on=["system", "event_id"],
-                              how="anti")
+    unlinked = per_event.join(
+        linked.select("system", "event_id"), on=["system", "event_id"], how="anti"
+    )
     grouped = unlinked.group_by("system", "event_id").agg(
         cited=pl.col("cited").sort().str.join(", ")
     )
@@ -340,7 +366,10 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
     evidence = fmt(
         "opened the subject's contact details {} times on {} days with access; a {} "
         "with an explained subject typically does so {} times a day",
-        "count", "days", pl.col("role").str.replace_all("_", " "), pl.col("median").round(1),
+        "count",
+        "days",
+        pl.col("role").str.replace_all("_", " "),
+        pl.col("median").round(1),
     )
     return _out(hits, ind, evidence)
 

@@ -9,6 +9,8 @@ user whose share sits far above their peers' robust centre — measured in robus
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 from sklearn.covariance import MinCovDet
@@ -22,7 +24,9 @@ FEATURES = {
     "contact": "opened contact details",
 }
 MIN_SPREAD = 0.02  # a peer group can look tighter than any real behaviour; never trust less spread
-PRIOR = 10.0  # pseudo-lookups at the role's pooled share, so a handful of lookups cannot look skewed
+PRIOR = (
+    10.0  # pseudo-lookups at the role's pooled share, so a handful of lookups cannot look skewed
+)
 
 
 def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
@@ -53,9 +57,17 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         centre = matrix.mean(axis=0)
         spread = np.full(len(names), np.inf)
     else:
-        model = MinCovDet(random_state=0).fit(matrix)
-        centre = model.location_
-        spread = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
+        centre = matrix.mean(axis=0)
+        spread = np.full(len(names), MIN_SPREAD)
+        varying = matrix.var(axis=0) > 1e-12
+        if varying.any():
+            with warnings.catch_warnings():
+                # Shares that are zero for most peers make a low-rank cloud; MCD's estimate is
+                # still the robust centre we want, so its rank warning is expected here.
+                warnings.filterwarnings("ignore", message="The covariance matrix associated")
+                model = MinCovDet(random_state=0).fit(matrix[:, varying])
+            centre[varying] = model.location_
+            spread[varying] = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
     p = np.clip(centre, 0.005, 0.995)
     n = features["n"].to_numpy().astype(float)[:, None]
     counts = features.select([f"k_{name}" for name in names]).to_numpy().astype(float)
@@ -97,10 +109,7 @@ def patterns(
         n: pl.col(f"k_{n}").sum().over("pooled") / pl.col("n").sum().over("pooled") for n in names
     }
     per_user = per_user.with_columns(
-        [
-            ((pl.col(f"k_{n}") + PRIOR * shares[n]) / (pl.col("n") + PRIOR)).alias(n)
-            for n in names
-        ]
+        [((pl.col(f"k_{n}") + PRIOR * shares[n]) / (pl.col("n") + PRIOR)).alias(n) for n in names]
     )
     scored = []
     for _, group in per_user.partition_by("pooled", as_dict=True).items():
@@ -124,9 +133,7 @@ def patterns(
     )
     if candidates.is_empty():
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
-    centres = model.select(
-        "user_id", *[pl.col(f"centre_{n}").alias(f"centre_{n}") for n in names]
-    )
+    centres = model.select("user_id", *[pl.col(f"centre_{n}").alias(f"centre_{n}") for n in names])
     candidates = candidates.join(centres, on="user_id")
     contributing = (
         _lookups(targets, persons, rules)
@@ -147,9 +154,9 @@ def patterns(
         last_access_at=pl.col("occurred_at").max(),
         event_count=pl.len(),
     )
-    points = (
-        settings["base_points"] + settings["points_per_z"] * (pl.col("z") - threshold)
-    ).clip(upper_bound=settings["max_points"])
+    points = (settings["base_points"] + settings["points_per_z"] * (pl.col("z") - threshold)).clip(
+        upper_bound=settings["max_points"]
+    )
     flags = (
         per_day.join(candidates, on="user_id")
         .with_columns(points=points)
@@ -173,8 +180,7 @@ def patterns(
             pl.col("z").round(1),
         )
     )
-    identity = fmt("F{}-{}-pattern-{}", pl.col("day").dt.strftime("%Y%m%d"), "user_id",
-                         "feature")
+    identity = fmt("F{}-{}-pattern-{}", pl.col("day").dt.strftime("%Y%m%d"), "user_id", "feature")
     out = flags.select(
         flag_id=identity,
         kind=pl.lit("pattern"),
@@ -189,8 +195,7 @@ def patterns(
         points="points",
         alert=pl.col("score") >= rules.alert_threshold,
         reasons=pl.concat_list(
-            pl.struct(code=fmt("pattern_{}", "feature"), text="text",
-                      weight=pl.lit(1.0))
+            pl.struct(code=fmt("pattern_{}", "feature"), text="text", weight=pl.lit(1.0))
         ),
         event_count=pl.col("event_count").cast(pl.Int64),
         unexplained_count=pl.col("event_count").cast(pl.Int64),
@@ -198,7 +203,7 @@ def patterns(
         note=pl.lit(None, dtype=pl.String),
         day="day",
     )
-    events = contributing.join(candidates.select("user_id", "feature"), on=["user_id", "feature"]).select(
-        flag_id=identity, system="system", event_id="event_id", day="day"
-    )
+    events = contributing.join(
+        candidates.select("user_id", "feature"), on=["user_id", "feature"]
+    ).select(flag_id=identity, system="system", event_id="event_id", day="day")
     return out.cast(FLAG_SCHEMA), events.cast(FLAG_EVENT_SCHEMA)

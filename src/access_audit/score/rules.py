@@ -54,6 +54,7 @@ class Rules:
     explanations: tuple[ExplanationKind, ...]
     indicators: dict[str, Indicator]
     patterns: dict[str, Any]
+    reviews: dict[str, Any]
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -91,7 +92,7 @@ def load_rules(config: Config | None = None) -> Rules:
     """The default rules with the home's overrides applied."""
     raw = _defaults()
     if config is not None:
-        for section in ("scoring", "explanations", "indicators", "patterns"):
+        for section in ("scoring", "explanations", "indicators", "patterns", "reviews"):
             override = config.section(section)
             if override:
                 raw[section] = _merge(raw[section], override, f"[{section}].")
@@ -131,6 +132,7 @@ def load_rules(config: Config | None = None) -> Rules:
         explanations=tuple(kinds),
         indicators=indicators,
         patterns=dict(raw["patterns"]),
+        reviews=dict(raw["reviews"]),
     )
 
 

@@ -1,0 +1,91 @@
+"""The review queue: flags selected by the time of their accesses, with their events, reasons and
+current review state; and the detail of one flag or one access. Pure frame functions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+QUEUE_COLUMNS = [
+    "flag_id",
+    "kind",
+    "user_id",
+    "person_id",
+    "subject_type",
+    "subject_id",
+    "score",
+    "rule_score",
+    "alert",
+    "first_access_at",
+    "last_access_at",
+    "day",
+    "events",
+    "reasons",
+    "status",
+    "outcome",
+    "note",
+    "model_version",
+]
+
+
+def current_reviews(reviews: pl.LazyFrame) -> pl.LazyFrame:
+    """Each flag's latest decision (review history is append-only)."""
+    return (
+        reviews.sort("reviewed_at", "review_id")
+        .group_by("flag_id")
+        .agg(
+            status=pl.col("status").last(),
+            outcome=pl.col("outcome").last(),
+            reviewed_at=pl.col("reviewed_at").last(),
+            reviewer=pl.col("reviewer").last(),
+        )
+    )
+
+
+def select_flags(
+    flags: pl.LazyFrame,
+    flag_events: pl.LazyFrame,
+    reviews: pl.LazyFrame,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_score: float | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """Flags whose accesses fall in [since, until), best first, with events and review state."""
+    selected = flags
+    if since is not None:
+        selected = selected.filter(pl.col("last_access_at") >= since)
+    if until is not None:
+        selected = selected.filter(pl.col("first_access_at") < until)
+    if min_score is not None:
+        selected = selected.filter(pl.col("score") >= min_score)
+    selected = selected.join(current_reviews(reviews), on="flag_id", how="left").with_columns(
+        status=pl.col("status").fill_null("open")
+    )
+    if status is not None:
+        selected = selected.filter(pl.col("status") == status)
+    selected = selected.sort(["score", "last_access_at", "flag_id"], descending=[True, True, False])
+    if limit is not None:
+        selected = selected.head(limit)
+    chosen = selected.collect()
+    events = (
+        flag_events.join(chosen.lazy().select("flag_id"), on="flag_id", how="semi")
+        .sort("system", "event_id")
+        .group_by("flag_id")
+        .agg(events=pl.struct("system", "event_id"))
+        .collect()
+    )
+    return chosen.join(events, on="flag_id", how="left", maintain_order="left").select(
+        QUEUE_COLUMNS
+    )
+
+
+def flag_records(queue: pl.DataFrame) -> list[dict[str, object]]:
+    """The queue as JSON-ready dicts (timestamps as ISO 8601 text)."""
+    return queue.with_columns(
+        pl.col("first_access_at", "last_access_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        pl.col("day").cast(pl.String),
+    ).to_dicts()

@@ -1,0 +1,162 @@
+"""The scoring stage's edge: which days to (re)score, and writing a run's outputs to a transaction.
+
+Re-scoring a day replaces that day's explanations, indicators, flags and flag events. An alert that
+a re-score no longer raises — typically because an assignment recorded late now explains the
+accesses — is kept, marked cleared, with a note naming what explains them now; it is never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from access_audit.review import apply_suppressions
+from access_audit.score import Scored, score_days
+from access_audit.score.rules import Rules, fmt
+from access_audit.store import Transaction
+from access_audit.tables import scan_stored
+
+OUTPUT_TABLES = ("explanations", "indicators", "flags", "flag_events")
+
+
+@dataclass
+class ScoreReport:
+    """What a scoring run did (the CLI prints it; the run log keeps it)."""
+
+    days: list[date] = field(default_factory=list)
+    events: int = 0
+    explained: float | None = None
+    first_explained: float | None = None
+    flags: int = 0
+    alerts: int = 0
+    cleared: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    coverage: list[dict[str, object]] = field(default_factory=list)
+
+
+def stored_days(txn_or_path: Transaction | object) -> list[date]:
+    path = txn_or_path.path if isinstance(txn_or_path, Transaction) else txn_or_path
+    days = scan_stored(path, "access_events").select(pl.col("day").unique()).collect()  # type: ignore[arg-type]
+    return sorted(days["day"].to_list())
+
+
+def days_to_rescore(
+    all_days: Sequence[date], touched: Iterable[date], reexplain_days: int
+) -> list[date]:
+    """The days a run touched, plus the re-explain window ending on the latest stored day."""
+    if not all_days:
+        return []
+    latest = max(all_days)
+    window = {latest - timedelta(days=n) for n in range(reexplain_days)}
+    wanted = set(touched) | window
+    return sorted(d for d in wanted if d in set(all_days))
+
+
+def _cleared(
+    previous: pl.DataFrame,
+    previous_events: pl.DataFrame,
+    scored: Scored,
+    now: datetime,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Earlier alerts (or earlier cleared flags) the new scores do not raise: kept, with a note."""
+    was_alert = previous.filter(pl.col("alert") | pl.col("note").str.starts_with("cleared"))
+    still = scored.flags.filter(pl.col("alert")).select("flag_id")
+    gone = was_alert.join(still, on="flag_id", how="anti")
+    if gone.is_empty():
+        return previous.clear(), previous_events.clear()
+    why = (
+        previous_events.join(gone.select("flag_id"), on="flag_id")
+        .join(
+            scored.explanations.select("system", "event_id", "detail"),
+            on=["system", "event_id"],
+            how="left",
+        )
+        .group_by("flag_id")
+        .agg(
+            events=pl.col("event_id").n_unique(),
+            explained=pl.col("event_id").filter(pl.col("detail").is_not_null()).n_unique(),
+            details=pl.col("detail").drop_nulls().unique().sort().str.join("; "),
+        )
+    )
+    rescored = scored.flags.select("flag_id", new_score="score")
+    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    note = (
+        pl.when(pl.col("note").str.starts_with("cleared"))
+        .then(pl.col("note"))
+        .otherwise(
+            fmt(
+                "cleared {}: {} of {} accesses now explained ({})",
+                pl.lit(stamp),
+                pl.col("explained").fill_null(0),
+                pl.col("events").fill_null(0),
+                pl.col("details").fill_null(
+                    "no explanation; its risk no longer reaches the threshold"
+                ),
+            )
+        )
+    )
+    carried = (
+        gone.join(why, on="flag_id", how="left")
+        .join(rescored, on="flag_id", how="left")
+        .with_columns(note=note, alert=pl.lit(False), score=pl.col("new_score").fill_null(0.0))
+        .select(previous.columns)
+    )
+    events = previous_events.join(carried.select("flag_id"), on="flag_id", how="semi")
+    return carried, events
+
+
+def write_scored(
+    txn: Transaction, days: Sequence[date], rules: Rules, now: datetime
+) -> ScoreReport:
+    """Score `days` from the transaction's stores and replace those days' outputs in it."""
+
+    def scan(name: str) -> pl.LazyFrame:
+        return scan_stored(txn.path, name)
+
+    scored = score_days(scan, days, rules)
+    report = ScoreReport(days=list(scored.days), events=scored.events, seconds=scored.seconds)
+    if not scored.days:
+        return report
+    in_days = pl.col("day").is_in(scored.days)
+    previous = scan("flags").filter(in_days).collect()
+    previous_events = scan("flag_events").filter(in_days).collect()
+    scored.flags = apply_suppressions(
+        scored.flags, scan("reviews"), scan("flags"), rules.reviews["not_new_risk"]
+    )
+    carried, carried_events = _cleared(previous, previous_events, scored, now)
+    new_ids = scored.flags.select("flag_id")
+    flags = pl.concat(
+        [
+            scored.flags.join(carried.select("flag_id"), on="flag_id", how="anti"),
+            carried.select(scored.flags.columns).cast(scored.flags.schema),
+        ]
+    )
+    flag_events = pl.concat(
+        [
+            scored.flag_events,
+            carried_events.join(new_ids, on="flag_id", how="anti").select(
+                scored.flag_events.columns
+            ),
+        ]
+    ).unique()
+    outputs = {
+        "explanations": scored.explanations,
+        "indicators": scored.indicators,
+        "flags": flags,
+        "flag_events": flag_events,
+    }
+    for table, frame in outputs.items():
+        txn.replace_partitions(table, frame, "day", scored.days)
+    report.flags = flags.height
+    report.alerts = int(flags["alert"].sum())
+    report.cleared = carried["flag_id"].to_list()
+    report.coverage = scored.coverage.to_dicts()
+    for row in report.coverage:
+        if row["scope"] == "overall":
+            report.explained = float(row["share"])  # type: ignore[arg-type]
+        if row["scope"] == "first":
+            report.first_explained = float(row["share"])  # type: ignore[arg-type]
+    return report
