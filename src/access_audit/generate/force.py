@@ -1099,7 +1099,7 @@ def build_routine(force: Force) -> None:
             record_type="person",
         )
     )
-    searches = _shift_moments(force, shifts, rng.poisson(8, shifts.height))
+    searches = _shift_moments(force, shifts, rng.poisson(12, shifts.height))
     force.add_events(
         events(
             searches.select(

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from access_audit.generate.force import TZ, UTC, Force
+from access_audit.generate.force import TZ, UTC, Force, seconds
 
 ASSOCIATION_SCHEMA = {
     "user_id": pl.String,
@@ -25,6 +26,7 @@ ASSOCIATION_SCHEMA = {
     "declared_at": pl.Date,
 }
 LATE_AUDIT_SHARE = 0.01
+PAGES_PER_VIEW = 1.5
 NAIVE = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -51,10 +53,30 @@ def _drop_day(force: Force) -> pl.Expr:
     return day.clip(pl.lit(first), pl.lit(last)).alias("_day")
 
 
+def _page_views(force: Force, frame: pl.DataFrame) -> pl.DataFrame:
+    """Records systems audit every screen: opening a record is followed by a few more views of its
+    tabs within a minute or two. Each extra row keeps its original's episode (truth follows)."""
+    views = frame.filter(pl.col("action") == "view")
+    extra = force.rng.poisson(PAGES_PER_VIEW, views.height)
+    repeated = views.gather(np.repeat(np.arange(views.height), extra))
+    offsets = force.rng.uniform(5, 120, repeated.height)
+    return pl.concat(
+        [
+            frame,
+            repeated.with_columns(
+                occurred_at=pl.col("occurred_at") + seconds(offsets),
+                known_at=pl.col("known_at") + seconds(offsets),
+            ),
+        ]
+    )
+
+
 def _access_log(force: Force) -> tuple[pl.DataFrame, pl.DataFrame]:
     """All audit rows with event ids, workstations and (rarely) late delivery; and the truth."""
     rng = force.rng
-    frame = pl.concat(force.event_parts).filter(pl.col("occurred_at") < force.last_utc())
+    frame = _page_views(force, pl.concat(force.event_parts)).filter(
+        pl.col("occurred_at") < force.last_utc()
+    )
     frame = frame.sort(
         ["occurred_at", "user_id", "system", "action", "record_id"],
         nulls_last=True,

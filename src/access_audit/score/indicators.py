@@ -350,11 +350,11 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
             count=(pl.col("action") == "view_contact").sum(),
             days=pl.col("day").n_unique(),
         )
-        .filter(pl.col("count") > 0)
         .with_columns(rate=pl.col("count") / pl.col("days"))
         .join(roles, on="user_id", how="left")
     )
-    medians = pairs.group_by("role").agg(median=pl.col("rate").median())
+    # the role's pooled rate: contact views per day of explained access to a subject
+    medians = pairs.group_by("role").agg(median=pl.col("count").sum() / pl.col("days").sum())
     excessive = pairs.join(medians, on="role", how="left").filter(
         (pl.col("count") >= ind.param("min_count"))
         & (pl.col("rate") >= ind.param("peer_ratio") * pl.col("median"))
@@ -365,11 +365,11 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     evidence = fmt(
         "opened the subject's contact details {} times on {} days with access; a {} "
-        "with an explained subject typically does so {} times a day",
+        "with an explained subject does so {} times a day",
         "count",
         "days",
         pl.col("role").str.replace_all("_", " "),
-        pl.col("median").round(1),
+        pl.col("median").round(2),
     )
     return _out(hits, ind, evidence)
 

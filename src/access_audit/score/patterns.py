@@ -94,8 +94,12 @@ def patterns(
     settings = rules.patterns
     lookups = _lookups(context, persons, rules)
     names = list(FEATURES)
+    # The unit is a subject looked up on a day, not an audit row: one lookup writes several rows
+    # (screens), and counting rows would make a handful of lookups look like a pattern.
     per_user = (
-        lookups.group_by("user_id")
+        lookups.group_by("user_id", "record_id", "day")
+        .agg([pl.col(n).any() for n in names])
+        .group_by("user_id")
         .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
         .join(staff.select("user_id", "role"), on="user_id", how="left")
         .collect()
@@ -168,7 +172,7 @@ def patterns(
         .otherwise(pl.col("centre_contact"))
     ).with_columns(
         text=fmt(
-            "{} of their {} unexplained person lookups in {} days were {}; their peers' robust "
+            "{} of the {} subjects they looked up without explanation in {} days were {}; peers' robust "
             "centre is {}% ({} robust standard deviations above)",
             pl.when(pl.col("feature") == "young_women")
             .then(pl.col("k_young_women"))
