@@ -61,13 +61,19 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         spread = np.full(len(names), MIN_SPREAD)
         varying = matrix.var(axis=0) > 1e-12
         if varying.any():
-            with warnings.catch_warnings():
-                # Shares that are zero for most peers make a low-rank cloud; MCD's estimate is
-                # still the robust centre we want, so its rank warning is expected here.
-                warnings.filterwarnings("ignore", message="The covariance matrix associated")
-                model = MinCovDet(random_state=0).fit(matrix[:, varying])
-            centre[varying] = model.location_
-            spread[varying] = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
+            try:
+                with warnings.catch_warnings():
+                    # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
+                    # is still the robust centre we want, so its rank warning is expected here.
+                    warnings.filterwarnings("ignore", message="The covariance matrix associated")
+                    model = MinCovDet(random_state=0).fit(matrix[:, varying])
+                centre[varying] = model.location_
+                spread[varying] = np.sqrt(
+                    np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None)
+                )
+            except ValueError:
+                # most peers identical (MCD's support has no spread): their median is the centre
+                centre[varying] = np.median(matrix[:, varying], axis=0)
     p = np.clip(centre, 0.005, 0.995)
     n = features["n"].to_numpy().astype(float)[:, None]
     counts = features.select([f"k_{name}" for name in names]).to_numpy().astype(float)
