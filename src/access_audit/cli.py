@@ -375,6 +375,32 @@ def review(
 
 @app.command()
 @_reports_errors
+def learn(
+    ctx: typer.Context,
+    retire: Annotated[
+        bool, typer.Option("--retire", help="Stop using the learned model: rules only again.")
+    ] = False,
+) -> None:
+    """Learn from closed reviews: train a model that re-ranks flags, report it on held-out
+    decisions, store it as the next version and re-score with it."""
+    workspace = _workspace(ctx)
+    if retire:
+        workspace.retire_model()
+        console.print("learned model retired: flags are ranked by the rules again")
+        return
+    model = workspace.learn()
+    holdout = model.holdout
+    console.print(
+        f"{model.version}: trained on {model.decisions} decision(s), {model.upheld} upheld; "
+        f"held-out ({holdout['decisions']} decisions): ROC AUC {holdout['roc_auc']}, "
+        f"average precision {holdout['average_precision']}; stored days re-scored",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@_reports_errors
 def evaluate(
     ctx: typer.Context,
     truth: Annotated[Path, typer.Option("--truth", help="The generator's truth.csv.")],
@@ -389,6 +415,39 @@ def evaluate(
     from access_audit.render import render_evaluation
 
     render_evaluation(console, result, output_format)
+
+
+@app.command()
+@_reports_errors
+def report(
+    ctx: typer.Context,
+    from_day: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    to_day: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, csv or html (self-contained, with charts).")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write to this file instead of the screen.")
+    ] = None,
+) -> None:
+    """What an FOI request asks: flags raised, reviewed and by outcome, APSP-type outcomes,
+    upheld cases in one line each, and flagged users' training position."""
+    if output_format not in ("text", "csv", "html"):
+        raise AccessAuditError(f"--format must be text, csv or html, not '{output_format}'")
+    workspace = _workspace(ctx)
+    built = workspace.report(_parse_date(from_day, "--from"), _parse_date(to_day, "--to"))
+    workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
+    from access_audit.report.render import render_csv, render_html, render_text
+
+    text = {"text": render_text, "csv": render_csv, "html": render_html}[output_format](built)
+    if output is None:
+        print(text, end="")
+        return
+    from access_audit.workspace import owner_only
+
+    with owner_only():
+        output.write_text(text, encoding="utf-8")
+    console.print(f"report written to {output}", highlight=False, soft_wrap=True)
 
 
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:

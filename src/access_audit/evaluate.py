@@ -2,9 +2,9 @@
 
 Flags are ranked per day by score (the review queue an analyst works through). A flag *holds* an
 episode when it contains any of the episode's events; an episode is *caught* when a flag within the
-day's budget of K holds it. An access counts as flagged when it is in an alert flag (score at or
-above the alert threshold). R-precision for a day is the precision of its top R flags, R being the
-number of planted episodes with accesses that day.
+day's budget of K holds it. An access counts as flagged when it is in an alert flag (the rule
+score at or above the alert threshold). R-precision for a day is the precision of its top R flags,
+R being the number of planted episodes with accesses that day.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def evaluate(
         ranked.group_by("day")
         .agg(
             flags=pl.len(),
-            alerts=pl.col(score_column).ge(threshold).sum(),
+            alerts=pl.col("alert").sum(),
             top_k_positive=pl.col("positive").filter(pl.col("rank") <= budget).sum(),
             top_k=pl.col("rank").le(budget).sum(),
         )
@@ -146,9 +146,7 @@ def evaluate(
         .sort("episode_id")
     )
     alert_events = (
-        flag_events.join(
-            flags.filter(pl.col(score_column) >= threshold).select("flag_id"), on="flag_id"
-        )
+        flag_events.join(flags.filter("alert").select("flag_id"), on="flag_id")
         .select("system", "event_id")
         .unique()
     )
@@ -158,7 +156,7 @@ def evaluate(
     overall: dict[str, float | int | None] = {
         "days": per_day.height,
         "flags": flags.height,
-        "alerts": int(flags.filter(pl.col(score_column) >= threshold).height),
+        "alerts": int(flags["alert"].sum()),
         "episodes": episodes.height,
         "caught_within_budget": int(episodes["caught"].sum()),
         "share_caught_within_budget": _mean(episodes["caught"].cast(pl.Float64)),

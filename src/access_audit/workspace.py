@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
     from access_audit.evaluate import Evaluation
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
+    from access_audit.report import Report
     from access_audit.review import Review
     from access_audit.review.detail import EventDetail, FlagDetail
+    from access_audit.review.learn import LearnedModel, ModelStore
     from access_audit.score.rules import Rules
     from access_audit.score.run import ScoreReport
 
@@ -235,7 +237,7 @@ class Workspace:
                 with self.store.transaction(run_id, {"command": "score"}) as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
-                    report = write_scored(txn, wanted, rules, started)
+                    report = write_scored(txn, wanted, rules, started, self.models.current())
             except AccessAuditError as exc:
                 self._log_event("score", run_id, started, error=exc)
                 raise
@@ -271,7 +273,7 @@ class Workspace:
                         except AccessAuditError as exc:
                             report.ingest.failed.append(DropFailure(drop.drop_id, str(exc)))
                     days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
-                    report.score = write_scored(txn, days, rules, started)
+                    report.score = write_scored(txn, days, rules, started, self.models.current())
             except AccessAuditError as exc:
                 self._log_event("nightly", run_id, started, error=exc, report=report)
                 raise
@@ -294,6 +296,48 @@ class Workspace:
             if (since is None or d >= since.date()) and (until is None or d <= until.date())
         )
 
+    @property
+    def models(self) -> ModelStore:
+        from access_audit.review.learn import ModelStore
+
+        return ModelStore(self.home / "models")
+
+    def learn(self) -> LearnedModel:
+        """Train a re-ranking model from closed reviews, store it as the next version, and
+        re-score the stored days with it."""
+        from access_audit.review.learn import train, training_set
+
+        rules = self.rules
+        names = [*rules.indicators, "pattern_young_women", "pattern_contact"]
+        data = training_set(self.scan("flags"), self.scan("reviews"), names)
+        settings = rules.learning
+        with owner_only():
+            model = train(
+                data,
+                names,
+                self.models.next_version(),
+                int(settings["min_decisions"]),
+                int(settings["min_per_class"]),
+            )
+            self.models.save(model)
+        self.score()
+        return model
+
+    def retire_model(self) -> None:
+        """Go back to the rule-based score and re-score the stored days."""
+        self.models.retire()
+        self.score()
+
+    def review_many(self, decisions: pl.DataFrame) -> int:
+        """Record many decisions at once (flag_id, status, outcome, note, reviewer): one
+        transaction, e.g. importing a case-management export."""
+        from access_audit.review import record_reviews
+
+        with owner_only(), self.store.transaction(new_run_id(), {"command": "review"}) as txn:
+            count = record_reviews(txn, decisions)
+        self.refresh_catalog()
+        return count
+
     # -- the review queue ----------------------------------------------------------------------
     def flags(
         self,
@@ -307,14 +351,16 @@ class Workspace:
         """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
         from access_audit.review.queue import select_flags
 
-        threshold = self.rules.alert_threshold if min_score is None else min_score
+        flags = self.scan("flags")
+        if min_score is None:
+            flags = flags.filter("alert")
         return select_flags(
-            self.scan("flags"),
+            flags,
             self.scan("flag_events"),
             self.scan("reviews"),
             since=since,
             until=until,
-            min_score=threshold,
+            min_score=min_score,
             status=status,
             limit=limit,
         )
@@ -392,15 +438,39 @@ class Workspace:
             with open(folder / "flag_views.jsonl", "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
 
-    def evaluate(self, truth: Path, budget: int = 20) -> Evaluation:
-        """The stored flags against a generator's truth file (see access_audit.evaluate)."""
+    def report(self, start: date, end: date) -> Report:
+        """The FOI-style report for alerts raised on days start..end (see access_audit.report)."""
+        from access_audit.report import build_report
+
+        if end < start:
+            raise AccessAuditError("--to must not be before --from")
+        return build_report(
+            start,
+            end,
+            self.scan("flags"),
+            self.scan("reviews"),
+            self.scan("training"),
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.rules,
+        )
+
+    def evaluate(
+        self, truth: Path, budget: int = 20, days: Sequence[date] | None = None
+    ) -> Evaluation:
+        """The stored flags against a generator's truth file (see access_audit.evaluate),
+        over every stored day or only `days`."""
+        import polars as pl
+
         from access_audit.evaluate import evaluate, read_truth
 
-        events = self.scan("access_events").select("system", "event_id", "day").collect()
+        events = self.scan("access_events").select("system", "event_id", "day")
+        if days is not None:
+            events = events.filter(pl.col("day").is_in(list(days)))
         return evaluate(
             self.scan("flags").collect(),
             self.scan("flag_events").collect(),
-            events,
+            events.collect(),
             read_truth(truth),
             budget=budget,
             threshold=self.rules.alert_threshold,

@@ -196,3 +196,48 @@ def apply_suppressions(
         )
         .otherwise(pl.col("note")),
     ).select(flags.columns)
+
+
+def record_reviews(txn: Transaction, decisions: pl.DataFrame, now: datetime | None = None) -> int:
+    """Append many decisions (flag_id, status, outcome, note, reviewer[, purpose]) at once; every
+    row is checked first and a bad one fails the whole batch, naming it."""
+    required = ["flag_id", "status", "outcome", "note", "reviewer"]
+    missing = [c for c in required if c not in decisions.columns]
+    if missing:
+        raise AccessAuditError(f"decisions lack column(s) {', '.join(missing)}")
+    checked = decisions.with_columns(
+        problem=pl.when(~pl.col("status").is_in(STATUSES))
+        .then(pl.lit("unknown status"))
+        .when(pl.col("outcome").is_not_null() & ~pl.col("outcome").is_in(list(OUTCOMES)))
+        .then(pl.lit("unknown outcome"))
+        .when((pl.col("status") == "closed") != pl.col("outcome").is_not_null())
+        .then(pl.lit("an outcome goes with status closed, and only then"))
+        .when(pl.col("note").fill_null("").str.strip_chars() == "")
+        .then(pl.lit("no note"))
+    )
+    bad = checked.filter(pl.col("problem").is_not_null())
+    if not bad.is_empty():
+        first = bad.row(0, named=True)
+        raise AccessAuditError(
+            f"{bad.height} bad decision(s), e.g. {first['flag_id']}: {first['problem']}"
+        )
+    flags = (
+        scan_stored(txn.path, "flags").select("flag_id", "user_id", "subject_id").unique("flag_id")
+    )
+    joined = checked.lazy().join(flags, on="flag_id", how="left").collect()
+    unknown = joined.filter(pl.col("user_id").is_null())
+    if not unknown.is_empty():
+        raise AccessAuditError(f"no flag {unknown['flag_id'][0]} ({unknown.height} unknown)")
+    now = now or datetime.now(UTC)
+    rows = (
+        joined.with_columns(
+            review_id=pl.format("R{}-{}", pl.lit(f"{now:%Y%m%d%H%M%S}"), pl.int_range(pl.len())),
+            purpose=pl.col("purpose") if "purpose" in joined.columns else pl.lit(None, pl.String),
+            reviewed_at=pl.lit(now),
+            suppress_until=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+        )
+        .select(REVIEWS.schema().names())
+        .cast(REVIEWS.schema())
+    )  # type: ignore[arg-type]
+    txn.append("reviews", rows)
+    return rows.height

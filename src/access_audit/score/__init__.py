@@ -127,32 +127,36 @@ def score_days(
         )
         return empty
     first_context = days[0] - timedelta(days=rules.lookback_days)
-    context_lazy = (
-        scan("access_events")
-        .filter(pl.col("day").is_between(first_context, days[-1]))
-        .select(EVENT_COLUMNS)
-    )
-    context_events = context_lazy.collect()
+    in_range = pl.col("day").is_between(first_context, days[-1])
     in_targets = pl.col("day").is_in(days)
-    inputs = _inputs(scan, context_events.lazy())
-    targets = context_events.lazy().filter(in_targets)
-    new_explanations = explain(inputs, rules, targets).collect()
-    prior = (
-        scan("explanations")
-        .filter(pl.col("day").is_between(first_context, days[-1]) & ~in_targets)
-        .select("system", "event_id")
+    # Searches that opened no record have no subject: nothing to explain or score.
+    context_events = (
+        scan("access_events")
+        .filter(in_range & pl.col("record_id").is_not_null())
+        .select(EVENT_COLUMNS)
+        .collect()
     )
+    target_count = scan("access_events").filter(in_targets).select(pl.len()).collect().item()
+    inputs = _inputs(scan, context_events.lazy())
+    new_explanations = explain(inputs, rules, context_events.lazy().filter(in_targets)).collect()
+    prior = scan("explanations").filter(in_range & ~in_targets).select("system", "event_id")
     explained_keys = (
         pl.concat([new_explanations.lazy().select("system", "event_id"), prior])
         .unique()
         .with_columns(explained=pl.lit(True))
     )
-    context = (
+    # Only the flag column is new: the event columns are shared, not copied.
+    explained = (
         context_events.lazy()
-        .join(explained_keys, on=["system", "event_id"], how="left")
-        .with_columns(pl.col("explained").fill_null(False))
+        .select("system", "event_id")
+        .join(explained_keys, on=["system", "event_id"], how="left", maintain_order="left")
+        .select(pl.col("explained").fill_null(False))
         .collect()
+        .to_series()
     )
+    context = context_events.with_columns(explained)
+    del context_events, explained
+    inputs = _inputs(scan, context.lazy())
     targets = context.lazy().filter(in_targets)
     found = indicators(inputs, rules, targets, context.lazy()).collect()
     flag_frame, flag_events = episodes(targets, found.lazy(), rules)
@@ -169,7 +173,7 @@ def score_days(
         flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
         flag_events=events,
         coverage=coverage(context, days, inputs.staff),
-        events=context.filter(in_targets).height,
+        events=target_count,
         seconds=time.perf_counter() - started,
     )
 

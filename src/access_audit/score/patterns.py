@@ -68,9 +68,7 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
                     warnings.filterwarnings("ignore", message="The covariance matrix associated")
                     model = MinCovDet(random_state=0).fit(matrix[:, varying])
                 centre[varying] = model.location_
-                spread[varying] = np.sqrt(
-                    np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None)
-                )
+                spread[varying] = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
             except ValueError:
                 # most peers identical (MCD's support has no spread): their median is the centre
                 centre[varying] = np.median(matrix[:, varying], axis=0)
@@ -178,8 +176,8 @@ def patterns(
         .otherwise(pl.col("centre_contact"))
     ).with_columns(
         text=fmt(
-            "{} of the {} subjects they looked up without explanation in {} days were {}; peers' robust "
-            "centre is {}% ({} robust standard deviations above)",
+            "{} of the {} subjects they looked up without explanation in {} days were {}; "
+            "peers' robust centre is {}% ({} robust standard deviations above)",
             pl.when(pl.col("feature") == "young_women")
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),

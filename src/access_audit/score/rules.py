@@ -51,10 +51,13 @@ class Rules:
     alert_threshold: float
     lookback_days: int
     reexplain_days: int
+    chunk_days: int
     explanations: tuple[ExplanationKind, ...]
     indicators: dict[str, Indicator]
     patterns: dict[str, Any]
     reviews: dict[str, Any]
+    reports: dict[str, Any]
+    learning: dict[str, Any]
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -92,7 +95,15 @@ def load_rules(config: Config | None = None) -> Rules:
     """The default rules with the home's overrides applied."""
     raw = _defaults()
     if config is not None:
-        for section in ("scoring", "explanations", "indicators", "patterns", "reviews"):
+        for section in (
+            "scoring",
+            "explanations",
+            "indicators",
+            "patterns",
+            "reviews",
+            "reports",
+            "learning",
+        ):
             override = config.section(section)
             if override:
                 raw[section] = _merge(raw[section], override, f"[{section}].")
@@ -129,10 +140,13 @@ def load_rules(config: Config | None = None) -> Rules:
         alert_threshold=float(scoring["alert_threshold"]),
         lookback_days=int(scoring["lookback_days"]),
         reexplain_days=int(scoring["reexplain_days"]),
+        chunk_days=int(scoring["chunk_days"]),
         explanations=tuple(kinds),
         indicators=indicators,
         patterns=dict(raw["patterns"]),
         reviews=dict(raw["reviews"]),
+        reports=dict(raw["reports"]),
+        learning=dict(raw["learning"]),
     )
 
 

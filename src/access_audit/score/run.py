@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from access_audit.review import apply_suppressions
+from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
@@ -109,9 +110,52 @@ def _cleared(
 
 
 def write_scored(
-    txn: Transaction, days: Sequence[date], rules: Rules, now: datetime
+    txn: Transaction,
+    days: Sequence[date],
+    rules: Rules,
+    now: datetime,
+    model: LearnedModel | None = None,
 ) -> ScoreReport:
-    """Score `days` from the transaction's stores and replace those days' outputs in it."""
+    """Score `days` from the transaction's stores and replace those days' outputs in it, a few
+    days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
+    Each chunk reads the explanations the previous ones wrote."""
+    ordered = sorted(set(days))
+    size = max(1, rules.chunk_days)
+    total = ScoreReport()
+    coverage: list[pl.DataFrame] = []
+    for start in range(0, len(ordered), size):
+        part = _write_chunk(txn, ordered[start : start + size], rules, now, model)
+        total.days += part.days
+        total.events += part.events
+        total.flags += part.flags
+        total.alerts += part.alerts
+        total.cleared += part.cleared
+        total.seconds += part.seconds
+        if part.coverage:
+            coverage.append(pl.DataFrame(part.coverage))
+    if coverage:
+        merged = (
+            pl.concat(coverage)
+            .group_by("scope", "group", maintain_order=True)
+            .agg(pl.col("accesses").sum(), pl.col("explained").sum())
+            .with_columns(share=pl.col("explained") / pl.col("accesses"))
+        )
+        total.coverage = merged.to_dicts()
+        for row in total.coverage:
+            if row["scope"] == "overall":
+                total.explained = float(row["share"])
+            if row["scope"] == "first":
+                total.first_explained = float(row["share"])
+    return total
+
+
+def _write_chunk(
+    txn: Transaction,
+    days: Sequence[date],
+    rules: Rules,
+    now: datetime,
+    model: LearnedModel | None,
+) -> ScoreReport:
 
     def scan(name: str) -> pl.LazyFrame:
         return scan_stored(txn.path, name)
@@ -126,6 +170,8 @@ def write_scored(
     scored.flags = apply_suppressions(
         scored.flags, scan("reviews"), scan("flags"), rules.reviews["not_new_risk"]
     )
+    if model is not None:
+        scored.flags = apply_model(scored.flags, model)
     carried, carried_events = _cleared(previous, previous_events, scored, now)
     new_ids = scored.flags.select("flag_id")
     flags = pl.concat(
@@ -154,9 +200,4 @@ def write_scored(
     report.alerts = int(flags["alert"].sum())
     report.cleared = carried["flag_id"].to_list()
     report.coverage = scored.coverage.to_dicts()
-    for row in report.coverage:
-        if row["scope"] == "overall":
-            report.explained = float(row["share"])  # type: ignore[arg-type]
-        if row["scope"] == "first":
-            report.first_explained = float(row["share"])  # type: ignore[arg-type]
     return report

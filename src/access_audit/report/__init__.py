@@ -1,0 +1,154 @@
+"""`access-audit report`: what a force must answer in an FOI request like the seed's.
+
+Flags raised, reviewed and by outcome; outcomes of APSP-type flags; one line of circumstances per
+upheld case; the training position of flagged users. `build_report` is pure frames in, a typed
+`Report` out; `render.py` turns it into text, CSV or a self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+
+from access_audit.review import OUTCOMES, UPHELD
+from access_audit.review.queue import current_reviews
+from access_audit.score.rules import Rules
+
+
+@dataclass(frozen=True)
+class Report:
+    start: date
+    end: date
+    raised: int
+    reviewed: int
+    by_status: pl.DataFrame
+    by_outcome: pl.DataFrame
+    apsp_outcomes: pl.DataFrame
+    upheld: pl.DataFrame
+    training: pl.DataFrame
+    per_day: pl.DataFrame
+    timeline_user: str | None
+    timeline: pl.DataFrame
+    overdue_months: int
+
+
+def _outcome_table(flags: pl.DataFrame) -> pl.DataFrame:
+    closed = flags.filter(pl.col("status") == "closed")
+    counts = closed.group_by("outcome").agg(flags=pl.len())
+    return (
+        pl.DataFrame({"outcome": list(OUTCOMES), "label": list(OUTCOMES.values())})
+        .join(counts, on="outcome", how="left")
+        .with_columns(pl.col("flags").fill_null(0).cast(pl.Int64))
+    )
+
+
+def build_report(
+    start: date,
+    end: date,
+    flags: pl.LazyFrame,
+    reviews: pl.LazyFrame,
+    training: pl.LazyFrame,
+    events: pl.LazyFrame,
+    explanations: pl.LazyFrame,
+    rules: Rules,
+) -> Report:
+    """The report for alerts raised on days start..end (inclusive)."""
+    settings = rules.reports
+    raised = (
+        flags.filter(pl.col("day").is_between(start, end) & pl.col("alert"))
+        .join(current_reviews(reviews), on="flag_id", how="left")
+        .with_columns(
+            status=pl.col("status").fill_null("open"),
+            codes=pl.col("reasons").list.eval(pl.element().struct.field("code")),
+        )
+        .collect()
+    )
+    apsp = raised.filter(
+        pl.col("codes").list.set_intersection(pl.lit(settings["apsp_codes"])).list.len() > 0
+    )
+    by_status = (
+        pl.DataFrame({"status": ["open", "under_review", "closed"]})
+        .join(raised.group_by("status").agg(flags=pl.len()), on="status", how="left")
+        .with_columns(pl.col("flags").fill_null(0).cast(pl.Int64))
+    )
+    upheld = (
+        raised.filter(pl.col("outcome").is_in(UPHELD))
+        .sort("day", "flag_id")
+        .select(
+            "flag_id",
+            "day",
+            "user_id",
+            "outcome",
+            circumstances=pl.col("reasons")
+            .list.head(3)
+            .list.eval(pl.element().struct.field("text"))
+            .list.join("; "),
+        )
+    )
+    course = settings["training_course"]
+    months = int(settings["training_overdue_months"])
+    cutoff = end - timedelta(days=round(months * 30.44))
+    last_course = (
+        training.filter(pl.col("course") == course)
+        .group_by("user_id")
+        .agg(last_training=pl.col("completed_at").max())
+    )
+    flagged_users = raised.group_by("user_id").agg(alerts=pl.len()).lazy()
+    training_position = (
+        flagged_users.join(last_course, on="user_id", how="left")
+        .with_columns(
+            overdue=pl.col("last_training").is_null() | (pl.col("last_training") < cutoff)
+        )
+        .sort(["overdue", "alerts", "user_id"], descending=[True, True, False])
+        .collect()
+    )
+    per_day = (
+        pl.DataFrame({"day": pl.date_range(start, end, eager=True)})
+        .join(raised.group_by("day").agg(alerts=pl.len()), on="day", how="left")
+        .with_columns(pl.col("alerts").fill_null(0).cast(pl.Int64))
+    )
+    top_user = (
+        raised.group_by("user_id")
+        .agg(pl.col("score").max())
+        .sort("score", descending=True)["user_id"]
+        .head(1)
+        .to_list()
+    )
+    timeline = pl.DataFrame()
+    if top_user:
+        keys = ["system", "event_id"]
+        timeline = (
+            events.filter(
+                (pl.col("user_id") == top_user[0])
+                & pl.col("day").is_between(start, end)
+                & pl.col("record_id").is_not_null()
+            )
+            .select(*keys, "occurred_at", "record_type", "record_id")
+            .join(
+                explanations.select(keys).unique().with_columns(explained=pl.lit(True)),
+                on=keys,
+                how="left",
+            )
+            .with_columns(pl.col("explained").fill_null(False))
+            .sort("occurred_at")
+            .collect()
+        )
+    return Report(
+        start=start,
+        end=end,
+        raised=raised.height,
+        reviewed=int((raised["status"] != "open").sum()),
+        by_status=by_status,
+        by_outcome=_outcome_table(raised),
+        apsp_outcomes=_outcome_table(apsp).with_columns(
+            apsp_flags=pl.lit(apsp.height, dtype=pl.Int64)
+        ),
+        upheld=upheld,
+        training=training_position,
+        per_day=per_day,
+        timeline_user=top_user[0] if top_user else None,
+        timeline=timeline,
+        overdue_months=months,
+    )

@@ -1,0 +1,174 @@
+"""A Report as text, CSV (section, item, value) or one self-contained HTML page with SVG charts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from html import escape
+
+from access_audit.report import Report
+from access_audit.report.charts import bar_chart, timeline
+
+
+def _rows(report: Report) -> list[tuple[str, str, str]]:
+    """Every figure of the report as (section, item, value): the CSV, and the text's source."""
+    rows = [
+        ("summary", "period", f"{report.start} to {report.end}"),
+        ("summary", "flags raised (alerts)", str(report.raised)),
+        ("summary", "flags reviewed", str(report.reviewed)),
+    ]
+    rows += [("status", r["status"], str(r["flags"])) for r in report.by_status.to_dicts()]
+    rows += [("outcome", r["outcome"], str(r["flags"])) for r in report.by_outcome.to_dicts()]
+    apsp_total = report.apsp_outcomes["apsp_flags"][0] if report.apsp_outcomes.height else 0
+    rows.append(("apsp", "APSP-type flags raised", str(apsp_total)))
+    rows += [
+        ("apsp_outcome", r["outcome"], str(r["flags"])) for r in report.apsp_outcomes.to_dicts()
+    ]
+    rows += [
+        (
+            "upheld",
+            r["flag_id"],
+            f"{r['day']} {r['user_id']}: {r['circumstances']} -> {r['outcome']}",
+        )
+        for r in report.upheld.to_dicts()
+    ]
+    rows += [
+        (
+            "training",
+            r["user_id"],
+            f"last {r['last_training'] or 'never'}; "
+            f"{'OVERDUE' if r['overdue'] else 'in date'}; {r['alerts']} alert(s)",
+        )
+        for r in report.training.to_dicts()
+    ]
+    return rows
+
+
+def render_text(report: Report) -> str:
+    lines = [f"access-audit report, {report.start} to {report.end}", ""]
+    current = None
+    titles = {
+        "summary": "Summary",
+        "status": "Flags by review status",
+        "outcome": "Closed flags by outcome",
+        "apsp": "Abuse of position for a sexual purpose (APSP-type flags)",
+        "apsp_outcome": "APSP-type flags by outcome",
+        "upheld": "Upheld cases (circumstances)",
+        "training": f"Training position of flagged users (overdue after {report.overdue_months} "
+        "months)",
+    }
+    for section, item, value in _rows(report):
+        if section != current:
+            lines += ["", titles[section]]
+            current = section
+        lines.append(f"  {item}: {value}")
+    return "\n".join(lines).replace("\n\n\n", "\n\n").strip() + "\n"
+
+
+def render_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "item", "value"])
+    writer.writerows(_rows(report))
+    return buffer.getvalue()
+
+
+def _table(headers: list[str], rows: list[list[object]], css: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    if not rows:
+        body = f'<tr><td colspan="{len(headers)}">none</td></tr>'
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;
+text-align:left;vertical-align:top}th{background:#f0f3f6}.figures td:last-child{text-align:right}
+.overdue{color:#b03a2e;font-weight:bold}svg{max-width:100%;height:auto}
+"""
+
+
+def render_html(report: Report) -> str:
+    """One page, no server, no script, no external file: tables and inline SVG charts."""
+    days = report.per_day
+    per_day = bar_chart(
+        "Alerts raised per day",
+        [d.strftime("%d %b") for d in days["day"].to_list()],
+        days["alerts"].to_list(),
+        colour="alert",
+    )
+    outcomes = report.by_outcome.filter(report.by_outcome["flags"] > 0)
+    outcome_chart = bar_chart(
+        "Closed flags by outcome", outcomes["outcome"].to_list(), outcomes["flags"].to_list()
+    )
+    if report.timeline_user and report.timeline.height:
+        user_chart = timeline(
+            f"Accesses by {report.timeline_user}, the highest-scored flagged user "
+            "(red: unexplained)",
+            report.timeline["occurred_at"].to_list(),
+            report.timeline["explained"].to_list(),
+            (report.timeline["record_type"] + " " + report.timeline["record_id"]).to_list(),
+        )
+    else:
+        user_chart = "<p>No flagged user in this period.</p>"
+    summary = _table(
+        ["figure", "value"],
+        [["Flags raised (alerts)", report.raised], ["Flags reviewed", report.reviewed]]
+        + [[f"Status: {r['status']}", r["flags"]] for r in report.by_status.to_dicts()],
+        "figures",
+    )
+    outcome_table = _table(
+        ["outcome", "all flags", "APSP-type flags"],
+        [
+            [a["label"], a["flags"], b["flags"]]
+            for a, b in zip(
+                report.by_outcome.to_dicts(), report.apsp_outcomes.to_dicts(), strict=True
+            )
+        ],
+        "figures",
+    )
+    upheld = _table(
+        ["flag", "day", "user", "circumstances", "outcome"],
+        [
+            [r["flag_id"], r["day"], r["user_id"], r["circumstances"], r["outcome"]]
+            for r in report.upheld.to_dicts()
+        ],
+    )
+    training_rows = (
+        "".join(
+            f'<tr class="{"overdue" if r["overdue"] else ""}"><td>{escape(r["user_id"])}</td>'
+            f"<td>{escape(str(r['last_training'] or 'never'))}</td>"
+            f"<td>{'overdue' if r['overdue'] else 'in date'}</td><td>{r['alerts']}</td></tr>"
+            for r in report.training.to_dicts()
+        )
+        or '<tr><td colspan="4">none</td></tr>'
+    )
+    apsp_total = report.apsp_outcomes["apsp_flags"][0] if report.apsp_outcomes.height else 0
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>access-audit report {report.start} to {report.end}</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>access-audit report: {report.start} to {report.end}</h1>
+<p>Lookups flagged as possibly made with no legitimate policing purpose, their review and outcome.
+Identifiers only: names stay in the records systems.</p>
+<h2 id="summary">Flags raised and reviewed</h2>{summary}
+{per_day}
+<h2 id="outcomes">Outcomes</h2>
+<p>APSP-type flags (a victim or vulnerable subject, or someone met on duty): {apsp_total}.</p>
+{outcome_table}
+{outcome_chart}
+<h2 id="upheld">Upheld cases</h2>{upheld}
+<h2 id="training">Training position of flagged users</h2>
+<p>Last APSP training; overdue after {report.overdue_months} months or if never recorded.</p>
+<table><thead><tr><th>user</th><th>last training</th><th>position</th><th>alerts</th></tr></thead>
+<tbody>{training_rows}</tbody></table>
+<h2 id="timeline">Access timeline</h2>
+{user_chart}
+</body></html>
+"""
