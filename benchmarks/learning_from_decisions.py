@@ -36,7 +36,7 @@ def simulated_decisions(workspace: Workspace, truth: Path, days: list, budget: i
     planted = pl.read_csv(truth, infer_schema=False).select("system", "event_id")
     flags = workspace.scan("flags").filter(pl.col("day").is_in(days)).collect()
     top = (
-        flags.sort(["day", "score", "flag_id"], descending=[False, True, False])
+        flags.sort(["day", "score", "rule_score", "flag_id"], descending=[False, True, True, False])
         .with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
         .filter(pl.col("rank") <= budget)
     )

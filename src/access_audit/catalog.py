@@ -91,6 +91,23 @@ def _runs_view_sql(runs_dir: Path) -> str:
     )
 
 
+def _flag_views_sql(home: Path) -> str:
+    log = home / "audit" / "flag_views.jsonl"
+    if log.exists() and log.stat().st_size:
+        return (
+            "CREATE VIEW flag_views AS SELECT CAST(viewed_at AS TIMESTAMPTZ) AS viewed_at, viewer, "
+            "command, flag_ids, subject_ids FROM read_json("
+            f"{sql_string_literal(str(log))}, format = 'newline_delimited', "
+            "columns = {viewed_at: 'VARCHAR', viewer: 'VARCHAR', command: 'VARCHAR', "
+            "flag_ids: 'VARCHAR[]', subject_ids: 'VARCHAR[]'})"
+        )
+    return (
+        "CREATE VIEW flag_views AS SELECT CAST(NULL AS TIMESTAMPTZ) AS viewed_at, "
+        "CAST(NULL AS VARCHAR) AS viewer, CAST(NULL AS VARCHAR) AS command, "
+        "CAST(NULL AS VARCHAR[]) AS flag_ids, CAST(NULL AS VARCHAR[]) AS subject_ids WHERE false"
+    )
+
+
 def analyst_view_files() -> list[tuple[str, str]]:
     """(file name, SQL) of the analysts' views, in the order their names sort."""
     folder = resources.files("access_audit") / "sql"
@@ -114,6 +131,7 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
         for table in stored_tables():
             connection.execute(_table_view_sql(table, generation))
         connection.execute(_runs_view_sql(runs_dir))
+        connection.execute(_flag_views_sql(home))
         number = generation.number if generation is not None else 0
         connection.execute(
             "CREATE TABLE catalog_info AS SELECT CAST($number AS INTEGER) AS generation, "

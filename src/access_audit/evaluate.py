@@ -62,7 +62,7 @@ def evaluate(
     truth = truth.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
     flags = flags.filter(pl.col("day").is_in(days.implode()))
     ranked = flags.sort(
-        ["day", score_column, "flag_id"], descending=[False, True, False]
+        ["day", score_column, "rule_score", "flag_id"], descending=[False, True, True, False]
     ).with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
     holds = (
         flag_events.join(
@@ -131,6 +131,8 @@ def evaluate(
     )
     pc_b = (
         truth.filter(pl.col("scenario") == "pc_b")
+        .select("episode_id")
+        .unique()
         .join(holds.select("flag_id", "episode_id"), on="episode_id")
         .join(ranked.select("flag_id", "day", "rank", score_column), on="flag_id")
         .group_by("episode_id")

@@ -308,7 +308,7 @@ class Workspace:
         from access_audit.review.learn import train, training_set
 
         rules = self.rules
-        names = [*rules.indicators, "pattern_young_women", "pattern_contact"]
+        names = ["rule_score", *rules.indicators, "pattern_young_women", "pattern_contact"]
         data = training_set(self.scan("flags"), self.scan("reviews"), names)
         settings = rules.learning
         with owner_only():
@@ -318,6 +318,7 @@ class Workspace:
                 self.models.next_version(),
                 int(settings["min_decisions"]),
                 int(settings["min_per_class"]),
+                float(settings["blend"]),
             )
             self.models.save(model)
         self.score()

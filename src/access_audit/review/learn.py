@@ -1,12 +1,13 @@
 """Learning from decisions: a scikit-learn model of which flags analysts uphold re-ranks new ones.
 
-Features are each flag's points per indicator (its reasons' shares of its points), so the model
-re-weighs the rules' own evidence rather than inventing new evidence. Labels come from closed
-reviews: misconduct found (any upheld outcome, including 'would not have been dismissed') is 1;
-no case to answer and legitimate purpose are 0. A model is trained only from enough decisions of
-both kinds, evaluated on held-out decisions, stored as JSON (coefficients, not a pickle) under
-`models/` with a version number, and applied to new flags by the scoring stage; every flag records
-the version that scored it. Without a model the rule-based score stands.
+Features are each flag's rule score and its points per indicator (its reasons' shares of its
+points), so the model re-weighs the rules' own evidence rather than inventing new evidence.
+Labels come from closed reviews: misconduct found (any upheld outcome, including 'would not have
+been dismissed') is 1; no case to answer and legitimate purpose are 0. A model is trained only
+from enough decisions of both kinds, evaluated on held-out decisions, stored as JSON
+(coefficients, not a pickle) under `models/` with a version number, and applied to new flags by
+the scoring stage; every flag records the version that scored it. Without a model the rule-based
+score stands.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from access_audit.review import OUTCOMES, UPHELD
 from access_audit.review.queue import current_reviews
 
 MISCONDUCT = (*UPHELD, "would_not_have_been_dismissed")
+RULE_SCORE = "rule_score"
+"""The rules' own score is a feature too: the model refines the ranking rather than replacing it."""
 NOT_MISCONDUCT = tuple(o for o in OUTCOMES if o not in MISCONDUCT)
 
 
@@ -39,10 +42,15 @@ class LearnedModel:
     decisions: int
     upheld: int
     holdout: dict[str, float | int | None]
+    blend: float = 0.5
+    """The learned probability's share of the score; the rest stays the rules' score, so evidence
+    the decisions never covered (a scenario nobody has reviewed yet) keeps its weight."""
 
 
 def features(flags: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """Points per indicator code for each flag: one column per name, zero when absent."""
+    if RULE_SCORE not in names:
+        names = [RULE_SCORE, *names]
     long = (
         flags.select("flag_id", "points", "reasons")
         .explode("reasons")
@@ -55,13 +63,14 @@ def features(flags: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         .agg(pl.col("value").sum())
     )
     wide = long.pivot(on="code", index="flag_id", values="value")
-    missing = [n for n in names if n not in wide.columns]
+    missing = [n for n in names if n not in wide.columns and n != RULE_SCORE]
     return (
-        flags.select("flag_id")
-        .join(wide, on="flag_id", how="left")
+        flags.select("flag_id", RULE_SCORE)
+        .join(wide.drop(RULE_SCORE, strict=False), on="flag_id", how="left")
         .with_columns([pl.lit(0.0).alias(n) for n in missing])
         .select("flag_id", *names)
         .fill_null(0.0)
+        .cast({n: pl.Float64 for n in names})
     )
 
 
@@ -78,7 +87,12 @@ def training_set(flags: pl.LazyFrame, reviews: pl.LazyFrame, names: list[str]) -
 
 
 def train(
-    data: pl.DataFrame, names: list[str], version: str, min_decisions: int, min_per_class: int
+    data: pl.DataFrame,
+    names: list[str],
+    version: str,
+    min_decisions: int,
+    min_per_class: int,
+    blend: float = 0.5,
 ) -> LearnedModel:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -118,18 +132,22 @@ def train(
         decisions=data.height,
         upheld=upheld,
         holdout=holdout,
+        blend=blend,
     )
 
 
 def apply_model(flags: pl.DataFrame, model: LearnedModel) -> pl.DataFrame:
-    """Re-rank: `score` becomes 100 x the model's probability of misconduct; `rule_score` stays."""
+    """Re-rank: `score` blends the rules' score with 100 x the model's probability of misconduct;
+    `rule_score` stays as it was."""
     if flags.is_empty():
         return flags
     matrix = features(flags, model.features).select(model.features).to_numpy()
     logits = (matrix / np.array(model.scale)) @ np.array(model.coefficients) + model.intercept
     probability = 1 / (1 + np.exp(-logits))
     return flags.with_columns(
-        score=pl.Series(np.round(100 * probability, 1)),
+        score=(
+            (1 - model.blend) * pl.col(RULE_SCORE) + model.blend * pl.Series(100 * probability)
+        ).round(2),
         model_version=pl.lit(model.version),
     )
 

@@ -67,7 +67,10 @@ def select_flags(
     )
     if status is not None:
         selected = selected.filter(pl.col("status") == status)
-    selected = selected.sort(["score", "last_access_at", "flag_id"], descending=[True, True, False])
+    # ties (a learned model's saturated scores) fall back to the rules' score
+    selected = selected.sort(
+        ["score", "rule_score", "last_access_at", "flag_id"], descending=[True, True, True, False]
+    )
     if limit is not None:
         selected = selected.head(limit)
     chosen = selected.collect()

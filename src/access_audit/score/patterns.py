@@ -66,6 +66,7 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
                     # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
                     # is still the robust centre we want, so its rank warning is expected here.
                     warnings.filterwarnings("ignore", message="The covariance matrix associated")
+                    warnings.filterwarnings("ignore", message="Determinant has increased")
                     model = MinCovDet(random_state=0).fit(matrix[:, varying])
                 centre[varying] = model.location_
                 spread[varying] = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))

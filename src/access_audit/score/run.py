@@ -141,11 +141,9 @@ def write_scored(
             .with_columns(share=pl.col("explained") / pl.col("accesses"))
         )
         total.coverage = merged.to_dicts()
-        for row in total.coverage:
-            if row["scope"] == "overall":
-                total.explained = float(row["share"])
-            if row["scope"] == "first":
-                total.first_explained = float(row["share"])
+        shares = dict(zip(merged["scope"], merged["share"], strict=True))
+        total.explained = shares.get("overall")
+        total.first_explained = shares.get("first")
     return total
 
 
