@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from access_audit.workspace import Workspace
 from conftest import event
 
@@ -16,7 +18,9 @@ READER = textwrap.dedent(
     import sys, time, duckdb
     connection = duckdb.connect(sys.argv[1], read_only=True)
     def count():
-        return connection.execute("SELECT count(*) FROM access_events").fetchone()[0]
+        events = connection.execute("SELECT count(*) FROM access_events").fetchone()[0]
+        flags = connection.execute("SELECT count(*) FROM flags").fetchone()[0]
+        return f"{events} {flags}"
     print("before", count(), flush=True)
     sys.stdin.readline()          # the test ingests another drop meanwhile
     print("after", count(), flush=True)
@@ -24,9 +28,16 @@ READER = textwrap.dedent(
 )
 
 
-def test_job_succeeds_while_an_analyst_holds_the_database_open(tmp_path: Path, make_drop) -> None:
+@pytest.mark.parametrize("command", ["ingest", "nightly"])
+def test_job_succeeds_while_an_analyst_holds_the_database_open(
+    tmp_path: Path, make_drop, command: str
+) -> None:
     workspace = Workspace.open(tmp_path / "home")
-    workspace.ingest([make_drop("2026-11-20", {"access_log": [event("E1"), event("E2")]})])
+    assert workspace.nightly(
+        [make_drop("2026-11-20", {"access_log": [event("E1"), event("E2")]})]
+    ).ok
+    flags_before = workspace.scan("flags").collect().height
+    assert flags_before == 1  # U00001's unexplained look at P0000001
     with subprocess.Popen(
         [sys.executable, "-c", READER, str(workspace.database_path)],
         stdin=subprocess.PIPE,
@@ -34,7 +45,7 @@ def test_job_succeeds_while_an_analyst_holds_the_database_open(tmp_path: Path, m
         text=True,
     ) as reader:
         assert reader.stdout is not None and reader.stdin is not None
-        assert reader.stdout.readline().split() == ["before", "2"]
+        assert reader.stdout.readline().split() == ["before", "2", str(flags_before)]
 
         writer = subprocess.run(
             [
@@ -43,9 +54,14 @@ def test_job_succeeds_while_an_analyst_holds_the_database_open(tmp_path: Path, m
                 "access_audit",
                 "--home",
                 str(workspace.home),
-                "ingest",
+                command,
                 "--no-progress",
-                str(make_drop("2026-11-21", {"access_log": [event("E3")]})),
+                str(
+                    make_drop(
+                        "2026-11-21",
+                        {"access_log": [event("E3", "2026-11-21T10:00:00Z", record_id="P9")]},
+                    )
+                ),
             ],
             capture_output=True,
             text=True,
@@ -55,12 +71,14 @@ def test_job_succeeds_while_an_analyst_holds_the_database_open(tmp_path: Path, m
 
         reader.stdin.write("\n")
         reader.stdin.flush()
-        # The open session still sees its own generation, whole.
-        assert reader.stdout.readline().split() == ["after", "2"]
+        # The open session still sees its own generation, whole: no new events, no new flags.
+        assert reader.stdout.readline().split() == ["after", "2", str(flags_before)]
         assert reader.wait(timeout=30) == 0
     # A new session sees the new generation.
     with workspace.connect() as fresh:
         assert fresh.execute("SELECT count(*) FROM access_events").fetchone() == (3,)
+        flags_now = fresh.execute("SELECT count(*) FROM flags").fetchone()
+        assert flags_now == ((2,) if command == "nightly" else (1,))
 
 
 def test_two_writers_take_turns(tmp_path: Path, make_drop) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +218,37 @@ def test_notebooks_run_against_a_generated_force(force, notebook: Path) -> None:
         del os.environ["ACCESS_AUDIT_HOME"], os.environ["ACCESS_AUDIT_TRUTH"]
     errors = [o for c in document.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def test_the_pipeline_script_runs_the_nightly_job_and_catches_up(tmp_path: Path) -> None:
+    made = generate_force(tmp_path / "drops", staff=60, days=4, seed=2)
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "ACCESS_AUDIT_BIN": str(Path(sys.executable).with_name("access-audit")),
+        "CATCH_UP": "2",
+    }
+    script = ROOT / "pipelines" / "nightly.sh"
+    first = subprocess.run(
+        [str(script), str(made.out), str(home)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert first.returncode == 0, first.stderr
+    workspace = Workspace.open(home)
+    assert [d.isoformat()[:10] for d in workspace.stored_days()][-1] == made.drops[-1].name
+    loaded = {r["drop_id"] for r in workspace.runs() if r.get("drop_id")} | {
+        d for r in workspace.runs() for d in r.get("drops_loaded", [])
+    }
+    assert loaded == {d.name for d in made.drops[-2:]}  # the newest CATCH_UP drops
+    again = subprocess.run(
+        [str(script), str(made.out), str(home)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0
+    assert workspace.flags(min_score=0).height > 0

@@ -1,8 +1,8 @@
 """`access-audit generate`: a synthetic force in the export-bundle format, with planted misuse.
 
-`generate_force` builds the force in memory (`force.py`), plants the misuse scenarios
-(`scenarios.py`), and writes one drop per day plus `truth.csv` (`write.py`). The same seed gives the
-same bytes.
+`generate_force` builds the force in memory (`force.py`: people, rota, history; `work.py`: the
+period's incidents and legitimate work), plants the misuse scenarios (`scenarios.py`), and writes
+one drop per day plus `truth.csv` (`write.py`). The same seed gives the same bytes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def generate_force(
     """Generate `days` daily drops for a force of `staff` people into `out`."""
     from access_audit.generate import force as f
     from access_audit.generate import scenarios, write
+    from access_audit.generate import work as w
 
     if staff < MIN_STAFF:
         raise AccessAuditError(f"--staff must be at least {MIN_STAFF} to staff every role")
@@ -62,13 +63,13 @@ def generate_force(
         lambda: f.build_persons(force, f.build_staff(force, staff)),
         lambda: f.build_history(force),
         lambda: f.build_shifts(force),
-        lambda: f.build_new_incidents(force),
-        lambda: f.build_case_work(force),
-        lambda: f.build_desk_calls(force),
-        lambda: f.build_routine(force),
-        lambda: f.build_training(force),
+        lambda: w.build_new_incidents(force),
+        lambda: w.build_case_work(force),
+        lambda: w.build_desk_calls(force),
+        lambda: w.build_routine(force),
+        lambda: w.build_training(force),
         lambda: scenarios.plant(force),
-        lambda: f.finish_markers(force),
+        lambda: w.finish_markers(force),
     ]
     total = len(steps) + days
     episodes = 0
