@@ -56,8 +56,10 @@ demo: venv ## Generate a synthetic force, run the nightly job over it, show the 
 	$(BIN)/access-audit --home $(DEMO)/home flag --since $(START) --limit 10
 	@echo "Next: access-audit --home $(DEMO)/home explain FLAG_ID   (README: 'Working the queue')"
 
-bench: venv ## Run the benchmark scripts (not tests; they print timings)
-	$(BIN)/python benchmarks/bench_ingest.py
+bench: venv ## Run the benchmark scripts (not tests; they print timings; several minutes)
+	$(BIN)/python benchmarks/bench_ingest.py --staff 3000 --days 30
+	$(BIN)/python benchmarks/bench_score.py --staff 10000 --days 70
+	$(BIN)/python benchmarks/learning_from_decisions.py --staff 3000 --weeks 6 --reviewed-weeks 3
 
 clean: ## Remove the virtual environment, caches and demo data
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from phases import run_phase
 
 PHASE = textwrap.dedent(
     """
@@ -41,27 +41,6 @@ PHASE = textwrap.dedent(
 )
 
 
-def run_phase(phase: str, out: Path, home: Path, args: argparse.Namespace) -> dict[str, object]:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PHASE,
-            phase,
-            str(out),
-            str(home),
-            str(args.staff),
-            str(args.days),
-            str(args.seed),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--staff", type=int, default=3000)
@@ -73,9 +52,9 @@ def main() -> None:
         root = args.workdir or Path(scratch)
         out, home = root / "drops", root / "home"
         results = [
-            run_phase("generate", out, home, args),
-            run_phase("ingest", out, home, args),
-            run_phase("ingest", out, home, args),
+            run_phase(PHASE, "generate", out, home, args),
+            run_phase(PHASE, "ingest", out, home, args),
+            run_phase(PHASE, "ingest", out, home, args),
         ]
     first, second = results[1]["rows"], results[2]["rows"]
     for result, label in zip(results, ("generate", "ingest", "ingest again"), strict=True):

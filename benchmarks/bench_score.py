@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from phases import run_phase
 
 PHASE = textwrap.dedent(
     """
@@ -92,29 +92,6 @@ PHASE = textwrap.dedent(
 )
 
 
-def run_phase(phase: str, out: Path, home: Path, args: argparse.Namespace) -> dict[str, object]:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PHASE,
-            phase,
-            str(out),
-            str(home),
-            str(args.staff),
-            str(args.days),
-            str(args.seed),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"{phase} failed:\n{completed.stderr}")
-    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--staff", type=int, default=10_000)
@@ -132,7 +109,7 @@ def main() -> None:
         out, home = root / "drops", root / "home"
         results = {}
         for phase in args.phases.split(","):
-            results[phase] = run_phase(phase, out, home, args)
+            results[phase] = run_phase(PHASE, phase, out, home, args)
             print(json.dumps(results[phase]), flush=True)
         if set(results) != {
             "generate",

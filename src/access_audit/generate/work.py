@@ -109,21 +109,8 @@ def _calls_for_incidents(force: Force, new: pl.DataFrame, people: pl.DataFrame) 
     contact = pl.Series(rng.random(n) < 0.3)
     update = pl.Series(rng.random(n) < 0.5)
     update_delay = seconds(rng.uniform(60, 400, n))
+    _during_calls(force, with_names, CALL_HANDLER_STEPS)
     handler = [
-        events(
-            with_names.select("user_id", occurred_at=t + seconds(20), search_text="surname"),
-            system="RMS",
-            action="search",
-            record_type="person",
-            reason_code="call",
-        ),
-        events(
-            with_names.select("user_id", occurred_at=t + seconds(45), record_id="person_id"),
-            system="RMS",
-            action="view",
-            record_type="person",
-            reason_code="call",
-        ),
         events(
             with_names.filter(contact).select(
                 "user_id", occurred_at=t + seconds(70), record_id="person_id"
@@ -152,6 +139,39 @@ def _calls_for_incidents(force: Force, new: pl.DataFrame, people: pl.DataFrame) 
     ]
     for part in handler:
         force.add_events(part)
+
+
+# What the call taker opens while the caller is on the line: (seconds after the call started,
+# action, record type, the call's column naming the record; None: a search for the surname).
+CallStep = tuple[int, str, str, str | None]
+CALL_HANDLER_STEPS: tuple[CallStep, ...] = (
+    (20, "search", "person", None),
+    (45, "view", "person", "person_id"),
+)
+DESK_STEPS: tuple[CallStep, ...] = (
+    (20, "search", "person", None),
+    (60, "view", "person", "person_id"),
+    (120, "view", "incident", "incident_id"),
+)
+
+
+def _during_calls(force: Force, calls: pl.DataFrame, steps: tuple[CallStep, ...]) -> None:
+    started = pl.col("started_at")
+    for offset, action, record_type, column in steps:
+        record = (
+            pl.col("surname").alias("search_text")
+            if column is None
+            else pl.col(column).alias("record_id")
+        )
+        force.add_events(
+            events(
+                calls.select("user_id", record, occurred_at=started + seconds(offset)),
+                system="RMS",
+                action=action,
+                record_type=record_type,
+                reason_code="call",
+            )
+        )
 
 
 def _assignments_for_incidents(force: Force, new: pl.DataFrame) -> None:
@@ -391,33 +411,7 @@ def build_desk_calls(force: Force) -> None:
         maintain_order="left",
     )
     t = pl.col("started_at")
-    force.add_events(
-        events(
-            named.select("user_id", occurred_at=t + seconds(20), search_text="surname"),
-            system="RMS",
-            action="search",
-            record_type="person",
-            reason_code="call",
-        )
-    )
-    force.add_events(
-        events(
-            named.select("user_id", occurred_at=t + seconds(60), record_id="person_id"),
-            system="RMS",
-            action="view",
-            record_type="person",
-            reason_code="call",
-        )
-    )
-    force.add_events(
-        events(
-            named.select("user_id", occurred_at=t + seconds(120), record_id="incident_id"),
-            system="RMS",
-            action="view",
-            record_type="incident",
-            reason_code="call",
-        )
-    )
+    _during_calls(force, named, DESK_STEPS)
     contact = pl.Series(rng.random(count) < 0.35)
     force.add_events(
         events(
