@@ -1,4 +1,5 @@
-"""FHIR AuditEvent examples from public standards (../shared/external), taken as they are."""
+"""FHIR AuditEvent examples from public standards, taken as they are: fixtures/fhir_auditevent,
+copied unchanged from the workplace's shared/external, with sources and licences in SOURCES.md."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from access_audit.errors import AccessAuditError
 from access_audit.interop.fhir import audit_event_to_row, convert_files
 from access_audit.workspace import Workspace
 
-EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "external" / "fhir_auditevent"
+EXTERNAL = Path(__file__).resolve().parents[1] / "fixtures" / "fhir_auditevent"
 EXAMPLES = sorted(p for p in EXTERNAL.glob("*/*") if p.suffix in (".json", ".xml"))
 
 
