@@ -82,6 +82,7 @@ def test_job_succeeds_while_an_analyst_holds_the_database_open(
 
 
 def test_two_writers_take_turns(tmp_path: Path, make_drop) -> None:
+    """Four first runs at once on a home that does not exist yet: all succeed, in turn."""
     home = tmp_path / "home"
     drops = [make_drop(f"2026-11-2{i}", {"access_log": [event(f"E{i}")]}) for i in range(4)]
     processes = [
@@ -102,9 +103,9 @@ def test_two_writers_take_turns(tmp_path: Path, make_drop) -> None:
         )
         for drop in drops
     ]
-    for process in processes:
-        _out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
+    finished = [(process.communicate(timeout=120)[1], process.returncode) for process in processes]
+    for err, returncode in finished:
+        assert returncode == 0, err
     workspace = Workspace.open(home)
     assert workspace.scan("access_events").collect().height == 4
     assert workspace.generation() is not None

@@ -122,7 +122,7 @@ class Workspace:
             if not create:
                 raise AccessAuditError(f"{path}: no access-audit home here (run `ingest` first)")
             with owner_only():
-                path.mkdir(parents=True, mode=0o700)
+                path.mkdir(parents=True, mode=0o700, exist_ok=True)
         return cls(path)
 
     # -- paths ---------------------------------------------------------------------------------
