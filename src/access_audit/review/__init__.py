@@ -146,15 +146,12 @@ def apply_suppressions(
             on="flag_id",
             how="left",
         )
-        .sort("reviewed_at")
         .group_by("user_id", "subject_id")
         .agg(
-            pl.col("review_id").last(),
-            pl.col("reviewed_at").last(),
-            pl.col("suppress_until").last(),
-            pl.col("reviewer").last(),
-            pl.col("known").last(),
-            reviewed_flag=pl.col("flag_id").last(),
+            pl.col("review_id", "reviewed_at", "suppress_until", "reviewer", "known")
+            .sort_by(["reviewed_at", "review_id"])
+            .last(),
+            reviewed_flag=pl.col("flag_id").sort_by(["reviewed_at", "review_id"]).last(),
         )
         .collect()
     )

@@ -31,15 +31,10 @@ QUEUE_COLUMNS = [
 
 def current_reviews(reviews: pl.LazyFrame) -> pl.LazyFrame:
     """Each flag's latest decision (review history is append-only)."""
-    return (
-        reviews.sort("reviewed_at", "review_id")
-        .group_by("flag_id")
-        .agg(
-            status=pl.col("status").last(),
-            outcome=pl.col("outcome").last(),
-            reviewed_at=pl.col("reviewed_at").last(),
-            reviewer=pl.col("reviewer").last(),
-        )
+    return reviews.group_by("flag_id").agg(
+        pl.col("status", "outcome", "reviewed_at", "reviewer")
+        .sort_by(["reviewed_at", "review_id"])
+        .last()
     )
 
 

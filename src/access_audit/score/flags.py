@@ -42,21 +42,24 @@ def episodes(
     """Daily (user, subject) episodes with a trigger, scored; and which events each holds."""
     triggers = [code for code, ind in rules.indicators.items() if ind.trigger]
     keyed = indicators.join(targets.select("system", "event_id", *GROUP), on=["system", "event_id"])
-    per_code = (
-        keyed.sort("points", descending=True)
-        .group_by(*GROUP, "code")
-        .agg(pl.col("points").first(), pl.col("evidence").first())
+    per_code = keyed.group_by(*GROUP, "code").agg(
+        # the strongest instance; ties broken by the evidence text, so re-runs are identical
+        pl.col("points").max(),
+        pl.col("evidence")
+        .sort_by(["points", "evidence"], descending=[True, False], nulls_last=True)
+        .first(),
     )
     triggered = per_code.filter(pl.col("code").is_in(triggers)).select(GROUP).unique()
     reasons = (
         per_code.join(triggered, on=GROUP)
         .with_columns(text=reason_text(rules))
         .with_columns(total=pl.col("points").sum().over(GROUP))
-        .sort("points", descending=True)
         .group_by(GROUP)
         .agg(
             points=pl.col("points").sum(),
-            reasons=pl.struct("code", "text", weight=(pl.col("points") / pl.col("total")).round(3)),
+            reasons=pl.struct(
+                "code", "text", weight=(pl.col("points") / pl.col("total")).round(3)
+            ).sort_by(["points", "code"], descending=[True, False]),
         )
     )
     activity = (

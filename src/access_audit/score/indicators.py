@@ -145,7 +145,7 @@ def met_on_duty(f: Frame, ind: Indicator) -> pl.LazyFrame:
             ),
         ]
     )
-    latest = matched.sort("ended").group_by("system", "event_id").last()
+    latest = matched.group_by("system", "event_id").agg(pl.all().sort_by(["ended", "via"]).last())
     evidence = (
         pl.when(pl.col("what") == "call")
         .then(fmt("{} after their call with the subject ({}) ended", _gap(t - ended), "via"))
@@ -168,12 +168,9 @@ def dormant_incident(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .with_columns(
             last=pl.coalesce("closed_at", "opened_at"), open=pl.col("closed_at").is_null()
         )
-        .sort("last")
         .group_by("person_id")
         .agg(
-            pl.col("incident_id").last(),
-            pl.col("last").last(),
-            pl.col("closed_at").last(),
+            pl.col("incident_id", "last", "closed_at").sort_by(["last", "incident_id"]).last(),
             any_open=pl.col("open").any(),
         )
         .filter(~pl.col("any_open"))
