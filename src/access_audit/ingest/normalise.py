@@ -248,7 +248,9 @@ def split_rejected(normalised: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame
         .unpivot(index=index, variable_name="column", value_name="raw_value")
         .with_columns(pl.col("column").str.strip_prefix(RAW_PREFIX))
     )
-    rejected = reasons.join(raw_values, on=[*index, "column"], how="left").select(
-        *index, "raw_row", "column", "reason", "raw_value"
+    rejected = (
+        reasons.join(raw_values, on=[*index, "column"], how="left")
+        .select(*index, "raw_row", "column", "reason", "raw_value")
+        .sort(*index, "column")  # file order, whatever order the engine joined in
     )
     return good, rejected
