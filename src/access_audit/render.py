@@ -266,12 +266,7 @@ def render_flag_detail(console: Console, detail: Any) -> None:
             highlight=False,
         )
     if not detail.reviews.is_empty():
-        reviews = Table(title="Review history")
-        for column in detail.reviews.columns:
-            reviews.add_column(column, overflow="fold")
-        for values in detail.reviews.rows():
-            reviews.add_row(*[_text(v) for v in values])
-        console.print(reviews)
+        console.print(_frame_table("Review history", detail.reviews))
 
 
 def render_event_detail(console: Console, detail: Any) -> None:
@@ -330,12 +325,17 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         ("Per scenario", result.per_scenario),
         ("PC B-type episodes", result.pc_b),
     ):
-        table = Table(title=title)
-        for column in frame.columns:
-            table.add_column(column, justify="right")
-        for values in frame.rows():
-            table.add_row(*[_cell(v) for v in values])
-        console.print(table)
+        console.print(_frame_table(title, frame, justify="right"))
+
+
+def _frame_table(title: str, frame: pl.DataFrame, justify: str = "left") -> Table:
+    """A small result frame (tens of rows) as a terminal table: output, not pipeline."""
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for values in frame.rows():
+        table.add_row(*[_cell(v) for v in values])
+    return table
 
 
 def _fraction(value: float | None) -> str:

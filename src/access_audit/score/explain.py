@@ -9,7 +9,7 @@ event. All transforms are lazy; nothing here reads or writes files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import polars as pl
@@ -125,11 +125,8 @@ def _created_grants(inputs: Inputs, kind: ExplanationKind) -> pl.LazyFrame:
         (pl.col("action") == "create") & (pl.col("record_type") == "incident")
     ).select(
         "user_id",
+        *_window(kind, pl.col("occurred_at"), pl.col("occurred_at")),
         incident_id="record_id",
-        **{
-            e.meta.output_name(): e
-            for e in _window(kind, pl.col("occurred_at"), pl.col("occurred_at"))
-        },
         kind=pl.lit(kind.name),
         via=pl.col("record_id"),
         detail=render(kind.text, via=pl.col("record_id")),
@@ -215,7 +212,7 @@ def explain(inputs: Inputs, rules: Rules, targets: pl.LazyFrame) -> pl.LazyFrame
     parts = [matched]
     for kind in rules.explanation("justification"):
         parts.append(
-            _cited_explanations(Inputs(**{**inputs.__dict__, "events": targets}), kind).select(
+            _cited_explanations(replace(inputs, events=targets), kind).select(
                 EXPLANATION_SCHEMA.names()
             )
         )

@@ -7,6 +7,7 @@ evidence); `indicators` stacks the ones the rules enable. `targets` are the acce
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -63,11 +64,7 @@ def _gap(delta: pl.Expr) -> pl.Expr:
 
 
 def _readable_markers(markers: pl.Expr) -> pl.Expr:
-    return (
-        markers.list.join(" and ")
-        .str.replace_all("_", " ")
-        .str.replace_all("abuse victim", "abuse victim")
-    )
+    return markers.list.join(" and ").str.replace_all("_", " ")
 
 
 def _with_markers(f: Frame, wanted: list[str]) -> pl.LazyFrame:
@@ -210,8 +207,6 @@ def same_surname(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     counts = persons.group_by("surname").agg(holders=pl.len())
     common, rare = float(ind.param("common_count")), float(ind.param("rare_count"))
-    import math
-
     rarity = (
         (math.log(common) - pl.col("holders").cast(pl.Float64).log())
         / (math.log(common) - math.log(rare))

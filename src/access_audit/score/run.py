@@ -38,9 +38,9 @@ class ScoreReport:
     coverage: list[dict[str, object]] = field(default_factory=list)
 
 
-def stored_days(txn_or_path: Transaction | object) -> list[date]:
-    path = txn_or_path.path if isinstance(txn_or_path, Transaction) else txn_or_path
-    days = scan_stored(path, "access_events").select(pl.col("day").unique()).collect()  # type: ignore[arg-type]
+def stored_days(txn: Transaction) -> list[date]:
+    """The days (UTC) the transaction's stores hold accesses for."""
+    days = scan_stored(txn.path, "access_events").select(pl.col("day").unique()).collect()
     return sorted(days["day"].to_list())
 
 
