@@ -17,7 +17,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from access_audit.errors import AccessAuditError, StorageError, failure_line, storage_error
+from access_audit.errors import (
+    AccessAuditError,
+    StorageError,
+    failure_line,
+    one_line,
+    storage_error,
+)
 from access_audit.store import Generation, Store, new_run_id
 
 if TYPE_CHECKING:
@@ -630,7 +636,9 @@ class Workspace:
             )
             record["rejections"] = sum(sum(r.rejections.values()) for r in report.ingest.loaded)
             if report.ingest.failed and not error:
-                record["outcome"] = "completed_with_failures"
+                # the command exits 1, so the record says failed; what did load is listed above
+                record["outcome"] = "failed"
+                record["error"] = _failed_drops_line(report.ingest.failed)
         if score is not None:
             record["score"] = {
                 "days": [d.isoformat() for d in score.days],
@@ -716,6 +724,11 @@ def _writing(what: str) -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+def _failed_drops_line(failed: Sequence[DropFailure]) -> str:
+    listed = "; ".join(f"{f.drop}: {f.error}" for f in failed)
+    return one_line(f"{len(failed)} drop(s) failed to load, the others were committed: {listed}")
 
 
 def _fails_the_drop_alone(exc: BaseException) -> bool:
