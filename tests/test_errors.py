@@ -229,3 +229,21 @@ def test_masking_helpers_show_no_personal_value() -> None:
     assert mask_value("X") == "'…' (1 character)"
     message = 'could not parse `Smith` as date in column "dob": ["07/13/1980"]\nhint'
     assert redact_quoted(message) == "could not parse '…' as date in column '…': ['…'] hint"
+
+
+def test_every_command_reports_failures_as_one_line() -> None:
+    import typer
+
+    from access_audit.cli import _reports_errors
+
+    wrapper_code = _reports_errors(lambda: None).__code__
+
+    def wrapped(function: Any) -> bool:
+        while function is not None:
+            if getattr(function, "__code__", None) is wrapper_code:
+                return True
+            function = getattr(function, "__wrapped__", None)
+        return False
+
+    commands = typer.main.get_group(app).commands
+    assert [name for name, c in commands.items() if not wrapped(c.callback)] == []

@@ -3,6 +3,8 @@ and the scoring code reads exactly what the tree holds."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from importlib import resources
 from typing import Any
@@ -76,3 +78,15 @@ def test_the_settings_are_immutable() -> None:
     settings = default_config()
     with pytest.raises(ValueError, match="frozen"):
         settings.store.keep_generations = 1  # type: ignore[misc]
+
+
+def test_loading_the_settings_does_not_import_the_data_engines(tmp_path) -> None:
+    """`status` and the other light commands open a home: its settings must not pull in polars,
+    DuckDB or scikit-learn (rules.toml sits in the score package, which imports them)."""
+    code = (
+        "import sys; from pathlib import Path; from access_audit.config import load_config; "
+        f"load_config(Path({str(tmp_path)!r})); "
+        "print(sorted(m for m in ('polars', 'duckdb', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

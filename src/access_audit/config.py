@@ -309,7 +309,8 @@ def default_config() -> Config:
 
 @functools.cache
 def _defaults_text() -> bytes:
-    return resources.files("access_audit.score").joinpath(DEFAULTS_FILE_NAME).read_bytes()
+    # Through the top package: naming access_audit.score would import it, and with it the engines.
+    return resources.files("access_audit").joinpath("score", DEFAULTS_FILE_NAME).read_bytes()
 
 
 def _defaults() -> dict[str, Any]:
