@@ -247,3 +247,22 @@ def test_every_command_reports_failures_as_one_line() -> None:
 
     commands = typer.main.get_group(app).commands
     assert [name for name, c in commands.items() if not wrapped(c.callback)] == []
+
+
+def test_an_engine_message_quoting_the_data_is_masked_on_screen_and_in_the_record(
+    tmp_path: Path,
+) -> None:
+    """Regression: polars' "at character 0 ('S')" reached the terminal and the run record."""
+    home = tmp_path / "home"
+    drop = tmp_path / "drops" / "2026-11-21"
+    drop.mkdir(parents=True)
+    (drop / "access_log.jsonl").write_text('{"event_id": "E1"}\nSmith Jones\n')
+
+    result = runner.invoke(app, ["--home", str(home), "ingest", str(drop)])
+
+    assert result.exit_code == 1
+    assert "access_log.jsonl: cannot be read" in result.output
+    assert "'S'" not in result.output
+    record = _last_run(home)
+    assert record["outcome"] == "failed"
+    assert "cannot be read" in record["error"] and "'S'" not in record["error"]

@@ -74,12 +74,7 @@ def storage_problem(exc: BaseException) -> str | None:
     operation, from an OSError or an engine's error; None for anything else."""
     if isinstance(exc, OSError) and exc.errno in _PROBLEMS:
         return _PROBLEMS[exc.errno]
-    if isinstance(exc, OSError | RuntimeError) or type(exc).__module__.split(".")[0] in (
-        "polars",
-        "duckdb",
-        "_duckdb",
-        "pyarrow",
-    ):
+    if isinstance(exc, OSError | RuntimeError) or _from_an_engine(exc):
         text = str(exc).lower()
         for needle, code in _PROBLEM_TEXTS.items():
             if needle in text:
@@ -125,7 +120,7 @@ def internal_error_line(exc: BaseException, traceback_file: Path | None) -> str:
 def failure_line(exc: BaseException, traceback_folder: Path | None = None) -> str:
     """What a run record and the terminal say about any failure, in one line without data."""
     if isinstance(exc, AccessAuditError):
-        return one_line(str(exc))
+        return redact_quoted(str(exc)) if _from_an_engine(exc.__cause__) else one_line(str(exc))
     problem = storage_problem(exc)
     if problem is not None:
         target = getattr(exc, "filename", None)
@@ -139,6 +134,14 @@ def failure_line(exc: BaseException, traceback_folder: Path | None = None) -> st
         except OSError:
             path = None  # the disk that failed may be the one we would write it to
     return internal_error_line(exc, path)
+
+
+_ENGINES = ("polars", "duckdb", "_duckdb", "pyarrow")
+
+
+def _from_an_engine(exc: BaseException | None) -> bool:
+    """An engine's message may quote the value it choked on, e.g. "at character 0 ('S')"."""
+    return exc is not None and type(exc).__module__.split(".")[0] in _ENGINES
 
 
 def one_line(text: str) -> str:

@@ -231,7 +231,7 @@ class Workspace:
                     )
                     if not _fails_the_drop_alone(exc):
                         raise
-                    report.failed.append(DropFailure(drop.drop_id, str(exc)))
+                    report.failed.append(DropFailure(drop.drop_id, failure_line(exc)))
                     continue
                 report.loaded.append(result)
                 self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
@@ -334,7 +334,7 @@ class Workspace:
                 except AccessAuditError as exc:
                     if not _fails_the_drop_alone(exc):
                         raise
-                    report.ingest.failed.append(DropFailure(drop.drop_id, str(exc)))
+                    report.ingest.failed.append(DropFailure(drop.drop_id, failure_line(exc)))
             days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
             report.score = write_scored(txn, days, rules, started, self.models.current())
         return txn.committed
@@ -550,7 +550,7 @@ class Workspace:
             try:
                 discovered.append(discover_drop(Path(path)))
             except AccessAuditError as exc:
-                report.failed.append(DropFailure(str(path), str(exc)))
+                report.failed.append(DropFailure(str(path), failure_line(exc)))
                 self._log_run(command, str(path), None, exc, datetime.now(UTC))
         return sorted(discovered, key=lambda d: (d.as_of, d.drop_id))
 
