@@ -266,3 +266,28 @@ def test_an_engine_message_quoting_the_data_is_masked_on_screen_and_in_the_recor
     record = _last_run(home)
     assert record["outcome"] == "failed"
     assert "cannot be read" in record["error"] and "'S'" not in record["error"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["flag", "--limit", "0"],
+            "error: Invalid value for '--limit': Input should be greater than or equal to 1 "
+            "(see access-audit flag --help)",
+        ),
+        (["nosuch"], "error: No such command 'nosuch'. (see access-audit --help)"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_from_the_installed_command(
+    tmp_path: Path, argv: list[str], line: str
+) -> None:
+    """Regression: a bad option value printed usage, a hint and a four-line box."""
+    done = subprocess.run(
+        [sys.executable, "-m", "access_audit", "--home", str(tmp_path), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == line

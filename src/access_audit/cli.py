@@ -18,7 +18,7 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from access_audit import __version__
-from access_audit.errors import EXIT_FAILURE, AccessAuditError, failure_line
+from access_audit.errors import EXIT_FAILURE, AccessAuditError, failure_line, one_line
 from access_audit.workspace import HOME_ENV, RUNS_FOLDER, Workspace, resolve_home
 
 app = typer.Typer(
@@ -489,9 +489,24 @@ def _parse_date(text: str, option: str) -> date:
         raise AccessAuditError(f"{option}: '{text}' is not a YYYY-MM-DD date") from None
 
 
-def main() -> Any:
-    """Console-script entry point."""
-    return app(prog_name="access-audit")
+def main() -> int:
+    """Console-script entry point. A usage mistake (an unknown command, a bad option value) is
+    one line too, naming the command's --help, exit 2; Ctrl-C is one line, exit 130."""
+    try:
+        result = app(prog_name="access-audit", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        _print_error("interrupted")
+        return 130
+    except TyperException as exc:
+        exit_code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return exit_code  # the help has been shown: that is the whole answer
+        command = getattr(getattr(exc, "ctx", None), "command_path", "access-audit")
+        formatted = getattr(exc, "format_message", None)
+        text = formatted() if callable(formatted) else str(exc)
+        _print_error(f"{one_line(text)} (see {command} --help)")
+        return exit_code
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
