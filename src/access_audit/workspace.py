@@ -638,7 +638,9 @@ class Workspace:
             if report.ingest.failed and not error:
                 # the command exits 1, so the record says failed; what did load is listed above
                 record["outcome"] = "failed"
-                record["error"] = _failed_drops_line(report.ingest.failed)
+                record["error"] = _failed_drops_line(
+                    report.ingest.failed, len(report.ingest.loaded)
+                )
         if score is not None:
             record["score"] = {
                 "days": [d.isoformat() for d in score.days],
@@ -726,9 +728,10 @@ def _writing(what: str) -> Iterator[None]:
         raise translated from exc
 
 
-def _failed_drops_line(failed: Sequence[DropFailure]) -> str:
+def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:
     listed = "; ".join(f"{f.drop}: {f.error}" for f in failed)
-    return one_line(f"{len(failed)} drop(s) failed to load, the others were committed: {listed}")
+    kept = f" ({loaded} loaded and committed)" if loaded else ""
+    return one_line(f"{len(failed)} drop(s) failed to load{kept}: {listed}")
 
 
 def _fails_the_drop_alone(exc: BaseException) -> bool:
