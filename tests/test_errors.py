@@ -182,7 +182,7 @@ def test_a_failed_drop_in_the_nightly_run_is_recorded_as_failed(tmp_path: Path, 
     assert result.exit_code == 1
     record = _last_run(home)
     assert record["outcome"] == "failed"
-    assert record["error"].startswith(f"1 drop(s) failed to load: {bad}: ")
+    assert record["error"].startswith(f"1 drop(s) failed to load: {bad.name}: ")
     assert "required column 'occurred_at'" in record["error"]
 
 
