@@ -79,6 +79,14 @@ def test_values_are_read(tmp_path: Path) -> None:
             '[reports]\napsp_codes = ["victim_subject", "victims"]\n',
             "[reports] apsp_codes[1]: 'victims' names no indicator or pattern",
         ),
+        (
+            '[indicators.crowd]\ntext = "{evidense} users"\n',
+            "[indicators.crowd] text: names no field '{evidense}' (it may use {evidence})",
+        ),
+        (
+            '[explanations.handled_call]\ntext = "call {via} as {role}"\n',
+            "[explanations.handled_call] text: names no field '{role}' (it may use {via})",
+        ),
         ("not = [toml", "not valid TOML"),
     ],
 )

@@ -131,6 +131,31 @@ def _compiles(pattern: str | None) -> str | None:
     return pattern
 
 
+# The fields each text may name, as the explain and flag stages fill them (score/rules.render).
+TEXT_FIELDS: dict[str, frozenset[str]] = {
+    "user_assignment": frozenset({"via", "role", "team"}),
+    "team_assignment": frozenset({"via", "role", "team"}),
+    "call": frozenset({"via"}),
+    "created_incident": frozenset({"via"}),
+    "justification": frozenset({"via"}),
+    "indicator": frozenset({"evidence"}),
+}
+
+
+def _check_text_fields(text: str, allowed: frozenset[str], at: tuple[str, ...]) -> None:
+    unknown = sorted(set(re.findall(r"\{(\w+)\}", text)) - allowed)
+    if unknown:
+        raise PydanticCustomError(
+            "unknown_name",
+            "names no field '{field}' (it may use {allowed})",
+            {
+                "at": at,
+                "field": f"{{{unknown[0]}}}",
+                "allowed": ", ".join(f"{{{name}}}" for name in sorted(allowed)),
+            },
+        )
+
+
 class ExplanationSettings(Section):
     """One kind of path from a user to a record; windows in hours."""
 
@@ -139,6 +164,11 @@ class ExplanationSettings(Section):
     grace_before_hours: NonNegativeFloat
     grace_after_hours: NonNegativeFloat
     pattern: Annotated[str | None, AfterValidator(_compiles)] = None
+
+    @model_validator(mode="after")
+    def _text_fields_resolve(self) -> ExplanationSettings:
+        _check_text_fields(self.text, TEXT_FIELDS[self.source], ("text",))
+        return self
 
 
 class ExplanationsSettings(Section):
@@ -159,6 +189,11 @@ class IndicatorSettings(Section):
     text: NonEmptyText
     trigger: bool = False
     """A trigger makes an episode reviewable; other indicators only add to a triggered one."""
+
+    @model_validator(mode="after")
+    def _text_fields_resolve(self) -> IndicatorSettings:
+        _check_text_fields(self.text, TEXT_FIELDS["indicator"], ("text",))
+        return self
 
 
 class MetOnDutySettings(IndicatorSettings):
