@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from access_audit import workspace as workspace_module
 from access_audit.cli import app
 from access_audit.errors import mask_value, redact_quoted, storage_problem
 from access_audit.workspace import Workspace
@@ -116,6 +117,23 @@ def test_a_full_disk_while_building_the_database_fails_the_run_and_leaves_no_tem
 
     monkeypatch.undo()
     assert runner.invoke(app, ["--home", str(home), "database"]).exit_code == 0
+
+
+def test_a_full_disk_while_writing_the_run_record_is_still_one_line(
+    tmp_path: Path, make_drop, monkeypatch
+) -> None:
+    """No record can be written on a full disk: the failure must still reach the terminal."""
+    home = _home_with_one_run(tmp_path, make_drop)
+    records = sorted((home / "runs").iterdir())
+    monkeypatch.setattr(workspace_module, "_replace_owner_only", _os_disk_full)
+
+    result = runner.invoke(app, ["--home", str(home), "score"])
+
+    assert result.exit_code == 1
+    assert _one_line(result.stderr) == (
+        f"error: no space left on device while writing the run record in {home / 'runs'}"
+    )
+    assert sorted((home / "runs").iterdir()) == records
 
 
 def _dead_pid() -> int:

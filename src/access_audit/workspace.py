@@ -659,16 +659,9 @@ class Workspace:
         later run removes if this process dies before the rename."""
         with _writing(f"the run record in {self.runs_dir}"):
             self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            target = self.runs_dir / f"{run_id}.json"
-            temporary = self.runs_dir / f".{run_id}.json.{os.getpid()}.tmp"
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    out.write(json.dumps(record, default=str, indent=1))
-                os.replace(temporary, target)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
+            _replace_owner_only(
+                self.runs_dir / f"{run_id}.json", json.dumps(record, default=str, indent=1)
+            )
 
     def _log_run(
         self,
@@ -711,6 +704,20 @@ class Workspace:
 
 
 _TEMPORARY_RECORD = re.compile(r"^\.[^/]+\.json\.(?P<pid>\d+)\.tmp$")
+
+
+def _replace_owner_only(target: Path, text: str) -> None:
+    """``target`` becomes ``text`` whole, through a temporary file named for this process (a
+    later run removes it if this one dies before the rename)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager
