@@ -1,3 +1,5 @@
+import sys
+
 from access_audit.cli import main
 
-main()
+sys.exit(main())

@@ -9,6 +9,7 @@ run. Views over the stores are generated here; the analysts' own views live in `
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from access_audit.store import Generation
 from access_audit.tables import StoredTable, stored_tables
 
 DATABASE_NAME = "access-audit.duckdb"
+TEMPORARY_DATABASE = re.compile(rf"^\.{re.escape(DATABASE_NAME)}\.(?P<pid>\d+)\.tmp(\.wal)?$")
+"""A database being built by process ``pid``, and DuckDB's write-ahead log beside it."""
 
 
 def sql_string_literal(text: str) -> str:
@@ -120,12 +123,27 @@ def analyst_view_files() -> list[tuple[str, str]]:
 
 
 def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> Path:
-    """Write a fresh database of views beside the old one, then rename it into place."""
-    import duckdb
-
+    """Write a fresh database of views beside the old one, then rename it into place. A failed
+    build (a full disk) leaves neither the file nor DuckDB's write-ahead log behind."""
     target = home / DATABASE_NAME
     temporary = home / f".{DATABASE_NAME}.{os.getpid()}.tmp"
+    write_ahead_log = temporary.with_name(temporary.name + ".wal")
     temporary.unlink(missing_ok=True)
+    write_ahead_log.unlink(missing_ok=True)
+    try:
+        _write_views(temporary, home, generation, runs_dir)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+        write_ahead_log.unlink(missing_ok=True)
+    return target
+
+
+def _write_views(
+    temporary: Path, home: Path, generation: Generation | None, runs_dir: Path
+) -> None:
+    import duckdb
+
     connection = duckdb.connect(str(temporary))
     try:
         for table in stored_tables():
@@ -146,5 +164,3 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
         connection.execute("CHECKPOINT")
     finally:
         connection.close()
-    os.replace(temporary, target)
-    return target

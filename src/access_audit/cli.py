@@ -15,10 +15,11 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from access_audit import __version__
-from access_audit.errors import AccessAuditError
-from access_audit.workspace import HOME_ENV, Workspace
+from access_audit.errors import EXIT_FAILURE, AccessAuditError, failure_line, one_line
+from access_audit.workspace import HOME_ENV, RUNS_FOLDER, Workspace, resolve_home
 
 app = typer.Typer(
     name="access-audit",
@@ -35,17 +36,42 @@ R = TypeVar("R")
 
 
 def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """A user's error is one line on stderr and exit code 2, never a traceback."""
+    """Every failure is one line on stderr, never a traceback: a user's error exits 2, a refused
+    write (disk full) 1, and a bug 1 with its traceback written to a file under the home."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
         except AccessAuditError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _print_error(failure_line(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:
+            _print_error(failure_line(exc, _traceback_folder(args, kwargs)))
+            raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper
+
+
+def _print_error(line: str) -> None:
+    from rich.text import Text
+
+    message = Text("error:", style="bold red")
+    message.append(" " + line)
+    err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def _traceback_folder(args: Any, kwargs: Any) -> Path:
+    """The home's run folder when the command has a home that exists; else the temp folder."""
+    import tempfile
+
+    ctx = kwargs.get("ctx") or next((a for a in args if isinstance(a, typer.Context)), None)
+    home = resolve_home(ctx.obj.get("home") if ctx is not None and ctx.obj else None)
+    if home.is_dir():
+        return home / RUNS_FOLDER
+    return Path(tempfile.gettempdir())
 
 
 def _version(value: bool) -> None:
@@ -463,9 +489,24 @@ def _parse_date(text: str, option: str) -> date:
         raise AccessAuditError(f"{option}: '{text}' is not a YYYY-MM-DD date") from None
 
 
-def main() -> Any:
-    """Console-script entry point."""
-    return app(prog_name="access-audit")
+def main() -> int:
+    """Console-script entry point. A usage mistake (an unknown command, a bad option value) is
+    one line too, naming the command's --help, exit 2; Ctrl-C is one line, exit 130."""
+    try:
+        result = app(prog_name="access-audit", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        _print_error("interrupted")
+        return 130
+    except TyperException as exc:
+        exit_code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return exit_code  # the help has been shown: that is the whole answer
+        command = getattr(getattr(exc, "ctx", None), "command_path", "access-audit")
+        formatted = getattr(exc, "format_message", None)
+        text = formatted() if callable(formatted) else str(exc)
+        _print_error(f"{one_line(text)} (see {command} --help)")
+        return exit_code
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

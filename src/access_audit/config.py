@@ -1,113 +1,452 @@
-"""Workspace configuration: `access-audit.toml` in the home, with defaults for everything."""
+"""Workspace settings: one typed tree, validated once when a home's `access-audit.toml` is loaded.
+
+The tree has the home's own sections ([ingest], [store], [columns.<table>]) and the scoring
+sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
+[reports], [learning]), whose defaults are `score/rules.toml`. That file is validated by the same
+models, then the home's file is laid over it and the result validated again. Adding a setting is
+adding a field to one model below; an unknown section or key, or a value of the wrong type, is a
+one-line `AccessAuditError` naming the key's path.
+
+pydantic is imported here, so this module is imported lazily by the CLI (``--help`` stays fast).
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from access_audit.errors import AccessAuditError
 from access_audit.schema import TABLES_BY_NAME
 
 CONFIG_FILE_NAME = "access-audit.toml"
+DEFAULTS_FILE_NAME = "rules.toml"
 
 AmbiguousPolicy = Literal["reject", "earliest", "latest"]
+ExplanationSource = Literal[
+    "user_assignment", "team_assignment", "call", "created_incident", "justification"
+]
+IndicatorScope = Literal["unexplained", "explained", "any"]
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    """How drops are read."""
+class Section(BaseModel):
+    """A table of settings: TOML's types as they are (no '5' for 5), unknown keys refused."""
 
-    timezone: str = "Europe/London"
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+# -- the home's own sections ----------------------------------------------------------------------
+def _known_time_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "time_zone", "unknown time zone '{name}'", {"name": name}
+        ) from None
+    return name
+
+
+class IngestConfig(Section):
+    """How drops are read ([ingest])."""
+
+    timezone: Annotated[str, AfterValidator(_known_time_zone)] = "Europe/London"
     ambiguous_local_times: AmbiguousPolicy = "reject"
     """The repeated autumn hour: reject the row (default), or take the earlier or later instant."""
-    column_mappings: dict[str, dict[str, str]] = field(default_factory=dict)
-    """Per table, spec column name -> the force's own column name."""
+    _column_mappings: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def column_mappings(self) -> dict[str, dict[str, str]]:
+        """Per table, spec column name -> the force's own column name (from [columns.<table>])."""
+        return self._column_mappings
 
 
-@dataclass(frozen=True)
-class StoreConfig:
-    keep_generations: int = 5
+class StoreConfig(Section):
+    """The generations of the stores ([store])."""
+
+    keep_generations: Annotated[int, Field(ge=2)] = 5
     """Committed generations kept on disk, so analysts' open sessions keep a consistent view."""
-    lock_timeout_seconds: float = 600.0
+    lock_timeout_seconds: NonNegativeFloat = 600.0
 
 
-@dataclass(frozen=True)
-class Config:
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    store: StoreConfig = field(default_factory=StoreConfig)
-    raw: dict[str, Any] = field(default_factory=dict)
-    """The whole parsed file, for later stages' own sections."""
+def _known_columns(mappings: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    for table, mapping in mappings.items():
+        spec = TABLES_BY_NAME.get(table)
+        if spec is None:
+            raise PydanticCustomError(
+                "unknown_name", "names no export table", {"at": (table,), "table": True}
+            )
+        for column in mapping:
+            if column not in spec.column_index:
+                raise PydanticCustomError(
+                    "unknown_name",
+                    "is not a column of {name}",
+                    {"at": (table, column), "name": table},
+                )
+    return mappings
 
-    def section(self, name: str) -> dict[str, Any]:
-        value = self.raw.get(name, {})
-        if not isinstance(value, dict):
-            raise AccessAuditError(f"{CONFIG_FILE_NAME}: [{name}] must be a table")
-        return value
+
+ColumnMappings = Annotated[
+    dict[str, dict[str, Annotated[str, Field(pattern=r"\S")]]], AfterValidator(_known_columns)
+]
 
 
+# -- the scoring sections (defaults in score/rules.toml) -----------------------------------------
+class ScoringSettings(Section):
+    scale: float = Field(gt=0)
+    alert_threshold: float = Field(ge=0, le=100)
+    lookback_days: PositiveInt
+    reexplain_days: NonNegativeInt
+    chunk_days: PositiveInt
+
+
+def _compiles(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise PydanticCustomError(
+                "pattern", "not a valid regular expression ({why})", {"why": str(exc)}
+            ) from None
+    return pattern
+
+
+# The fields each text may name, as the explain and flag stages fill them (score/rules.render).
+TEXT_FIELDS: dict[str, frozenset[str]] = {
+    "user_assignment": frozenset({"via", "role", "team"}),
+    "team_assignment": frozenset({"via", "role", "team"}),
+    "call": frozenset({"via"}),
+    "created_incident": frozenset({"via"}),
+    "justification": frozenset({"via"}),
+    "indicator": frozenset({"evidence"}),
+}
+
+
+def _check_text_fields(text: str, allowed: frozenset[str], at: tuple[str, ...]) -> None:
+    unknown = sorted(set(re.findall(r"\{(\w+)\}", text)) - allowed)
+    if unknown:
+        raise PydanticCustomError(
+            "unknown_name",
+            "names no field '{field}' (it may use {allowed})",
+            {
+                "at": at,
+                "field": f"{{{unknown[0]}}}",
+                "allowed": ", ".join(f"{{{name}}}" for name in sorted(allowed)),
+            },
+        )
+
+
+class ExplanationSettings(Section):
+    """One kind of path from a user to a record; windows in hours."""
+
+    source: ExplanationSource
+    text: NonEmptyText
+    grace_before_hours: NonNegativeFloat
+    grace_after_hours: NonNegativeFloat
+    pattern: Annotated[str | None, AfterValidator(_compiles)] = None
+
+    @model_validator(mode="after")
+    def _text_fields_resolve(self) -> ExplanationSettings:
+        _check_text_fields(self.text, TEXT_FIELDS[self.source], ("text",))
+        return self
+
+
+class ExplanationsSettings(Section):
+    """[explanations.<kind>]: every kind the explain stage builds, in the order tried."""
+
+    assigned: ExplanationSettings
+    team_assigned: ExplanationSettings
+    handled_call: ExplanationSettings
+    created_incident: ExplanationSettings
+    cited_incident: ExplanationSettings
+
+
+class IndicatorSettings(Section):
+    """A risk indicator: points, which accesses it applies to, and its sentence."""
+
+    weight: NonNegativeFloat
+    when: IndicatorScope
+    text: NonEmptyText
+    trigger: bool = False
+    """A trigger makes an episode reviewable; other indicators only add to a triggered one."""
+
+    @model_validator(mode="after")
+    def _text_fields_resolve(self) -> IndicatorSettings:
+        _check_text_fields(self.text, TEXT_FIELDS["indicator"], ("text",))
+        return self
+
+
+class MetOnDutySettings(IndicatorSettings):
+    call_days: NonNegativeInt
+    assignment_days: NonNegativeInt
+
+
+class DormantIncidentSettings(IndicatorSettings):
+    dormant_days: PositiveInt
+
+
+class SameSurnameSettings(IndicatorSettings):
+    common_count: PositiveInt
+    rare_count: PositiveInt
+
+
+class CrowdSettings(IndicatorSettings):
+    min_users: PositiveInt
+
+
+class RepeatedSettings(IndicatorSettings):
+    min_days: PositiveInt
+
+
+class OffShiftSettings(IndicatorSettings):
+    grace_hours: NonNegativeFloat
+
+
+class ExplainedExcessSettings(IndicatorSettings):
+    min_count: PositiveInt
+    peer_ratio: float = Field(gt=0)
+
+
+class IndicatorsSettings(Section):
+    """[indicators.<name>]: every indicator the scoring code computes. An indicator with
+    parameters has its own model; adding one is adding a field here and a table in rules.toml."""
+
+    unexplained: IndicatorSettings
+    victim_subject: IndicatorSettings
+    vulnerable_subject: IndicatorSettings
+    public_figure: IndicatorSettings
+    contact_details: IndicatorSettings
+    print_export: IndicatorSettings
+    met_on_duty: MetOnDutySettings
+    dormant_incident: DormantIncidentSettings
+    self_lookup: IndicatorSettings
+    declared_association: IndicatorSettings
+    same_surname: SameSurnameSettings
+    same_postcode: IndicatorSettings
+    colleague: IndicatorSettings
+    crowd: CrowdSettings
+    repeated: RepeatedSettings
+    off_shift: OffShiftSettings
+    cited_unlinked: IndicatorSettings
+    explained_excess: ExplainedExcessSettings
+
+    def named(self) -> dict[str, IndicatorSettings]:
+        """Name -> settings, in declaration order."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+class PatternSettings(Section):
+    min_lookups: PositiveInt
+    min_role_users: PositiveInt
+    young_women_min_age: NonNegativeInt
+    young_women_max_age: NonNegativeInt
+    threshold: float = Field(gt=0)
+    base_points: NonNegativeFloat
+    points_per_z: NonNegativeFloat
+    max_points: NonNegativeFloat
+
+
+class ReviewSettings(Section):
+    suppress_days: NonNegativeInt
+    not_new_risk: list[str]
+
+
+class ReportSettings(Section):
+    training_course: NonEmptyText
+    training_overdue_months: PositiveInt
+    apsp_codes: list[str]
+
+
+class LearningSettings(Section):
+    min_decisions: PositiveInt
+    min_per_class: PositiveInt
+    blend: float = Field(ge=0, le=1)
+
+
+PATTERN_CODE_PREFIX = "pattern_"
+
+
+class Config(Section):
+    """The whole settings tree of a home."""
+
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    columns: ColumnMappings = Field(default_factory=dict)
+    """Per table, spec column name -> the force's own column name."""
+    scoring: ScoringSettings
+    explanations: ExplanationsSettings
+    indicators: IndicatorsSettings
+    patterns: PatternSettings
+    reviews: ReviewSettings
+    reports: ReportSettings
+    learning: LearningSettings
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> Config:
+        indicators = set(IndicatorsSettings.model_fields)
+        for position, code in enumerate(self.reviews.not_new_risk):
+            if code not in indicators:
+                raise PydanticCustomError(
+                    "unknown_name",
+                    "'{code}' names no indicator",
+                    {"at": ("reviews", "not_new_risk", position), "code": code},
+                )
+        for position, code in enumerate(self.reports.apsp_codes):
+            if code not in indicators and not code.startswith(PATTERN_CODE_PREFIX):
+                raise PydanticCustomError(
+                    "unknown_name",
+                    "'{code}' names no indicator or pattern",
+                    {"at": ("reports", "apsp_codes", position), "code": code},
+                )
+        self.ingest._column_mappings = self.columns
+        return self
+
+
+# -- loading --------------------------------------------------------------------------------------
 def load_config(home: Path) -> Config:
+    """The home's settings over the defaults; defaults alone if it has no `access-audit.toml`."""
     path = home / CONFIG_FILE_NAME
     if not path.exists():
-        return Config()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise AccessAuditError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_config(raw, source=str(path))
+        return default_config()
+    return parse_config(_read_toml(path.read_bytes(), str(path)), source=str(path))
 
 
 def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
-    ingest_raw = raw.get("ingest", {})
-    store_raw = raw.get("store", {})
-    timezone = str(ingest_raw.get("timezone", IngestConfig.timezone))
+    """Validate a parsed `access-audit.toml` laid over the defaults."""
+    default_config()  # a broken defaults file is reported as such, not as the home's mistake
+    return _validate(_laid_over(_defaults(), raw), source)
+
+
+@functools.cache
+def default_config() -> Config:
+    return _validate(_defaults(), f"score/{DEFAULTS_FILE_NAME}")
+
+
+@functools.cache
+def _defaults_text() -> bytes:
+    # Through the top package: naming access_audit.score would import it, and with it the engines.
+    return resources.files("access_audit").joinpath("score", DEFAULTS_FILE_NAME).read_bytes()
+
+
+def _defaults() -> dict[str, Any]:
+    return _read_toml(_defaults_text(), f"score/{DEFAULTS_FILE_NAME}")
+
+
+def _read_toml(data: bytes, source: str) -> dict[str, Any]:
     try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise AccessAuditError(f"{source}: unknown time zone '{timezone}'") from exc
-    ambiguous = ingest_raw.get("ambiguous_local_times", IngestConfig.ambiguous_local_times)
-    if ambiguous not in ("reject", "earliest", "latest"):
-        raise AccessAuditError(
-            f"{source}: ambiguous_local_times must be reject, earliest or latest, not '{ambiguous}'"
-        )
-    mappings = _parse_column_mappings(raw.get("columns", {}), source)
-    keep = int(store_raw.get("keep_generations", StoreConfig.keep_generations))
-    if keep < 2:
-        raise AccessAuditError(f"{source}: keep_generations must be at least 2")
-    return Config(
-        ingest=IngestConfig(
-            timezone=timezone, ambiguous_local_times=ambiguous, column_mappings=mappings
-        ),
-        store=StoreConfig(
-            keep_generations=keep,
-            lock_timeout_seconds=float(
-                store_raw.get("lock_timeout_seconds", StoreConfig.lock_timeout_seconds)
-            ),
-        ),
-        raw=raw,
-    )
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AccessAuditError(f"{source}: not valid TOML ({exc})") from None
 
 
-def _parse_column_mappings(raw: Any, source: str) -> dict[str, dict[str, str]]:
-    if not isinstance(raw, dict):
-        raise AccessAuditError(f"{source}: [columns] must be a table of tables")
-    mappings: dict[str, dict[str, str]] = {}
-    for table_name, mapping in raw.items():
-        spec = TABLES_BY_NAME.get(table_name)
-        if spec is None:
-            raise AccessAuditError(f"{source}: [columns.{table_name}] names no export table")
-        if not isinstance(mapping, dict):
-            raise AccessAuditError(f"{source}: [columns.{table_name}] must map column = name")
-        for column, source_name in mapping.items():
-            if column not in spec.column_index:
-                raise AccessAuditError(
-                    f"{source}: [columns.{table_name}] {column} is not a column of {table_name}"
-                )
-            if not isinstance(source_name, str) or not source_name.strip():
-                raise AccessAuditError(
-                    f"{source}: [columns.{table_name}] {column} must name a source column"
-                )
-        mappings[table_name] = {str(k): str(v) for k, v in mapping.items()}
-    return mappings
+def _laid_over(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override``'s values replace ``base``'s; tables are merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _laid_over(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(raw: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise AccessAuditError(f"{source}: {describe_setting_error(exc.errors()[0])}") from None
+
+
+# -- one line per mistake -------------------------------------------------------------------------
+_EXPECTED = {
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "date_type": "expected a date (YYYY-MM-DD)",
+    "date_parsing": "expected a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "expected a date (YYYY-MM-DD)",
+    "date_from_datetime_inexact": "expected a date (YYYY-MM-DD)",
+}
+
+
+def describe_setting_error(error: ErrorDetails) -> str:
+    """'[store] keep_generations: expected an integer, got 'five'' from one pydantic error."""
+    context = error.get("ctx") or {}
+    location = (*error["loc"], *context.get("at", ()))
+    kind = error["type"]
+    is_table = isinstance(error["input"], dict) if kind == "extra_forbidden" else False
+    where = setting_path(location, is_table or bool(context.get("table")))
+    got = _shown(error["input"])
+    if kind == "extra_forbidden":
+        return f"{where}: unknown {'table' if is_table else 'setting'}"
+    if kind == "missing":
+        return f"{where}: required setting is missing"
+    if kind in _EXPECTED:
+        return f"{where}: {_EXPECTED[kind]}, got {got}"
+    if kind == "literal_error":
+        return f"{where}: expected {context['expected']}, got {got}"
+    if kind == "unknown_name":
+        return f"{where}: {error['msg']}"
+    bounds = {"greater_than_equal": "at least", "greater_than": "more than"}
+    bounds |= {"less_than_equal": "at most", "less_than": "less than"}
+    for bound, words in bounds.items():
+        if kind == bound:
+            limit = next(iter(v for k, v in context.items() if k in ("ge", "gt", "le", "lt")))
+            return f"{where}: must be {words} {limit}, got {got}"
+    if kind in ("string_too_short", "string_pattern_mismatch"):
+        return f"{where}: must not be empty"
+    return f"{where}: {error['msg'][:1].lower()}{error['msg'][1:]}"
+
+
+def setting_path(location: tuple[int | str, ...], is_table: bool = False) -> str:
+    """('indicators', 'crowd', 'min_users') -> '[indicators.crowd] min_users'; a table's own
+    path is its header, ('indicators', 'crowd') -> '[indicators.crowd]'."""
+    names: list[str] = []
+    for part in location:
+        if isinstance(part, int) and names:
+            names[-1] += f"[{part}]"
+        else:
+            names.append(str(part))
+    if len(names) == 1 or is_table:
+        return f"[{'.'.join(names)}]"
+    return f"[{'.'.join(names[:-1])}] {names[-1]}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

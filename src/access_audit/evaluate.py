@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from access_audit.errors import AccessAuditError
+from access_audit.errors import AccessAuditError, redact_quoted
 
 TRUTH_COLUMNS = ("episode_id", "scenario", "user_id", "person_id", "system", "event_id")
 
@@ -32,7 +32,13 @@ class Evaluation:
 def read_truth(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise AccessAuditError(f"{path}: no such truth file")
-    truth = pl.read_csv(path, infer_schema=False)
+    try:
+        truth = pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AccessAuditError(
+            f"{path}: cannot be read as CSV ({redact_quoted(first_line)})"
+        ) from None
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
         raise AccessAuditError(f"{path}: truth file lacks column(s) {', '.join(missing)}")

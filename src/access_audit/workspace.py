@@ -10,20 +10,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from access_audit.config import Config, load_config
-from access_audit.errors import AccessAuditError
+from access_audit.errors import (
+    AccessAuditError,
+    StorageError,
+    failure_line,
+    one_line,
+    storage_error,
+)
 from access_audit.store import Generation, Store, new_run_id
 
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from access_audit.config import Config
     from access_audit.evaluate import Evaluation
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
     from access_audit.report import Report
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from access_audit.score.run import ScoreReport
 
 HOME_ENV = "ACCESS_AUDIT_HOME"
+RUNS_FOLDER = "runs"
 DEFAULT_HOME = Path("access-audit-data")
 
 
@@ -105,6 +113,8 @@ class Workspace:
     """A home folder: configuration, stores, run log and the analysts' DuckDB database."""
 
     def __init__(self, home: Path, config: Config | None = None):
+        from access_audit.config import load_config
+
         self.home = home
         self.config = config if config is not None else load_config(home)
         self.store = Store(
@@ -128,7 +138,7 @@ class Workspace:
     # -- paths ---------------------------------------------------------------------------------
     @property
     def runs_dir(self) -> Path:
-        return self.home / "runs"
+        return self.home / RUNS_FOLDER
 
     @property
     def database_path(self) -> Path:
@@ -197,25 +207,37 @@ class Workspace:
     def ingest(
         self, drops: Sequence[Path], progress: ProgressCallback | None = None
     ) -> IngestReport:
-        """Load each drop in its own transaction, oldest first; a failed drop loads nothing."""
+        """Load each drop in its own transaction, oldest first; a failed drop loads nothing.
+
+        A drop's own problem fails that drop alone; a refused write (disk full) or a bug stops
+        the run, recorded as failed, with every store as it was before that drop."""
         from access_audit.ingest import ingest_drop
 
         report = IngestReport()
         with owner_only():
+            self._clean_debris()
             for drop in self._discover(drops, report, "ingest"):
                 started = datetime.now(UTC)
                 run_id = new_run_id()
                 try:
-                    with self.store.transaction(run_id, {"command": "ingest"}) as txn:
+                    with (
+                        self._writing_stores(),
+                        self.store.transaction(run_id, {"command": "ingest"}) as txn,
+                    ):
                         result = ingest_drop(txn, drop, self.config.ingest, progress)
-                    report.loaded.append(result)
-                    self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
-                except AccessAuditError as exc:
-                    report.failed.append(DropFailure(drop.drop_id, str(exc)))
-                    self._log_run("ingest", drop.drop_id, None, exc, started, run_id)
+                except BaseException as exc:
+                    self._record_failure(
+                        self._log_run, "ingest", drop.drop_id, None, exc, started, run_id
+                    )
+                    if not _fails_the_drop_alone(exc):
+                        raise
+                    report.failed.append(DropFailure(drop.drop_id, failure_line(exc)))
+                    continue
+                report.loaded.append(result)
+                self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
             current = self.generation()
             report.generation = current.number if current else None
-            self.refresh_catalog()
+            self._refresh_catalog_or_record("ingest")
         return report
 
     # -- scoring -------------------------------------------------------------------------------
@@ -231,18 +253,26 @@ class Workspace:
 
         started = datetime.now(UTC)
         run_id = new_run_id()
-        rules = self.rules
+        committed: Generation | None = None
         with owner_only():
             try:
-                with self.store.transaction(run_id, {"command": "score"}) as txn:
+                self._clean_debris()
+                rules = self.rules
+                with (
+                    self._writing_stores(),
+                    self.store.transaction(run_id, {"command": "score"}) as txn,
+                ):
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
                     report = write_scored(txn, wanted, rules, started, self.models.current())
-            except AccessAuditError as exc:
-                self._log_event("score", run_id, started, error=exc)
+                committed = txn.committed
+                self._log_event("score", run_id, started, score=report, committed=committed)
+                self.refresh_catalog()
+            except BaseException as exc:
+                self._record_failure(
+                    self._log_event, "score", run_id, started, error=exc, committed=committed
+                )
                 raise
-            self._log_event("score", run_id, started, score=report)
-            self.refresh_catalog()
         return report
 
     def nightly(
@@ -252,36 +282,62 @@ class Workspace:
 
         Each drop is loaded in a savepoint (a bad drop loads nothing and is reported); then the
         days the drops touched and the re-explain window are scored in the same transaction."""
+        started = datetime.now(UTC)
+        run_id = new_run_id()
+        report = NightlyReport(ingest=IngestReport())
+        committed: Generation | None = None
+        with owner_only():
+            try:
+                self._clean_debris()
+                discovered = self._discover(drops, report.ingest, "nightly")
+                committed = self._nightly_transaction(run_id, started, discovered, report, progress)
+                current = self.generation()
+                report.ingest.generation = current.number if current else None
+                self._log_event("nightly", run_id, started, report=report, committed=committed)
+                self.refresh_catalog()
+            except BaseException as exc:
+                self._record_failure(
+                    self._log_event,
+                    "nightly",
+                    run_id,
+                    started,
+                    error=exc,
+                    report=report,
+                    committed=committed,
+                )
+                raise
+        return report
+
+    def _nightly_transaction(
+        self,
+        run_id: str,
+        started: datetime,
+        discovered: Sequence[Drop],
+        report: NightlyReport,
+        progress: ProgressCallback | None,
+    ) -> Generation | None:
         from access_audit.ingest import ingest_drop
         from access_audit.score.run import days_to_rescore, stored_days, write_scored
 
-        started = datetime.now(UTC)
-        run_id = new_run_id()
         rules = self.rules
-        report = NightlyReport(ingest=IngestReport())
-        with owner_only():
-            discovered = self._discover(drops, report.ingest, "nightly")
-            try:
-                with self.store.transaction(run_id, {"command": "nightly"}) as txn:
-                    touched: set[date] = set()
-                    for drop in discovered:
-                        try:
-                            with txn.savepoint() as point:
-                                result = ingest_drop(point, drop, self.config.ingest, progress)
-                            report.ingest.loaded.append(result)
-                            touched.update(result.days_touched)
-                        except AccessAuditError as exc:
-                            report.ingest.failed.append(DropFailure(drop.drop_id, str(exc)))
-                    days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
-                    report.score = write_scored(txn, days, rules, started, self.models.current())
-            except AccessAuditError as exc:
-                self._log_event("nightly", run_id, started, error=exc, report=report)
-                raise
-            current = self.generation()
-            report.ingest.generation = current.number if current else None
-            self._log_event("nightly", run_id, started, report=report)
-            self.refresh_catalog()
-        return report
+        with (
+            self._writing_stores(),
+            self.store.transaction(run_id, {"command": "nightly"}) as txn,
+        ):
+            touched: set[date] = set()
+            for drop in discovered:
+                try:
+                    with txn.savepoint() as point:
+                        result = ingest_drop(point, drop, self.config.ingest, progress)
+                    report.ingest.loaded.append(result)
+                    touched.update(result.days_touched)
+                except AccessAuditError as exc:
+                    if not _fails_the_drop_alone(exc):
+                        raise
+                    report.ingest.failed.append(DropFailure(drop.drop_id, failure_line(exc)))
+            days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
+            report.score = write_scored(txn, days, rules, started, self.models.current())
+        return txn.committed
 
     def stored_days(
         self, since: datetime | None = None, until: datetime | None = None
@@ -334,7 +390,11 @@ class Workspace:
         transaction, e.g. importing a case-management export."""
         from access_audit.review import record_reviews
 
-        with owner_only(), self.store.transaction(new_run_id(), {"command": "review"}) as txn:
+        with (
+            owner_only(),
+            self._writing_stores(),
+            self.store.transaction(new_run_id(), {"command": "review"}) as txn,
+        ):
             count = record_reviews(txn, decisions)
         self.refresh_catalog()
         return count
@@ -407,7 +467,11 @@ class Workspace:
 
         run_id = new_run_id()
         suppress_days = int(self.rules.reviews["suppress_days"])
-        with owner_only(), self.store.transaction(run_id, {"command": "review"}) as txn:
+        with (
+            owner_only(),
+            self._writing_stores(),
+            self.store.transaction(run_id, {"command": "review"}) as txn,
+        ):
             review = record_review(
                 txn,
                 flag_id,
@@ -486,7 +550,7 @@ class Workspace:
             try:
                 discovered.append(discover_drop(Path(path)))
             except AccessAuditError as exc:
-                report.failed.append(DropFailure(str(path), str(exc)))
+                report.failed.append(DropFailure(str(path), failure_line(exc)))
                 self._log_run(command, str(path), None, exc, datetime.now(UTC))
         return sorted(discovered, key=lambda d: (d.as_of, d.drop_id))
 
@@ -494,7 +558,37 @@ class Workspace:
         from access_audit.catalog import build_catalog
 
         with owner_only():
-            return build_catalog(self.home, self.generation(), self.runs_dir)
+            self._clean_debris()
+            with _writing(f"the analysts' database {self.database_path}"):
+                return build_catalog(self.home, self.generation(), self.runs_dir)
+
+    def _refresh_catalog_or_record(self, command: str) -> None:
+        """Rebuild the analysts' database after a run whose stores are committed; if that fails
+        the command fails, with a run record saying so (the next run rebuilds it)."""
+        started = datetime.now(UTC)
+        try:
+            self.refresh_catalog()
+        except BaseException as exc:
+            self._record_failure(self._log_event, command, new_run_id(), started, error=exc)
+            raise
+
+    def _writing_stores(self) -> contextlib.AbstractContextManager[None]:
+        return _writing(f"the stores in {self.store.root}")
+
+    def _clean_debris(self) -> None:
+        """Temporary files of runs that died (a full disk, a kill): the analysts' database being
+        built and run records being written. The stores clean their own staging folders."""
+        from access_audit.catalog import TEMPORARY_DATABASE
+        from access_audit.debris import remove_files_of_dead_processes
+
+        remove_files_of_dead_processes(self.home, TEMPORARY_DATABASE)
+        remove_files_of_dead_processes(self.runs_dir, _TEMPORARY_RECORD)
+
+    def _record_failure(self, log: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """Write a failed run's record if the machine lets us: when the disk is full it may not,
+        and the failure itself must still reach the terminal."""
+        with contextlib.suppress(Exception):
+            log(*args, **kwargs)
 
     def _catalog_is_stale(self) -> bool:
         import duckdb
@@ -514,11 +608,15 @@ class Workspace:
         run_id: str,
         started: datetime,
         *,
-        error: Exception | None = None,
+        error: BaseException | None = None,
         score: ScoreReport | None = None,
         report: NightlyReport | None = None,
+        committed: Generation | None = None,
     ) -> None:
-        """The run log entry of a score or nightly run: counts and ids, never personal data."""
+        """The run log entry of a score or nightly run: counts and ids, never personal data.
+
+        A run that fails after committing its stores (e.g. the analysts' database could not be
+        rebuilt) is "failed" and names the generation it committed."""
         record: dict[str, Any] = {
             "run_id": run_id,
             "command": command,
@@ -526,7 +624,8 @@ class Workspace:
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
             "outcome": "failed" if error else "completed",
-            "error": str(error) if error else None,
+            "error": failure_line(error, self.runs_dir) if error else None,
+            "generation": committed.number if committed else None,
         }
         if report is not None:
             score = report.score
@@ -537,7 +636,11 @@ class Workspace:
             )
             record["rejections"] = sum(sum(r.rejections.values()) for r in report.ingest.loaded)
             if report.ingest.failed and not error:
-                record["outcome"] = "completed_with_failures"
+                # the command exits 1, so the record says failed; what did load is listed above
+                record["outcome"] = "failed"
+                record["error"] = _failed_drops_line(
+                    report.ingest.failed, len(report.ingest.loaded)
+                )
         if score is not None:
             record["score"] = {
                 "days": [d.isoformat() for d in score.days],
@@ -552,18 +655,20 @@ class Workspace:
         self._write_run_record(run_id, record)
 
     def _write_run_record(self, run_id: str, record: dict[str, Any]) -> None:
-        self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.runs_dir / f"{run_id}.json"
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(record, default=str, indent=1), encoding="utf-8")
-        os.replace(temporary, target)
+        """Replace ``runs/<run_id>.json`` whole (owner-only), through a temporary file that a
+        later run removes if this process dies before the rename."""
+        with _writing(f"the run record in {self.runs_dir}"):
+            self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _replace_owner_only(
+                self.runs_dir / f"{run_id}.json", json.dumps(record, default=str, indent=1)
+            )
 
     def _log_run(
         self,
         command: str,
         drop_id: str,
         result: DropIngest | None,
-        error: Exception | None,
+        error: BaseException | None,
         started: datetime,
         run_id: str | None = None,
         txn: Any = None,
@@ -578,7 +683,7 @@ class Workspace:
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
             "outcome": "failed" if error else ("loaded" if committed else "nothing_new"),
-            "error": str(error) if error else None,
+            "error": failure_line(error, self.runs_dir) if error else None,
             "generation": committed.number if committed else None,
         }
         if result is not None:
@@ -596,6 +701,49 @@ class Workspace:
                 }
             )
         self._write_run_record(run_id, record)
+
+
+_TEMPORARY_RECORD = re.compile(r"^\.[^/]+\.json\.(?P<pid>\d+)\.tmp$")
+
+
+def _replace_owner_only(target: Path, text: str) -> None:
+    """``target`` becomes ``text`` whole, through a temporary file named for this process (a
+    later run removes it if this one dies before the rename)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """A write the machine refuses (disk full, quota, read-only) becomes one StorageError line,
+    'no space left on device while writing <what>'; other errors pass unchanged."""
+    try:
+        yield
+    except AccessAuditError:
+        raise
+    except Exception as exc:
+        translated = storage_error(exc, f"writing {what}")
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:
+    listed = "; ".join(f"{f.drop}: {f.error}" for f in failed)
+    kept = f" ({loaded} loaded and committed)" if loaded else ""
+    return one_line(f"{len(failed)} drop(s) failed to load{kept}: {listed}")
+
+
+def _fails_the_drop_alone(exc: BaseException) -> bool:
+    """A drop's own problem (bad files) fails that drop; a refused write or a bug stops the run."""
+    return isinstance(exc, AccessAuditError) and not isinstance(exc, StorageError)
 
 
 def _len() -> Any:

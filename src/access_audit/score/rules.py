@@ -1,24 +1,28 @@
 """The scoring rules: explanation kinds, indicator weights and texts, pattern settings — as data.
 
 Defaults live in `rules.toml` beside this module; a force overrides any value in its home's
-`access-audit.toml` under the same table names. Unknown names are an error, not a silent no-op.
+`access-audit.toml` under the same table names. Both are validated by the settings tree in
+`access_audit.config` (unknown names and wrong types are errors); this module turns the validated
+tree into the `Rules` the scoring code reads.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import polars as pl
 
-from access_audit.config import Config
+from access_audit.config import ExplanationSource, IndicatorScope, IndicatorSettings
 from access_audit.errors import AccessAuditError
 
-SOURCES = ("user_assignment", "team_assignment", "call", "created_incident", "justification")
-WHEN = ("unexplained", "explained", "any")
+if TYPE_CHECKING:
+    from access_audit.config import Config
+
+SOURCES: tuple[str, ...] = get_args(ExplanationSource)
+WHEN: tuple[str, ...] = get_args(IndicatorScope)
+_INDICATOR_FIELDS = frozenset(IndicatorSettings.model_fields)
 
 
 @dataclass(frozen=True)
@@ -66,88 +70,37 @@ class Rules:
         return self.indicators[code].weight
 
 
-def _defaults() -> dict[str, Any]:
-    text = resources.files("access_audit.score").joinpath("rules.toml").read_text("utf-8")
-    return tomllib.loads(text)
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if key not in base:
-            raise AccessAuditError(f"access-audit.toml: unknown setting {where}{key}")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise AccessAuditError(f"access-audit.toml: {where}{key} must be a table")
-            merged[key] = _merge(base[key], value, f"{where}{key}.")
-        else:
-            if type(value) is not type(base[key]) and not (
-                isinstance(base[key], float) and isinstance(value, int)
-            ):
-                raise AccessAuditError(
-                    f"access-audit.toml: {where}{key} must be a {type(base[key]).__name__}"
-                )
-            merged[key] = value
-    return merged
-
-
 def load_rules(config: Config | None = None) -> Rules:
-    """The default rules with the home's overrides applied."""
-    raw = _defaults()
-    if config is not None:
-        for section in (
-            "scoring",
-            "explanations",
-            "indicators",
-            "patterns",
-            "reviews",
-            "reports",
-            "learning",
-        ):
-            override = config.section(section)
-            if override:
-                raw[section] = _merge(raw[section], override, f"[{section}].")
-    scoring = raw["scoring"]
-    kinds = []
-    for name, spec in raw["explanations"].items():
-        if spec["source"] not in SOURCES:
-            raise AccessAuditError(f"rules: explanation {name} has unknown source {spec['source']}")
-        kinds.append(
-            ExplanationKind(
-                name=name,
-                source=spec["source"],
-                text=spec["text"],
-                grace_before_hours=float(spec["grace_before_hours"]),
-                grace_after_hours=float(spec["grace_after_hours"]),
-                pattern=spec.get("pattern"),
-            )
-        )
-    indicators = {}
-    for name, spec in raw["indicators"].items():
-        if spec["when"] not in WHEN:
-            raise AccessAuditError(f"rules: indicator {name} has unknown 'when' {spec['when']}")
-        params = {k: v for k, v in spec.items() if k not in ("weight", "when", "text", "trigger")}
-        indicators[name] = Indicator(
-            name,
-            float(spec["weight"]),
-            spec["when"],
-            spec["text"],
-            params,
-            trigger=bool(spec.get("trigger", False)),
-        )
-    return Rules(
-        scale=float(scoring["scale"]),
-        alert_threshold=float(scoring["alert_threshold"]),
-        lookback_days=int(scoring["lookback_days"]),
-        reexplain_days=int(scoring["reexplain_days"]),
-        chunk_days=int(scoring["chunk_days"]),
-        explanations=tuple(kinds),
-        indicators=indicators,
-        patterns=dict(raw["patterns"]),
-        reviews=dict(raw["reviews"]),
-        reports=dict(raw["reports"]),
-        learning=dict(raw["learning"]),
+    """The scoring rules of a validated settings tree (the defaults in rules.toml if none)."""
+    from access_audit.config import default_config
+
+    settings = config if config is not None else default_config()
+    scoring = settings.scoring
+    kinds = tuple(
+        ExplanationKind(name=name, **getattr(settings.explanations, name).model_dump())
+        for name in type(settings.explanations).model_fields
     )
+    return Rules(
+        scale=scoring.scale,
+        alert_threshold=scoring.alert_threshold,
+        lookback_days=scoring.lookback_days,
+        reexplain_days=scoring.reexplain_days,
+        chunk_days=scoring.chunk_days,
+        explanations=kinds,
+        indicators={
+            name: _indicator(name, spec) for name, spec in settings.indicators.named().items()
+        },
+        patterns=settings.patterns.model_dump(),
+        reviews=settings.reviews.model_dump(),
+        reports=settings.reports.model_dump(),
+        learning=settings.learning.model_dump(),
+    )
+
+
+def _indicator(name: str, spec: IndicatorSettings) -> Indicator:
+    values = spec.model_dump()
+    params = {k: v for k, v in values.items() if k not in _INDICATOR_FIELDS}
+    return Indicator(name, spec.weight, spec.when, spec.text, params, trigger=spec.trigger)
 
 
 def render(template: str, **fields: pl.Expr) -> pl.Expr:
