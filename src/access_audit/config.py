@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,13 @@ class IngestConfig:
     """The repeated autumn hour: reject the row (default), or take the earlier or later instant."""
     column_mappings: dict[str, dict[str, str]] = field(default_factory=dict)
     """Per table, spec column name -> the force's own column name."""
+    timestamp_window: bool = True
+    """Reject timestamps outside [earliest_timestamp, the drop's date + max_days_after_drop]."""
+    earliest_timestamp: date = date(1990, 1, 1)
+    """Before any force's audited records system: an earlier instant is a typo or a default."""
+    max_days_after_drop: int = 7
+    """A drop covers its own day; a week ahead leaves room for rostered shifts and assignments
+    planned in advance, while a year-2100 typo is refused."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +81,16 @@ def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
             f"{source}: ambiguous_local_times must be reject, earliest or latest, not '{ambiguous}'"
         )
     mappings = _parse_column_mappings(raw.get("columns", {}), source)
+    window = _parse_timestamp_window(ingest_raw, source)
     keep = int(store_raw.get("keep_generations", StoreConfig.keep_generations))
     if keep < 2:
         raise AccessAuditError(f"{source}: keep_generations must be at least 2")
     return Config(
         ingest=IngestConfig(
-            timezone=timezone, ambiguous_local_times=ambiguous, column_mappings=mappings
+            timezone=timezone,
+            ambiguous_local_times=ambiguous,
+            column_mappings=mappings,
+            **window,
         ),
         store=StoreConfig(
             keep_generations=keep,
@@ -111,3 +123,27 @@ def _parse_column_mappings(raw: Any, source: str) -> dict[str, dict[str, str]]:
                 )
         mappings[table_name] = {str(k): str(v) for k, v in mapping.items()}
     return mappings
+
+
+def _parse_timestamp_window(ingest_raw: dict[str, Any], source: str) -> dict[str, Any]:
+    enabled = ingest_raw.get("timestamp_window", IngestConfig.timestamp_window)
+    if not isinstance(enabled, bool):
+        raise AccessAuditError(f"{source}: [ingest] timestamp_window must be true or false")
+    earliest = ingest_raw.get("earliest_timestamp", IngestConfig.earliest_timestamp)
+    if isinstance(earliest, str):
+        try:
+            earliest = date.fromisoformat(earliest)
+        except ValueError:
+            earliest = None
+    if not isinstance(earliest, date):
+        raise AccessAuditError(f"{source}: [ingest] earliest_timestamp must be a date, YYYY-MM-DD")
+    days = ingest_raw.get("max_days_after_drop", IngestConfig.max_days_after_drop)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3660:
+        raise AccessAuditError(
+            f"{source}: [ingest] max_days_after_drop must be a whole number of days, 0 to 3660"
+        )
+    return {
+        "timestamp_window": enabled,
+        "earliest_timestamp": earliest,
+        "max_days_after_drop": days,
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -210,9 +211,10 @@ class Workspace:
                         result = ingest_drop(txn, drop, self.config.ingest, progress)
                     report.loaded.append(result)
                     self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
-                except AccessAuditError as exc:
-                    report.failed.append(DropFailure(drop.drop_id, str(exc)))
-                    self._log_run("ingest", drop.drop_id, None, exc, started, run_id)
+                except Exception as exc:
+                    error = drop_error(exc)
+                    report.failed.append(DropFailure(drop.drop_id, str(error)))
+                    self._log_run("ingest", drop.drop_id, None, error, started, run_id)
             current = self.generation()
             report.generation = current.number if current else None
             self.refresh_catalog()
@@ -270,8 +272,9 @@ class Workspace:
                                 result = ingest_drop(point, drop, self.config.ingest, progress)
                             report.ingest.loaded.append(result)
                             touched.update(result.days_touched)
-                        except AccessAuditError as exc:
-                            report.ingest.failed.append(DropFailure(drop.drop_id, str(exc)))
+                        except Exception as exc:
+                            error = drop_error(exc)
+                            report.ingest.failed.append(DropFailure(drop.drop_id, str(error)))
                     days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
                     report.score = write_scored(txn, days, rules, started, self.models.current())
             except AccessAuditError as exc:
@@ -536,6 +539,15 @@ class Workspace:
                 t.loaded for r in report.ingest.loaded for t in r.tables.values()
             )
             record["rejections"] = sum(sum(r.rejections.values()) for r in report.ingest.loaded)
+            record["duplicates"] = sum(
+                t.duplicates for r in report.ingest.loaded for t in r.tables.values()
+            )
+            record["tables"] = {
+                r.drop_id: {k: asdict(v) for k, v in r.tables.items()} for r in report.ingest.loaded
+            }
+            record["ignored_files"] = {
+                r.drop_id: r.ignored_files for r in report.ingest.loaded if r.ignored_files
+            }
             if report.ingest.failed and not error:
                 record["outcome"] = "completed_with_failures"
         if score is not None:
@@ -589,6 +601,7 @@ class Workspace:
                     "files": result.files,
                     "skipped_files": result.skipped_files,
                     "unrecognised_files": result.unrecognised_files,
+                    "ignored_files": result.ignored_files,
                     "tables": {k: asdict(v) for k, v in result.tables.items()},
                     "rejections": result.rejections,
                     "days_touched": [d.isoformat() for d in result.days_touched],
@@ -596,6 +609,21 @@ class Workspace:
                 }
             )
         self._write_run_record(run_id, record)
+
+
+def drop_error(exc: Exception) -> AccessAuditError:
+    """A drop's failure as a one-line error for the report and the run log.
+
+    An unexpected exception (a bug) must not stop the other drops being tried, and its message
+    may quote values from the data, so only its type and where it was raised are kept."""
+    if isinstance(exc, AccessAuditError):
+        return exc
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "access_audit" in f.filename]
+    where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return AccessAuditError(
+        f"unexpected {type(exc).__name__}{where} while loading this drop "
+        "(a bug: please report it; the message is withheld as it may quote personal data)"
+    )
 
 
 def _len() -> Any:
