@@ -112,11 +112,15 @@ def csv_header(text: str, display_name: str) -> list[str]:
         raise AccessAuditError(f"{display_name}: the header line has an unbalanced quote")
     names = next(csv.reader(io.StringIO(text)))
     names = [n if n.strip() else f"column_{i + 1}" for i, n in enumerate(names)]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise AccessAuditError(
-            f"{display_name}: column '{repeated[0]}' appears twice in the header"
-        )
+    first_seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in first_seen:
+            # Positions, not names: a file sent without its header would quote a row here.
+            raise AccessAuditError(
+                f"{display_name}: header columns {first_seen[name]} and {position} have the "
+                "same name"
+            )
+        first_seen[name] = position
     return names
 
 
