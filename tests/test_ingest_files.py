@@ -91,7 +91,7 @@ def test_nightly_with_a_repeating_force_loads_every_drop(workspace, tmp_path) ->
 def test_an_unexpected_failure_in_one_drop_does_not_stop_the_next(
     workspace, tmp_path, monkeypatch, command
 ) -> None:
-    import access_audit.ingest as ingest
+    from access_audit import ingest
 
     real = ingest._load_table
 
