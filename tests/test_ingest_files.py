@@ -239,6 +239,20 @@ def test_a_quoted_value_over_several_lines_is_one_row(workspace, tmp_path) -> No
     ]
 
 
+def test_a_stray_quote_costs_its_own_line_not_a_later_multi_line_row(workspace, tmp_path) -> None:
+    header = ACCESS_HEADER.rstrip(b"\n") + b",justification\n"
+    row = b"2026-11-21T10:00:00Z,U1,RMS,view,person,P1,"
+    data = header + b"E1," + row + b"5'10\"\n"  # a stray quote, as a height is written
+    data += b"E2," + row + b"plain\n"
+    data += b"E3," + row + b'"two\nlines"\n'
+    data += b"E4," + row + b"plain\n"
+    workspace.ingest([_access_log_drop(tmp_path, data)])
+    assert _reasons(workspace) == [("access_log.csv", 2, "(line)", "malformed_quotes")]
+    events = workspace.scan("access_events").sort("event_id").collect()
+    assert events["event_id"].to_list() == ["E2", "E3", "E4"]
+    assert events["justification"].to_list() == ["plain", "two\nlines", "plain"]
+
+
 @pytest.mark.parametrize(
     ("header", "config", "expected"),
     [

@@ -124,38 +124,65 @@ def csv_header(text: str, display_name: str) -> list[str]:
     return names
 
 
+_MAX_REGROUPINGS = 64
+"""Each regrouping refuses the first line of the first broken record (the records after it were
+grouped on a miscount of quotes); past this many, what is still broken is judged line by line."""
+
+
 def csv_records(lines: Lines, after_line: int, fields: int) -> Records:
-    """Records after the header: a quoted value may span lines; a broken record is refused
-    line by line, so one stray quote costs its own line, not the rest of the file."""
+    """Records after the header. A quoted value may span lines; the first broken record (its
+    quotes pair across lines that are not one record) loses its first line, which is refused, and
+    the rest is grouped again: one stray quote costs its own line, not the rest of the file."""
     exact = rf"^{_FIELD}(?:,{_FIELD}){{{fields - 1}}}$"
     body = lines.frame.filter(pl.col("line") > after_line)
+    judged_alone: list[pl.DataFrame] = []
+    for regrouping in range(_MAX_REGROUPINGS + 1):
+        grouped, judged = _group_records(body, exact)
+        broken = judged.filter(pl.col("reason").is_not_null() & (pl.col("lines") > 1))
+        if broken.height == 0 or regrouping == _MAX_REGROUPINGS:
+            break
+        first_lines = body.join(
+            broken.head(1).select(pl.col("source_line").alias("line")), on="line", how="semi"
+        )
+        judged_alone.append(_judge_lines(first_lines, exact))
+        body = body.join(first_lines.select("line"), on="line", how="anti")
+    if broken.height:
+        one_by_one = grouped.join(broken.select("record"), on="record", how="semi").filter(
+            ~is_blank(pl.col("text"))
+        )
+        judged_alone.append(_judge_lines(one_by_one, exact))
+        judged = judged.join(broken.select("record"), on="record", how="anti")
+    columns = ["source_line", "text", "reason"]
+    judged_lines = pl.concat(
+        [judged.select(columns), *(r.select(columns) for r in judged_alone)]
+    ).sort("source_line")
+    return Records(
+        good=judged_lines.filter(pl.col("reason").is_null()).select("source_line", "text"),
+        refused=judged_lines.filter(pl.col("reason").is_not_null()),
+    )
+
+
+def _group_records(body: pl.DataFrame, exact: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(lines with their record number, one judged row per record). A line starts a record
+    when the quotes before it are balanced; blank lines between records are dropped."""
     quotes = pl.col("text").str.count_matches('"', literal=True)
-    grouped = body.with_columns(
-        (((quotes.cum_sum() - quotes) % 2) == 0).alias("starts")
-    ).with_columns(pl.col("starts").cum_sum().alias("record"))
-    grouped = grouped.filter(~(pl.col("starts") & is_blank(pl.col("text"))))
+    grouped = (
+        body.with_columns((((quotes.cum_sum() - quotes) % 2) == 0).alias("starts"))
+        .with_columns(pl.col("starts").cum_sum().alias("record"))
+        .filter(~(pl.col("starts") & is_blank(pl.col("text"))))
+    )
     records = grouped.group_by("record", maintain_order=True).agg(
         pl.col("line").first().alias("source_line"),
         pl.col("text").str.join("\n"),
         pl.col("bad_bytes").any(),
         pl.len().alias("lines"),
     )
-    judged = records.with_columns(_csv_problem(exact).alias("reason"))
-    whole = judged.filter(pl.col("reason").is_null() | (pl.col("lines") == 1))
-    broken = judged.filter(pl.col("reason").is_not_null() & (pl.col("lines") > 1))
-    one_by_one = (
-        grouped.join(broken.select("record"), on="record", how="semi")
-        .filter(~is_blank(pl.col("text")))
-        .select(pl.col("line").alias("source_line"), "text", "bad_bytes")
-        .with_columns(_csv_problem(exact).alias("reason"))
-    )
-    columns = ["source_line", "text", "reason"]
-    judged_lines = pl.concat([whole.select(columns), one_by_one.select(columns)]).sort(
-        "source_line"
-    )
-    return Records(
-        good=judged_lines.filter(pl.col("reason").is_null()).select("source_line", "text"),
-        refused=judged_lines.filter(pl.col("reason").is_not_null()),
+    return grouped, records.with_columns(_csv_problem(exact).alias("reason"))
+
+
+def _judge_lines(lines: pl.DataFrame, exact: str) -> pl.DataFrame:
+    return lines.select(
+        pl.col("line").alias("source_line"), "text", _csv_problem(exact).alias("reason")
     )
 
 
