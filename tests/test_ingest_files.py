@@ -359,3 +359,21 @@ def test_an_unbalanced_quote_in_persons_is_masked_everywhere_but_rejected_rows(
     stored = Workspace.open(workspace.home).rejected_rows().row(0, named=True)
     assert stored["raw_value"] == "P2,\"O'Brien,Mary-Jane 07700 900123"
     assert (stored["source_line"], stored["reason"]) == (3, "malformed_quotes")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("timestamp_window = 1", "timestamp_window must be true or false"),
+        ('earliest_timestamp = "last year"', "earliest_timestamp must be a date"),
+        ("max_days_after_drop = -1", "max_days_after_drop must be a whole number of days"),
+    ],
+)
+def test_a_bad_timestamp_window_setting_is_a_clear_error(tmp_path, setting, message) -> None:
+    import tomllib
+
+    from access_audit.config import parse_config
+    from access_audit.errors import AccessAuditError
+
+    with pytest.raises(AccessAuditError, match=message):
+        parse_config(tomllib.loads(f"[ingest]\n{setting}\n"))
