@@ -324,6 +324,7 @@ def test_links_out_of_the_drop_dot_files_and_folders_are_ignored_and_reported(
     os.symlink(outside / "staff.csv", drop / "staff.csv")
     os.symlink(drop / "access_log.csv", drop / "access_log_again.csv")  # inside: read
     (drop / "access_log_archive").mkdir()
+    os.symlink(drop / "access_log_loop.csv", drop / "access_log_loop.csv")
     home = workspace.home
     result = runner.invoke(app, ["--home", str(home), "ingest", str(drop)])
     assert result.exit_code == 0, result.output
@@ -331,6 +332,7 @@ def test_links_out_of_the_drop_dot_files_and_folders_are_ignored_and_reported(
     assert run["ignored_files"] == {
         ".access_log_hidden.csv": "hidden file",
         "access_log_archive": "subfolder: a drop is one folder, subfolders are not read",
+        "access_log_loop.csv": "symbolic link that leads nowhere (or round in a loop)",
         "staff.csv": "symbolic link leading out of the drop: refused",
     }
     assert "staff.csv: symbolic link leading out of the drop: refused; ignored" in result.output

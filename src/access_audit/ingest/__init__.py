@@ -138,7 +138,10 @@ def _ignored_because(drop: Path, child: Path) -> str | None:
     if child.name.startswith("."):
         return "hidden file" if child.is_file() else "hidden entry"
     if child.is_symlink():
-        target = child.resolve()
+        try:
+            target = child.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "symbolic link that leads nowhere (or round in a loop)"
         if not target.is_relative_to(drop.resolve()):
             return "symbolic link leading out of the drop: refused"
     if child.is_dir():
