@@ -379,3 +379,15 @@ def test_a_bad_timestamp_window_setting_is_a_clear_error(tmp_path, setting, mess
 
     with pytest.raises(AccessAuditError, match=message):
         parse_config(tomllib.loads(f"[ingest]\n{setting}\n"))
+
+
+def test_a_jsonl_file_of_only_bad_lines_refuses_each_line(workspace, tmp_path) -> None:
+    drop = _one_drop(tmp_path, {"persons.jsonl": b'not json\n{"a": \n\n[1, 2]\n'})
+    report = workspace.ingest([drop])
+    assert report.ok, report.failed
+    assert report.loaded[0].tables["persons"].rows_read == 3
+    assert [r[1:] for r in _reasons(workspace)] == [
+        (1, "(line)", "not_json_object"),
+        (2, "(line)", "not_json_object"),
+        (4, "(line)", "not_json_object"),
+    ]

@@ -25,7 +25,8 @@ from typing import Any
 from unittest import mock
 
 import polars as pl
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as note_case
 from hypothesis import strategies as st
 
 from access_audit.schema import ACCESS_LOG, KNOWN_MARKERS, TABLES, Column, TableSpec
@@ -229,7 +230,7 @@ def test_every_delivered_row_is_loaded_a_duplicate_or_rejected(
         # example would be most of the test's time.
         with mock.patch.object(Workspace, "refresh_catalog"):
             report = workspace.ingest([drop])
-        event(f"{file_format}: {'whole file refused' if report.failed else 'loaded'}")
+        note_case(f"{file_format}: {'whole file refused' if report.failed else 'loaded'}")
         if report.failed:
             # A whole-file problem: one line naming the file, never a bug's traceback.
             assert [f.error.startswith(f"{file_name}: ") for f in report.failed] == [True]
@@ -240,8 +241,8 @@ def test_every_delivered_row_is_loaded_a_duplicate_or_rejected(
         assert read == delivery.delivered
         if load is None:
             return
-        event("some rows rejected" if load.rejected_rows else "no row rejected")
-        event("some duplicates" if load.duplicates else "no duplicate")
+        note_case("some rows rejected" if load.rejected_rows else "no row rejected")
+        note_case("some duplicates" if load.duplicates else "no duplicate")
         accounted = load.loaded + load.unchanged + load.stale + load.duplicates
         assert read == accounted + load.rejected_rows
         rejected = workspace.rejected_rows().filter(pl.col("table_name") == spec.name)

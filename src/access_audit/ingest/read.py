@@ -76,7 +76,7 @@ def read_export_file(
         list(REFUSED_SCHEMA)
     )
     if frame is None:
-        return RawFile(_empty_frame(spec), [], refused, empty=True)
+        return RawFile(_empty_frame(spec), [], refused, empty=refused.height == 0)
     frame = frame.rename(_header_renames(frame.columns, spec, mapping or {}, display_name))
     missing = [c for c in spec.required_columns if c not in frame.columns]
     if missing:
@@ -161,7 +161,8 @@ def _read_jsonl(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.
     records = jsonl_records(lines)
     body = joined_text(records.good)
     if not body:
-        return pl.DataFrame({"source_line": []}, schema={"source_line": pl.Int64}), records.refused
+        # No object to take column names from: every line is refused on its own.
+        return None, records.refused
     # Every value as its exact text (an id 9007199254740993 must not pass through a float);
     # the keys come from a first read, the values from a second with every key as text.
     keys = pl.read_ndjson(io.BytesIO(body), infer_schema_length=None).columns
