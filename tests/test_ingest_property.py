@@ -75,6 +75,7 @@ TIMESTAMPS = (
     "2026-11-21 10:00",
     "2026-11-21T10:00:00.123456-05:30",
     "0001-01-01T00:00:00+01:00",
+    "0000-01-01T00:00:00Z",
     "9999-12-31T23:00:00-02:00",
     "2100-01-01T00:00:00Z",
     "1970-01-01T00:00:00Z",
@@ -94,7 +95,8 @@ def _column_values(column: Column) -> st.SearchStrategy[str | None]:
         plain = st.sampled_from(TIMESTAMPS)
     elif column.kind == "date":
         plain = st.one_of(
-            st.dates().map(lambda d: d.isoformat()), st.sampled_from(["2026-02-30", "1/2/2026"])
+            st.dates().map(lambda d: d.isoformat()),
+            st.sampled_from(["2026-02-30", "1/2/2026", "0000-01-01", "+10000-01-01"]),
         )
     elif column.kind == "enum":
         plain = st.sampled_from([*column.choices, *(c.upper() for c in column.choices), "bogus"])

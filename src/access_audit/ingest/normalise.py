@@ -177,7 +177,11 @@ def parse_column(column: Column, rules: TimeRules) -> ParsedColumn:
 def _simple_value(column: Column, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     no_problem = pl.lit(None, dtype=pl.String)
     if column.kind == "date":
-        value = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        # Four-digit years from 0001: the engine would also take year 0 and "+10000", which no
+        # calendar date in an export means and Python's dates cannot hold.
+        parsed = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        usable = text.str.contains(r"^\d{4}-\d{2}-\d{2}$") & (parsed.dt.year() >= 1)
+        value = pl.when(usable).then(parsed)
         return value, pl.when(text.is_not_null() & value.is_null()).then(pl.lit("bad_date"))
     if column.kind == "enum":
         value = _cased(text, column)
