@@ -212,7 +212,7 @@ def test_the_window_rejects_instants_outside_it_and_keeps_the_edges() -> None:
                 "1999-12-31T23:59:59Z",
                 "2000-01-01T00:00:00Z",
                 "2026-11-28T00:00:00Z",
-                "2100-01-01",
+                "2100-01-01T00:00Z",
             ]
         }
     )

@@ -181,8 +181,8 @@ def _simple_value(column: Column, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         # calendar date in an export means and Python's dates cannot hold.
         parsed = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
         usable = text.str.contains(r"^\d{4}-\d{2}-\d{2}$") & (parsed.dt.year() >= 1)
-        value = pl.when(usable).then(parsed)
-        return value, pl.when(text.is_not_null() & value.is_null()).then(pl.lit("bad_date"))
+        day = pl.when(usable).then(parsed).otherwise(None)
+        return day, pl.when(text.is_not_null() & day.is_null()).then(pl.lit("bad_date"))
     if column.kind == "enum":
         value = _cased(text, column)
         invalid = value.is_not_null() & ~value.is_in(list(column.choices))
