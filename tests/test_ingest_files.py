@@ -391,3 +391,20 @@ def test_a_jsonl_file_of_only_bad_lines_refuses_each_line(workspace, tmp_path) -
         (2, "(line)", "not_json_object"),
         (4, "(line)", "not_json_object"),
     ]
+
+
+def test_an_unreadable_file_fails_its_drop_only(workspace, tmp_path, monkeypatch) -> None:
+    from access_audit import ingest
+
+    real = ingest.file_checksum
+
+    def denied_in_13(path: Path) -> str:
+        if "2026-11-13" in str(path):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(ingest, "file_checksum", denied_in_13)
+    drops = [_one_drop(tmp_path, {}, name) for name in ("2026-11-12", "2026-11-13", "2026-11-14")]
+    report = workspace.ingest(drops)
+    assert [d.drop_id for d in report.loaded] == ["2026-11-12", "2026-11-14"]
+    assert report.failed[0].error.endswith("access_log.csv: cannot be read (Permission denied)")

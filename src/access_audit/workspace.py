@@ -488,9 +488,10 @@ class Workspace:
         for path in drops:
             try:
                 discovered.append(discover_drop(Path(path)))
-            except AccessAuditError as exc:
-                report.failed.append(DropFailure(str(path), str(exc)))
-                self._log_run(command, str(path), None, exc, datetime.now(UTC))
+            except Exception as exc:
+                error = drop_error(exc)
+                report.failed.append(DropFailure(str(path), str(error)))
+                self._log_run(command, str(path), None, error, datetime.now(UTC))
         return sorted(discovered, key=lambda d: (d.as_of, d.drop_id))
 
     def refresh_catalog(self) -> Path:

@@ -122,7 +122,13 @@ def discover_drop(path: Path, now: datetime | None = None) -> Drop:
         if spec is None or child.suffix.lower() not in SUPPORTED_SUFFIXES:
             unrecognised.append(child.name)
             continue
-        files.append(DropFile(child, child.name, spec, file_checksum(child), child.stat().st_size))
+        try:
+            checksum, size = file_checksum(child), child.stat().st_size
+        except OSError as exc:
+            raise AccessAuditError(
+                f"{path}/{child.name}: cannot be read ({exc.strerror or type(exc).__name__})"
+            ) from exc
+        files.append(DropFile(child, child.name, spec, checksum, size))
     if not any(f.table is ACCESS_LOG for f in files):
         raise AccessAuditError(f"{path}: no access_log file (every drop must have one)")
     match = _DROP_DATE.match(path.name)
