@@ -107,16 +107,29 @@ def _column_values(column: Column) -> st.SearchStrategy[str | None]:
     return st.one_of(plain, plain, hostile)
 
 
+def _clean_values(column: Column) -> st.SearchStrategy[str | None]:
+    """Values a careful export would hold, so repeats are loadable duplicates, not rejections."""
+    if column.kind == "timestamp":
+        return st.sampled_from(TIMESTAMPS[:4])
+    if column.kind == "date":
+        return st.sampled_from(["2026-11-20", "1990-02-03"])
+    if column.kind == "enum":
+        return st.sampled_from(column.choices)
+    if column.kind == "markers":
+        return st.sampled_from(["", "child", "vulnerable_adult;child"])
+    if column.name == "team_id":  # assignments: exactly one of user_id and team_id
+        return st.none()
+    if column.name == "action":
+        return st.just("view")
+    return st.sampled_from(["K1", "K2", "P0000001"])
+
+
 @st.composite
 def _rows(draw: st.DrawFn, spec: TableSpec) -> list[dict[str, str | None]]:
     """Rows whose keys collide often (conflicting duplicates), plus exact repeats."""
-    base = draw(
-        st.lists(
-            st.fixed_dictionaries({c.name: _column_values(c) for c in spec.columns}),
-            min_size=0,
-            max_size=8,
-        )
-    )
+    hostile = st.fixed_dictionaries({c.name: _column_values(c) for c in spec.columns})
+    clean = st.fixed_dictionaries({c.name: _clean_values(c) for c in spec.columns})
+    base = draw(st.lists(st.one_of(clean, hostile), min_size=0, max_size=8))
     if not base:
         return base
     repeats = draw(st.lists(st.integers(0, len(base) - 1), max_size=4))
