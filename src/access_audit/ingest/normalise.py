@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from access_audit.ingest.lines import LINE_REASONS
 from access_audit.schema import Column, TableSpec
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -29,6 +30,7 @@ REJECTION_REASONS: dict[str, str] = {
     "missing_record_id": "only a search may leave record_id empty",
     "conflicting_duplicate": "an event with this (system, event_id) was loaded with other values",
     "superseded_in_drop": "a later row of the same drop has the same key and other values",
+    **LINE_REASONS,
 }
 
 _MAX_OFFSET_MINUTES = 14 * 60  # UTC+14:00 (Kiribati) and UTC-12:00 are the real extremes
