@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import json
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +271,8 @@ def test_every_command_reports_failures_as_one_line() -> None:
 def test_an_engine_message_quoting_the_data_is_masked_on_screen_and_in_the_record(
     tmp_path: Path,
 ) -> None:
-    """Regression: polars' "at character 0 ('S')" reached the terminal and the run record."""
+    """Regression: polars' "at character 0 ('S')" reached the terminal and the run record. The
+    line is now quarantined alone (issue 7.3); nothing from it reaches the screen or the record."""
     home = tmp_path / "home"
     drop = tmp_path / "drops" / "2026-11-21"
     drop.mkdir(parents=True)
@@ -279,11 +281,11 @@ def test_an_engine_message_quoting_the_data_is_masked_on_screen_and_in_the_recor
     result = runner.invoke(app, ["--home", str(home), "ingest", str(drop)])
 
     assert result.exit_code == 1
-    assert "access_log.jsonl: cannot be read" in result.output
-    assert "'S'" not in result.output
+    assert "is missing" in result.output
+    assert "'S'" not in result.output and "Smith" not in result.output
     record = _last_run(home)
     assert record["outcome"] == "failed"
-    assert "cannot be read" in record["error"] and "'S'" not in record["error"]
+    assert "'S'" not in record["error"] and "Smith" not in json.dumps(record)
 
 
 @pytest.mark.parametrize(

@@ -183,3 +183,39 @@ def test_persons_markers_and_dates() -> None:
         ("date_of_birth", "bad_date"),
         ("sex", "invalid_choice"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("0001-01-01", None),
+        ("9999-12-31", None),
+        ("0000-01-01", "bad_date"),  # year 0: no calendar date, and Python cannot hold it
+        ("+10000-01-01", "bad_date"),
+        ("2026-1-2", "bad_date"),
+    ],
+)
+def test_dates_are_four_digit_years_from_one(text: str, problem: str | None) -> None:
+    rows = [{"person_id": "P1", "surname": "Adams", "date_of_birth": text}]
+    raw = _raw(PERSONS, [{c: r.get(c) for c in PERSONS.column_names} for r in rows])
+    good, rejected = split_rejected(normalise(raw, PERSONS, TimeRules()))
+    reasons = rejected.collect().select("reason").to_series().to_list()
+    assert reasons == ([problem] if problem else [])
+    assert good.collect().height == (0 if problem else 1)
+
+
+def test_the_window_rejects_instants_outside_it_and_keeps_the_edges() -> None:
+    rules = TimeRules(earliest=_utc(2000, 1, 1), latest=_utc(2026, 11, 28))
+    frame = pl.DataFrame(
+        {
+            "t": [
+                "1999-12-31T23:59:59Z",
+                "2000-01-01T00:00:00Z",
+                "2026-11-28T00:00:00Z",
+                "2100-01-01T00:00Z",
+            ]
+        }
+    )
+    out = _parse(frame, rules)
+    assert out["issue"].to_list() == ["implausible_timestamp", None, None, "implausible_timestamp"]
+    assert out["value"].to_list() == [None, _utc(2000, 1, 1), _utc(2026, 11, 28), None]

@@ -16,6 +16,7 @@ import functools
 import re
 import tomllib
 import zoneinfo
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -79,6 +80,14 @@ class IngestConfig(Section):
     def column_mappings(self) -> dict[str, dict[str, str]]:
         """Per table, spec column name -> the force's own column name (from [columns.<table>])."""
         return self._column_mappings
+
+    timestamp_window: bool = True
+    """Reject timestamps outside [earliest_timestamp, the drop's date + max_days_after_drop]."""
+    earliest_timestamp: Annotated[date, Field(strict=False)] = date(1990, 1, 1)
+    """Before any force's audited records system: an earlier instant is a typo or a default."""
+    max_days_after_drop: Annotated[int, Field(ge=0, le=3660)] = 7
+    """A drop covers its own day; a week ahead leaves room for rostered shifts and assignments
+    planned in advance, while a year-2100 typo is refused."""
 
 
 class StoreConfig(Section):

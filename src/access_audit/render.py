@@ -51,6 +51,13 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
             reasons[key] = reasons.get(key, 0) + count
         for name in drop.unrecognised_files:
             err_console.print(f"warning: {drop.drop_id}/{name}: not an export file; ignored")
+        for name, why in sorted(drop.ignored_files.items()):
+            err_console.print(
+                f"warning: {drop.drop_id}/{name}: {why}; ignored",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         if drop.skipped_files:
             console.print(
                 f"{drop.drop_id}: {len(drop.skipped_files)} file(s) already loaded, skipped"
@@ -118,7 +125,9 @@ def render_rejected(console: Console, frame: pl.DataFrame, show_values: bool) ->
 def _value(row: dict[str, Any], show_values: bool) -> str:
     spec = TABLES_BY_NAME.get(str(row["table_name"]))
     column = spec.column_index.get(str(row["column"])) if spec else None
-    if column is not None and column.personal and not show_values:
+    # A whole refused line (column "(line)") may hold any of the row's values.
+    whole_line = column is None and row["column"] == "(line)"
+    if (whole_line or (column is not None and column.personal)) and not show_values:
         return "(personal data: --show-values)"
     return _text(row["raw_value"])
 

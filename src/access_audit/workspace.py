@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -23,6 +24,8 @@ from access_audit.errors import (
     failure_line,
     one_line,
     storage_error,
+    storage_problem,
+    write_traceback,
 )
 from access_audit.store import Generation, Store, new_run_id
 
@@ -226,12 +229,14 @@ class Workspace:
                     ):
                         result = ingest_drop(txn, drop, self.config.ingest, progress)
                 except BaseException as exc:
+                    alone = _fails_the_drop_alone(exc)
+                    error = self._drop_failure(exc) if alone else exc
                     self._record_failure(
-                        self._log_run, "ingest", drop.drop_id, None, exc, started, run_id
+                        self._log_run, "ingest", drop.drop_id, None, error, started, run_id
                     )
-                    if not _fails_the_drop_alone(exc):
+                    if not alone:
                         raise
-                    report.failed.append(DropFailure(drop.drop_id, failure_line(exc)))
+                    report.failed.append(DropFailure(drop.drop_id, failure_line(error)))
                     continue
                 report.loaded.append(result)
                 self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
@@ -331,10 +336,12 @@ class Workspace:
                         result = ingest_drop(point, drop, self.config.ingest, progress)
                     report.ingest.loaded.append(result)
                     touched.update(result.days_touched)
-                except AccessAuditError as exc:
+                except Exception as exc:
                     if not _fails_the_drop_alone(exc):
                         raise
-                    report.ingest.failed.append(DropFailure(drop.drop_id, failure_line(exc)))
+                    report.ingest.failed.append(
+                        DropFailure(drop.drop_id, failure_line(self._drop_failure(exc)))
+                    )
             days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
             report.score = write_scored(txn, days, rules, started, self.models.current())
         return txn.committed
@@ -549,9 +556,10 @@ class Workspace:
         for path in drops:
             try:
                 discovered.append(discover_drop(Path(path)))
-            except AccessAuditError as exc:
-                report.failed.append(DropFailure(str(path), failure_line(exc)))
-                self._log_run(command, str(path), None, exc, datetime.now(UTC))
+            except Exception as exc:
+                error = self._drop_failure(exc)
+                report.failed.append(DropFailure(str(path), failure_line(error)))
+                self._log_run(command, str(path), None, error, datetime.now(UTC))
         return sorted(discovered, key=lambda d: (d.as_of, d.drop_id))
 
     def refresh_catalog(self) -> Path:
@@ -583,6 +591,10 @@ class Workspace:
 
         remove_files_of_dead_processes(self.home, TEMPORARY_DATABASE)
         remove_files_of_dead_processes(self.runs_dir, _TEMPORARY_RECORD)
+
+    def _drop_failure(self, exc: BaseException) -> AccessAuditError:
+        """A failure that fails one drop alone, as the one-line error reported for it."""
+        return drop_error(exc, self.runs_dir)
 
     def _record_failure(self, log: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         """Write a failed run's record if the machine lets us: when the disk is full it may not,
@@ -635,6 +647,15 @@ class Workspace:
                 t.loaded for r in report.ingest.loaded for t in r.tables.values()
             )
             record["rejections"] = sum(sum(r.rejections.values()) for r in report.ingest.loaded)
+            record["duplicates"] = sum(
+                t.duplicates for r in report.ingest.loaded for t in r.tables.values()
+            )
+            record["tables"] = {
+                r.drop_id: {k: asdict(v) for k, v in r.tables.items()} for r in report.ingest.loaded
+            }
+            record["ignored_files"] = {
+                r.drop_id: r.ignored_files for r in report.ingest.loaded if r.ignored_files
+            }
             if report.ingest.failed and not error:
                 # the command exits 1, so the record says failed; what did load is listed above
                 record["outcome"] = "failed"
@@ -694,6 +715,7 @@ class Workspace:
                     "files": result.files,
                     "skipped_files": result.skipped_files,
                     "unrecognised_files": result.unrecognised_files,
+                    "ignored_files": result.ignored_files,
                     "tables": {k: asdict(v) for k, v in result.tables.items()},
                     "rejections": result.rejections,
                     "days_touched": [d.isoformat() for d in result.days_touched],
@@ -742,8 +764,30 @@ def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:
 
 
 def _fails_the_drop_alone(exc: BaseException) -> bool:
-    """A drop's own problem (bad files) fails that drop; a refused write or a bug stops the run."""
-    return isinstance(exc, AccessAuditError) and not isinstance(exc, StorageError)
+    """A drop's own problem (bad files), or a bug met while reading it, fails that drop and the
+    other drops are still tried; a refused write (disk full) or an interrupt stops the run."""
+    if isinstance(exc, AccessAuditError):
+        return not isinstance(exc, StorageError)
+    return isinstance(exc, Exception) and storage_problem(exc) is None
+
+
+def drop_error(exc: BaseException, traceback_folder: Path | None) -> AccessAuditError:
+    """A drop's failure as a one-line error for the report and the run log.
+
+    An unexpected exception (a bug) must not stop the other drops being tried, and its message
+    may quote values from the data, so only its type and where it was raised are kept."""
+    if isinstance(exc, AccessAuditError):
+        return exc
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "access_audit" in f.filename]
+    where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    saved = ""
+    if traceback_folder is not None:
+        with contextlib.suppress(OSError):
+            saved = f"; the full traceback is in {write_traceback(exc, traceback_folder)}"
+    return AccessAuditError(
+        f"unexpected {type(exc).__name__}{where} while loading this drop "
+        f"(a bug: please report it; the message is withheld as it may quote personal data{saved})"
+    )
 
 
 def _len() -> Any:

@@ -10,13 +10,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 import polars as pl
 
 from access_audit.config import IngestConfig
 from access_audit.errors import AccessAuditError
+from access_audit.ingest.lines import LINE_COLUMN
 from access_audit.ingest.merge import merge_events, merge_upsert
 from access_audit.ingest.normalise import TimeRules, normalise, split_rejected
 from access_audit.ingest.read import (
@@ -59,6 +61,8 @@ class Drop:
     as_of: datetime
     files: list[DropFile]
     unrecognised: list[str]
+    ignored: dict[str, str] = field(default_factory=dict)
+    """Entries not read, by name, with the reason (hidden, a folder, a link out of the drop)."""
 
 
 @dataclass
@@ -86,6 +90,9 @@ class DropIngest:
     skipped_files: list[str] = field(default_factory=list)
     """Files loaded before with the same checksum: nothing to do."""
     unrecognised_files: list[str] = field(default_factory=list)
+    ignored_files: dict[str, str] = field(default_factory=dict)
+    """Entries of the drop folder not read, with why: hidden, a folder, a link leading out of
+    the drop, an empty file."""
     days_touched: list[date] = field(default_factory=list)
     files: list[dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
@@ -105,14 +112,23 @@ def discover_drop(path: Path, now: datetime | None = None) -> Drop:
         raise AccessAuditError(f"{path}: not a folder (a drop is a folder of export files)")
     files: list[DropFile] = []
     unrecognised: list[str] = []
+    ignored: dict[str, str] = {}
     for child in sorted(path.iterdir()):
-        if child.name.startswith(".") or not child.is_file():
+        reason = _ignored_because(path, child)
+        if reason is not None:
+            ignored[child.name] = reason
             continue
         spec = table_for_file(child.name)
         if spec is None or child.suffix.lower() not in SUPPORTED_SUFFIXES:
             unrecognised.append(child.name)
             continue
-        files.append(DropFile(child, child.name, spec, file_checksum(child), child.stat().st_size))
+        try:
+            checksum, size = file_checksum(child), child.stat().st_size
+        except OSError as exc:
+            raise AccessAuditError(
+                f"{path}/{child.name}: cannot be read ({exc.strerror or type(exc).__name__})"
+            ) from exc
+        files.append(DropFile(child, child.name, spec, checksum, size))
     if not any(f.table is ACCESS_LOG for f in files):
         raise AccessAuditError(f"{path}: no access_log file (every drop must have one)")
     match = _DROP_DATE.match(path.name)
@@ -120,7 +136,25 @@ def discover_drop(path: Path, now: datetime | None = None) -> Drop:
     if match:
         with contextlib.suppress(ValueError):
             as_of = datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
-    return Drop(path, path.name, as_of, files, unrecognised)
+    return Drop(path, path.name, as_of, files, unrecognised, ignored)
+
+
+def _ignored_because(drop: Path, child: Path) -> str | None:
+    """Why an entry of a drop folder is not read, or None to read it."""
+    if child.name.startswith("."):
+        return "hidden file" if child.is_file() else "hidden entry"
+    if child.is_symlink():
+        try:
+            target = child.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "symbolic link that leads nowhere (or round in a loop)"
+        if not target.is_relative_to(drop.resolve()):
+            return "symbolic link leading out of the drop: refused"
+    if child.is_dir():
+        return "subfolder: a drop is one folder, subfolders are not read"
+    if not child.is_file():
+        return "not a regular file"
+    return None
 
 
 def ingest_drop(
@@ -133,9 +167,10 @@ def ingest_drop(
     started = time.perf_counter()
     result = DropIngest(drop.drop_id, str(drop.path), drop.as_of)
     result.unrecognised_files = list(drop.unrecognised)
+    result.ignored_files = dict(drop.ignored)
     loaded_before = _scan(txn, LOADED_FILES.name).select("drop_id", "file", "sha256").collect()
     pending = _pending_files(drop, loaded_before, result)
-    rules = TimeRules(config.timezone, config.ambiguous_local_times)
+    rules = time_rules(config, drop.as_of)
     rejected_frames: list[pl.DataFrame] = []
     done = 0
     for spec in TABLES:
@@ -149,6 +184,8 @@ def ingest_drop(
             )
             raws.append(raw)
             result.files.append(_file_record(drop_file, raw))
+            if raw.empty:
+                result.ignored_files[drop_file.name] = "empty file: no header, no rows"
             done += 1
             if progress is not None:
                 progress(f"{drop.drop_id}: {drop_file.name}", done, len(pending))
@@ -159,6 +196,16 @@ def ingest_drop(
     _record_loaded_files(txn, drop, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def time_rules(config: IngestConfig, as_of: datetime) -> TimeRules:
+    """How this drop's timestamps are read, with the plausibility window around its date."""
+    if config.timestamp_window:
+        earliest = datetime.combine(config.earliest_timestamp, clock_time(), UTC)
+        latest = as_of + timedelta(days=config.max_days_after_drop)
+    else:
+        earliest, latest = TimeRules.earliest, TimeRules.latest
+    return TimeRules(config.timezone, config.ambiguous_local_times, earliest, latest)
 
 
 def _pending_files(drop: Drop, loaded_before: pl.DataFrame, result: DropIngest) -> list[DropFile]:
@@ -185,7 +232,7 @@ def _file_record(drop_file: DropFile, raw: RawFile) -> dict[str, object]:
         "table": drop_file.table.name,
         "sha256": drop_file.sha256,
         "bytes": drop_file.size,
-        "rows": raw.frame.height,
+        "rows": raw.frame.height + raw.refused.height,
         "extra_columns": raw.extra_columns,
     }
 
@@ -200,7 +247,8 @@ def _load_table(
 ) -> tuple[TableLoad, pl.DataFrame]:
     load = TableLoad(spec.name, files=len(raws))
     raw = pl.concat([r.frame for r in raws], how="vertical")
-    load.rows_read = raw.height
+    refused_lines = _line_rejections(pl.concat([r.refused for r in raws], how="vertical"))
+    load.rows_read = raw.height + refused_lines.height
     good_lazy, rejected_lazy = split_rejected(normalise(raw.lazy(), spec, rules))
     provenance = [
         pl.lit(drop.drop_id).alias("drop_id"),
@@ -218,7 +266,7 @@ def _load_table(
         load.duplicates = merged.duplicates
         result.days_touched = sorted(set(new_rows["day"].unique().to_list()))
         rejected = pl.concat(
-            [rejected, _conflict_rejections(merged.conflicts, spec)], how="vertical_relaxed"
+            [rejected, _conflict_rejections(merged.conflicts, raw, spec)], how="vertical_relaxed"
         )
     else:
         stored = _scan(txn, spec.store).collect()
@@ -228,34 +276,56 @@ def _load_table(
         load.loaded = upsert.changed
         load.unchanged = upsert.unchanged
         load.stale = upsert.stale
+        load.duplicates = upsert.duplicates
         rejected = pl.concat(
-            [rejected, _superseded_rejections(upsert.superseded, spec)], how="vertical_relaxed"
+            [rejected, _superseded_rejections(upsert.superseded, raw, spec)],
+            how="vertical_relaxed",
         )
+    rejected = pl.concat([refused_lines, rejected], how="vertical_relaxed")
     load.rejected_rows = rejected.select("source_file", "source_line").unique().height
     return load, rejected.with_columns(pl.lit(spec.name).alias("table_name"))
 
 
-def _conflict_rejections(conflicts: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
-    return _whole_row_rejections(conflicts, spec, "event_id", "conflicting_duplicate")
+def _line_rejections(refused: pl.DataFrame) -> pl.DataFrame:
+    """Rejected-row records for lines that could not be read as a row at all."""
+    return refused.select(
+        "source_file",
+        "source_line",
+        pl.struct(pl.col("text").alias(LINE_COLUMN)).struct.json_encode().alias("raw_row"),
+        pl.lit(LINE_COLUMN).alias("column"),
+        "reason",
+        pl.col("text").alias("raw_value"),
+    )
 
 
-def _superseded_rejections(superseded: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
-    return _whole_row_rejections(superseded, spec, spec.key[0], "superseded_in_drop")
+def _conflict_rejections(
+    conflicts: pl.DataFrame, raw: pl.DataFrame, spec: TableSpec
+) -> pl.DataFrame:
+    return _whole_row_rejections(conflicts, raw, spec, "event_id", "conflicting_duplicate")
+
+
+def _superseded_rejections(
+    superseded: pl.DataFrame, raw: pl.DataFrame, spec: TableSpec
+) -> pl.DataFrame:
+    return _whole_row_rejections(superseded, raw, spec, spec.key[0], "superseded_in_drop")
 
 
 def _whole_row_rejections(
-    frame: pl.DataFrame, spec: TableSpec, column: str, reason: str
+    refused: pl.DataFrame, raw: pl.DataFrame, spec: TableSpec, column: str, reason: str
 ) -> pl.DataFrame:
-    """Rejected-row records for rows refused as a whole, with their values as loaded."""
-    return frame.select(
-        "source_file",
-        "source_line",
-        pl.struct([pl.col(c).cast(pl.String) for c in spec.column_names])
-        .struct.json_encode()
-        .alias("raw_row"),
-        pl.lit(column).alias("column"),
-        pl.lit(reason).alias("reason"),
-        pl.col(column).cast(pl.String).alias("raw_value"),
+    """Rejected-row records for rows refused as a whole, with their values as delivered (text,
+    whatever the column's type: a list of markers is kept as the cell that held it)."""
+    where = ["source_file", "source_line"]
+    return (
+        raw.join(refused.select(where), on=where, how="semi")
+        .select(
+            *where,
+            pl.struct(spec.column_names).struct.json_encode().alias("raw_row"),
+            pl.lit(column).alias("column"),
+            pl.lit(reason).alias("reason"),
+            pl.col(column).alias("raw_value"),
+        )
+        .sort(where)
     )
 
 

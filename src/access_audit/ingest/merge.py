@@ -36,7 +36,11 @@ class UpsertMerge:
     stale: int
     """Rows older (by their drop's as_of) than the stored row with the same key: kept out."""
     superseded: pl.DataFrame
-    """Rows of this drop overtaken by a later row of the same drop with the same key."""
+    """Rows of this drop overtaken by a later row of the same drop with the same key and
+    other values."""
+    duplicates: int = 0
+    """Rows repeating, value for value, the row of the same drop that is kept for their key
+    (an export query's join often repeats rows): no-ops."""
 
 
 def merge_events(incoming: pl.DataFrame, stored: pl.LazyFrame, spec: TableSpec) -> EventMerge:
@@ -77,9 +81,11 @@ def merge_upsert(incoming: pl.DataFrame, stored: pl.DataFrame, spec: TableSpec) 
     data = spec.column_names
     ordered = incoming.sort(_ORDER)
     last = ordered.unique(subset=key, keep="last", maintain_order=True)
-    superseded = ordered.join(
+    repeats = ordered.join(
         last.select(*key, *_ORDER), on=[*key, *_ORDER], how="anti", nulls_equal=True
     )
+    superseded = repeats.join(last.select(data), on=data, how="anti", nulls_equal=True)
+    duplicates = repeats.height - superseded.height
     unchanged = last.join(stored.select(data), on=data, how="semi", nulls_equal=True)
     candidates = last.join(stored.select(data), on=data, how="anti", nulls_equal=True)
     newer_stored = stored.join(
@@ -91,7 +97,7 @@ def merge_upsert(incoming: pl.DataFrame, stored: pl.DataFrame, spec: TableSpec) 
     winners = candidates.join(newer_stored.select(key), on=key, how="anti", nulls_equal=True)
     stale = candidates.height - winners.height
     if winners.height == 0:
-        return UpsertMerge(None, 0, unchanged.height, stale, superseded)
+        return UpsertMerge(None, 0, unchanged.height, stale, superseded, duplicates)
     kept = stored.join(winners.select(key), on=key, how="anti", nulls_equal=True)
     table = pl.concat([kept, winners.select(stored.columns)], how="vertical_relaxed")
-    return UpsertMerge(table, winners.height, unchanged.height, stale, superseded)
+    return UpsertMerge(table, winners.height, unchanged.height, stale, superseded, duplicates)

@@ -8,9 +8,11 @@ plus ``source_file`` and ``source_line``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import polars as pl
 
+from access_audit.ingest.lines import LINE_REASONS
 from access_audit.schema import Column, TableSpec
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -18,15 +20,20 @@ UTC_DATETIME = pl.Datetime("us", "UTC")
 REJECTION_REASONS: dict[str, str] = {
     "missing_value": "a required value is empty",
     "invalid_choice": "the value is not one the column allows",
-    "bad_timestamp": "not an ISO 8601 date and time",
+    "bad_timestamp": "not an ISO 8601 date and time (or an offset beyond ±14:00)",
+    "implausible_timestamp": "outside [ingest] earliest_timestamp .. the drop's date plus "
+    "max_days_after_drop",
     "ambiguous_local_time": "local time in the repeated autumn hour: could be either instant",
     "nonexistent_local_time": "local time in the skipped spring hour: no such instant",
     "bad_date": "not a YYYY-MM-DD calendar date",
     "assignee_both_or_neither": "exactly one of user_id and team_id must be set",
     "missing_record_id": "only a search may leave record_id empty",
     "conflicting_duplicate": "an event with this (system, event_id) was loaded with other values",
-    "superseded_in_drop": "a later row of the same drop has the same key",
+    "superseded_in_drop": "a later row of the same drop has the same key and other values",
+    **LINE_REASONS,
 }
+
+_MAX_OFFSET_MINUTES = 14 * 60  # UTC+14:00 (Kiribati) and UTC-12:00 are the real extremes
 
 # ISO 8601 date-time: date, T or space, hh:mm[:ss[.fff]], optional Z or offset.
 _TIMESTAMP_PATTERN = (
@@ -41,6 +48,10 @@ class TimeRules:
 
     timezone: str = "Europe/London"
     ambiguous: str = "reject"
+    earliest: datetime = datetime(1, 1, 2, tzinfo=UTC)
+    """Instants before this are implausible (rejected); the default only keeps year 1."""
+    latest: datetime = datetime(9999, 12, 30, tzinfo=UTC)
+    """Instants after this are implausible (rejected)."""
 
 
 @dataclass(frozen=True)
@@ -114,17 +125,29 @@ def parse_timestamp(name: str, rules: TimeRules) -> ParsedColumn:
         local = pl.when(is_ambiguous).then(None).otherwise(pl.col(earliest))
     value = pl.when(pl.col(offset).is_not_null()).then(absolute).otherwise(local)
     local_only = pl.col(offset).is_null()
+    minutes = _offset_minutes(pl.col(offset))
+    bad_offset = pl.col(offset).is_not_null() & (
+        minutes.is_null()
+        | (minutes.abs() > _MAX_OFFSET_MINUTES)
+        | (pl.col(offset).str.slice(-2).cast(pl.Int64, strict=False).fill_null(0) >= 60)
+    )
+    implausible = (value < pl.lit(rules.earliest).cast(UTC_DATETIME)) | (
+        value > pl.lit(rules.latest).cast(UTC_DATETIME)
+    )
     problem = (
         pl.when(pl.col(text).is_null())
         .then(None)
-        .when(pl.col(naive).is_null())
+        .when(pl.col(naive).is_null() | bad_offset)
         .then(pl.lit("bad_timestamp"))
         .when(local_only & pl.col(earliest).is_null())
         .then(pl.lit("nonexistent_local_time"))
         .when(local_only & is_ambiguous & pl.lit(rules.ambiguous == "reject"))
         .then(pl.lit("ambiguous_local_time"))
+        .when(implausible)
+        .then(pl.lit("implausible_timestamp"))
         .otherwise(None)
     )
+    value = pl.when(implausible).then(None).otherwise(value)
     return ParsedColumn(steps, value.cast(UTC_DATETIME), problem)
 
 
@@ -156,8 +179,12 @@ def parse_column(column: Column, rules: TimeRules) -> ParsedColumn:
 def _simple_value(column: Column, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     no_problem = pl.lit(None, dtype=pl.String)
     if column.kind == "date":
-        value = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-        return value, pl.when(text.is_not_null() & value.is_null()).then(pl.lit("bad_date"))
+        # Four-digit years from 0001: the engine would also take year 0 and "+10000", which no
+        # calendar date in an export means and Python's dates cannot hold.
+        parsed = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        usable = text.str.contains(r"^\d{4}-\d{2}-\d{2}$") & (parsed.dt.year() >= 1)
+        day = pl.when(usable).then(parsed).otherwise(None)
+        return day, pl.when(text.is_not_null() & day.is_null()).then(pl.lit("bad_date"))
     if column.kind == "enum":
         value = _cased(text, column)
         invalid = value.is_not_null() & ~value.is_in(list(column.choices))

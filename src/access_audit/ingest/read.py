@@ -6,12 +6,22 @@ This module is the ingest stage's input edge: the only place drop files are open
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from access_audit.errors import AccessAuditError, MissingColumnError
+from access_audit.ingest.lines import (
+    csv_header,
+    csv_records,
+    first_content_line,
+    joined_text,
+    jsonl_records,
+    split_lines,
+)
 from access_audit.schema import TableSpec
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl")
@@ -19,10 +29,20 @@ SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl")
 
 @dataclass(frozen=True)
 class RawFile:
-    """One file's rows as text, renamed to spec columns, with where each came from."""
+    """One file's rows as text, renamed to spec columns, with where each came from.
+
+    ``refused`` holds the lines that could not be read as a row (``source_file``,
+    ``source_line``, ``reason``, ``text``); ``empty`` says the file held nothing at all."""
 
     frame: pl.DataFrame
     extra_columns: list[str]
+    refused: pl.DataFrame
+    empty: bool = False
+
+
+REFUSED_SCHEMA = pl.Schema(
+    {"source_file": pl.String, "source_line": pl.Int64, "reason": pl.String, "text": pl.String}
+)
 
 
 def file_checksum(path: Path) -> str:
@@ -39,22 +59,25 @@ def read_export_file(
     """Raw text columns named as the spec names them, plus ``source_file`` and ``source_line``.
 
     Raises MissingColumnError when a required column is absent, AccessAuditError when the file
-    cannot be parsed at all.
+    cannot be read at all. Messages name the file and columns, never a value from the data.
     """
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise AccessAuditError(f"{display_name}: unsupported file type '{suffix}'")
     try:
-        if suffix == ".csv":
-            frame = _read_csv(path)
-        elif suffix == ".parquet":
-            frame = _as_text(pl.read_parquet(path)).with_row_index("source_line", offset=1)
-        elif suffix == ".jsonl":
-            frame = _read_jsonl(path)
-        else:
-            raise AccessAuditError(f"{display_name}: unsupported file type '{suffix}'")
+        frame, refused = _READERS[suffix](path, display_name)
+    except AccessAuditError:
+        raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AccessAuditError(f"{display_name}: cannot be read ({first_line})") from exc
-    frame = frame.rename(_header_renames(frame.columns, spec, mapping or {}))
+        raise AccessAuditError(
+            f"{display_name}: cannot be read as {suffix.lstrip('.')} ({type(exc).__name__})"
+        ) from exc
+    refused = refused.with_columns(pl.lit(display_name).alias("source_file")).select(
+        list(REFUSED_SCHEMA)
+    )
+    if frame is None:
+        return RawFile(_empty_frame(spec), [], refused, empty=refused.height == 0)
+    frame = frame.rename(_header_renames(frame.columns, spec, mapping or {}, display_name))
     missing = [c for c in spec.required_columns if c not in frame.columns]
     if missing:
         raise MissingColumnError(display_name, missing[0], spec.name)
@@ -69,13 +92,24 @@ def read_export_file(
         pl.lit(display_name).alias("source_file"),
         pl.col("source_line").cast(pl.Int64),
     ).select(*spec.column_names, "extra", "source_file", "source_line")
-    return RawFile(frame=frame, extra_columns=extras)
+    return RawFile(frame=frame, extra_columns=extras, refused=refused)
 
 
-def _header_renames(columns: list[str], spec: TableSpec, mapping: dict[str, str]) -> dict[str, str]:
-    """Header names are matched trimmed and case-insensitively; a mapping renames first."""
+def _empty_frame(spec: TableSpec) -> pl.DataFrame:
+    schema = {c: pl.String() for c in [*spec.column_names, "extra", "source_file"]}
+    return pl.DataFrame(schema={**schema, "source_line": pl.Int64()})
+
+
+def _header_renames(
+    columns: list[str], spec: TableSpec, mapping: dict[str, str], display_name: str
+) -> dict[str, str]:
+    """Header names are matched trimmed and case-insensitively; a mapping renames first.
+
+    Two columns that would end with one name (``user_id`` and ``USER_ID``, or a mapped column
+    and one already called by the target name) make the file unusable: which one is meant?"""
     by_source = {source.strip().lower(): target for target, source in mapping.items()}
     renames: dict[str, str] = {}
+    final: dict[str, list[str]] = {}
     for column in columns:
         if column == "source_line":
             continue
@@ -83,33 +117,68 @@ def _header_renames(columns: list[str], spec: TableSpec, mapping: dict[str, str]
         target = by_source.get(key, key if key in spec.column_index else None)
         if target is not None and target != column:
             renames[column] = target
+        final.setdefault(target if target is not None else column, []).append(column)
+    clashes = {name: sources for name, sources in final.items() if len(sources) > 1}
+    if clashes:
+        name, sources = sorted(clashes.items())[0]
+        listed = " and ".join(f"'{s}'" for s in sources)
+        raise AccessAuditError(f"{display_name}: columns {listed} both name column '{name}'")
     return renames
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
+Reader = Callable[[Path, str], tuple[pl.DataFrame | None, pl.DataFrame]]
+
+
+def _read_csv(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    lines = split_lines(path.read_bytes())
+    first = first_content_line(lines)
+    if first is None:
+        return None, pl.DataFrame(schema=REFUSED_SCHEMA)
+    header_line, header_text, header_bad = first
+    if header_bad:
+        raise AccessAuditError(f"{display_name}: the header line is not UTF-8")
+    names = csv_header(header_text, display_name)
+    records = csv_records(lines, header_line, len(names))
     frame = pl.read_csv(
-        path,
-        infer_schema=False,
-        encoding="utf8",
+        io.BytesIO(joined_text(records.good)),
+        has_header=False,
+        new_columns=names,
+        schema={n: pl.String() for n in names},
         raise_if_empty=False,
     )
-    # A quoted value may span lines: a row's line is the header's 1 plus the rows and embedded
-    # newlines before it, so rejected rows point at the line an editor shows.
-    newlines = pl.sum_horizontal(
-        [pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns]
-    )
-    return frame.with_columns(
-        source_line=(
-            pl.int_range(pl.len(), dtype=pl.Int64) + 2 + newlines.cum_sum().shift(1).fill_null(0)
+    if frame.height != records.good.height:
+        raise AccessAuditError(
+            f"{display_name}: {records.good.height} record(s) checked but "
+            f"{frame.height} parsed; refusing to guess which lines they were"
         )
-    )
+    return frame.with_columns(records.good["source_line"]), records.refused
 
 
-def _read_jsonl(path: Path) -> pl.DataFrame:
+def _read_jsonl(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    lines = split_lines(path.read_bytes())
+    if first_content_line(lines) is None:
+        return None, pl.DataFrame(schema=REFUSED_SCHEMA)
+    records = jsonl_records(lines)
+    body = joined_text(records.good)
+    if not body:
+        # No object to take column names from: every line is refused on its own.
+        return None, records.refused
+    # Every value as its exact text (an id 9007199254740993 must not pass through a float);
+    # the keys come from a first read, the values from a second with every key as text.
+    keys = pl.read_ndjson(io.BytesIO(body), infer_schema_length=None).columns
+    frame = pl.read_ndjson(io.BytesIO(body), schema={k: pl.String() for k in keys})
+    return frame.with_columns(records.good["source_line"]), records.refused
+
+
+def _read_parquet(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    refused = pl.DataFrame(schema=REFUSED_SCHEMA)
     if path.stat().st_size == 0:
-        return pl.DataFrame({"source_line": []}, schema={"source_line": pl.Int64})
-    frame = pl.read_ndjson(path, infer_schema_length=None)
-    return _as_text(frame).with_row_index("source_line", offset=1)
+        return None, refused
+    frame = _as_text(pl.read_parquet(path)).with_row_index("source_line", offset=1)
+    return frame, refused
+
+
+_READERS: dict[str, Reader] = {".csv": _read_csv, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
