@@ -48,8 +48,10 @@ def test_a_transaction_that_writes_nothing_commits_nothing(tmp_path: Path) -> No
     assert store.current() is None
 
 
-def test_old_generations_are_pruned(tmp_path: Path) -> None:
-    store = Store(tmp_path / "store", keep_generations=2)
+def test_old_generations_are_pruned_down_to_the_minimum_count_once_out_of_keep_hours(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store", keep_generations=2, keep_hours=0)
     for i in range(4):
         with store.transaction(f"r{i}") as txn:
             txn.append("t", _frame(i + 1))
