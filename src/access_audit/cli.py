@@ -254,6 +254,27 @@ def nightly(
 
 @app.command()
 @_reports_errors
+def verify(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Check sizes and Parquet row counts only; no re-hashing."),
+    ] = False,
+) -> None:
+    """Check the store's hash chain and every stored file against its manifest; exit 1 if broken.
+
+    Prints each chain's head hash (publish it elsewhere to detect a rewrite of the whole chain),
+    or the first file that was changed, added or removed since its generation was committed."""
+    report = _workspace(ctx).verify(quick=quick)
+    from access_audit.render import render_verify
+
+    render_verify(console, report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_reports_errors
 def score(
     ctx: typer.Context,
     since: Annotated[

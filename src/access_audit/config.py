@@ -27,11 +27,20 @@ class IngestConfig:
     """Per table, spec column name -> the force's own column name."""
 
 
+VerifyMode = Literal["full", "quick"]
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     keep_generations: int = 5
-    """Committed generations kept on disk, so analysts' open sessions keep a consistent view."""
+    """The fewest committed generations kept on disk, whatever their age."""
+    keep_hours: float = 36.0
+    """A generation is kept while it was current within this many hours, so an analyst's DuckDB
+    session opened on it keeps working (see store.py)."""
     lock_timeout_seconds: float = 600.0
+    verify_before_build: VerifyMode = "full"
+    """How nightly, score and ingest check the generation they build on: full (re-hash every
+    file) or quick (sizes and Parquet row counts)."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +85,20 @@ def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
     keep = int(store_raw.get("keep_generations", StoreConfig.keep_generations))
     if keep < 2:
         raise AccessAuditError(f"{source}: keep_generations must be at least 2")
+    keep_hours = float(store_raw.get("keep_hours", StoreConfig.keep_hours))
+    if keep_hours < 0:
+        raise AccessAuditError(f"{source}: keep_hours must not be negative")
+    verify = store_raw.get("verify_before_build", StoreConfig.verify_before_build)
+    if verify not in ("full", "quick"):
+        raise AccessAuditError(f"{source}: verify_before_build must be full or quick")
     return Config(
         ingest=IngestConfig(
             timezone=timezone, ambiguous_local_times=ambiguous, column_mappings=mappings
         ),
         store=StoreConfig(
             keep_generations=keep,
+            keep_hours=keep_hours,
+            verify_before_build=verify,
             lock_timeout_seconds=float(
                 store_raw.get("lock_timeout_seconds", StoreConfig.lock_timeout_seconds)
             ),

@@ -201,8 +201,6 @@ class FileCheck:
 
     def _compare(self, path: Path, entry: FileEntry) -> str | None:
         stat = path.stat()
-        if stat.st_size != entry.size:
-            return f"{stat.st_size} bytes, the manifest says {entry.size}"
         key = (stat.st_dev, stat.st_ino)
         if key not in self._seen:
             self._seen[key] = self._read(path, entry)
@@ -211,13 +209,15 @@ class FileCheck:
             return "not a readable Parquet file"
         if entry.rows is not None and found.rows != entry.rows:
             return f"{found.rows} rows, the manifest says {entry.rows}"
+        if stat.st_size != entry.size:
+            return f"{stat.st_size} bytes, the manifest says {entry.size}"
         if found.sha256 is not None and found.sha256 != entry.sha256:
             return "content differs from the manifest (SHA-256)"
         return None
 
     def _read(self, path: Path, entry: FileEntry) -> _OnDisk:
         self.files_read += 1
-        self.bytes_read += entry.size
+        self.bytes_read += path.stat().st_size
         rows = None
         if entry.rows is not None:
             try:
@@ -276,10 +276,11 @@ def walk_chain(
     files_from: int = 0,
 ) -> StoreVerification:
     """Walk committed generations oldest first (the last is the current one): each manifest
-    readable, numbered right and chained to the one before; the files of every generation from
-    ``files_from`` on as their manifest says; the current head as ``CURRENT`` records it.
-    Stops at the first problem, named in one line."""
+    readable, numbered right and chained to the one before, the last one's head as ``CURRENT``
+    records it; then the files of every generation from ``files_from`` on, newest first, as
+    their manifest says. Stops at the first problem, named in one line."""
     walk = _Walk(FileCheck(mode))
+    manifests: list[tuple[Path, Manifest]] = []
     unmanifested: int | None = None
     for index, (number, folder) in enumerate(generations):
         if index and number != generations[index - 1][0] + 1:
@@ -295,13 +296,16 @@ def walk_chain(
             continue
         manifest, head = loaded
         problem = _link_problem(walk, folder, manifest, number, unmanifested)
-        if problem is None and number >= files_from:
-            problem = walk.checker.first_problem(folder, manifest)
         if problem is not None:
             return walk.result(problem)
+        manifests.append((folder, manifest))
         walk.head = head
         walk.walked += 1
-    return walk.result(_head_problem(walk, generations, recorded_head))
+    problem = _head_problem(walk, generations, recorded_head)
+    for folder, manifest in reversed(manifests):
+        if problem is None and manifest.generation >= files_from:
+            problem = walk.checker.first_problem(folder, manifest)
+    return walk.result(problem)
 
 
 def _link_problem(
@@ -312,8 +316,10 @@ def _link_problem(
         return f"{where}: names generation {manifest.generation}"
     if walk.starts_at is not None:
         if manifest.previous != walk.head:
+            parent = generation_name(number - 1)
             return (
-                f"{where}: does not chain to {generation_name(number - 1)} (previous hash differs)"
+                f"{parent}/{MANIFEST_NAME}: changed since {folder.name} was committed "
+                f"({where} records another hash for it)"
             )
         return None
     walk.starts_at = number

@@ -130,8 +130,6 @@ class Store:
         self.lock_timeout = lock_timeout
         self.keep_hours = keep_hours
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._committed_here: set[int] = set()
-        """Generations this object committed: already known good, not re-checked before a build."""
 
     # -- reading -------------------------------------------------------------------------------
     def current(self) -> Generation | None:
@@ -185,7 +183,7 @@ class Store:
         """Raise StoreDamagedError unless the current generation matches its manifest, chains
         to its parent and is the head ``CURRENT`` records. Call with the lock held."""
         current = self.current()
-        if current is None or current.number in self._committed_here:
+        if current is None:
             return
         chain = [(g.number, g.path) for g in self.committed()[-2:]]
         check = walk_chain(chain, self.recorded_head(), mode, files_from=current.number).check
@@ -256,7 +254,6 @@ class Store:
                 if staging.exists():
                     shutil.rmtree(staging, ignore_errors=True)
             if txn.committed is not None:
-                self._committed_here.add(txn.committed.number)
                 self._prune()
 
     def _commit(self, txn: Transaction, meta: Mapping[str, Any]) -> Generation:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from access_audit.config import Config, load_config
 from access_audit.errors import AccessAuditError
-from access_audit.store import Generation, Store, new_run_id
+from access_audit.integrity import ChainCheck
+from access_audit.store import Generation, Store, StoreDamagedError, Transaction, new_run_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -92,6 +94,26 @@ class TableCount:
     rows: int
 
 
+ChainProducer = Callable[[], ChainCheck]
+"""Walks one hash chain (the store, an append-only log) and says where it is broken."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Every chain of a home, walked by ``verify``."""
+
+    checks: list[ChainCheck]
+    notes: list[str]
+    quick: bool
+    files_read: int
+    bytes_read: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
 @dataclass(frozen=True)
 class WorkspaceStatus:
     home: Path
@@ -111,6 +133,7 @@ class Workspace:
             home / "store",
             keep_generations=self.config.store.keep_generations,
             lock_timeout=self.config.store.lock_timeout_seconds,
+            keep_hours=self.config.store.keep_hours,
         )
 
     @classmethod
@@ -193,6 +216,36 @@ class Workspace:
             frame = frame.head(limit)
         return frame.collect()
 
+    # -- integrity -----------------------------------------------------------------------------
+    def verify(self, quick: bool = False) -> VerifyReport:
+        """Walk every hash chain of the home: the store's generations (each manifest, and each
+        file re-hashed, or with ``quick`` only its size and row count), then the logs'."""
+        started = time.monotonic()
+        store = self.store.verify("quick" if quick else "full")
+        checks = [store.check, *(walk() for walk in self._log_chains())]
+        return VerifyReport(
+            checks=checks,
+            notes=[store.note] if store.note else [],
+            quick=quick,
+            files_read=store.files_read,
+            bytes_read=store.bytes_read,
+            seconds=time.monotonic() - started,
+        )
+
+    def _log_chains(self) -> list[ChainProducer]:
+        """The append-only logs' chains, walked after the store's: one entry per log, e.g.
+        ``functools.partial(verify_ledger, path, "reviews")``."""
+        return []
+
+    def _building(
+        self, run_id: str, command: str
+    ) -> contextlib.AbstractContextManager[Transaction]:
+        """A store transaction that first checks the generation it builds on and refuses
+        (StoreDamagedError) if it no longer matches its manifest."""
+        return self.store.transaction(
+            run_id, {"command": command}, verify=self.config.store.verify_before_build
+        )
+
     # -- writing -------------------------------------------------------------------------------
     def ingest(
         self, drops: Sequence[Path], progress: ProgressCallback | None = None
@@ -206,10 +259,13 @@ class Workspace:
                 started = datetime.now(UTC)
                 run_id = new_run_id()
                 try:
-                    with self.store.transaction(run_id, {"command": "ingest"}) as txn:
+                    with self._building(run_id, "ingest") as txn:
                         result = ingest_drop(txn, drop, self.config.ingest, progress)
                     report.loaded.append(result)
                     self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
+                except StoreDamagedError as exc:
+                    self._log_run("ingest", drop.drop_id, None, exc, started, run_id)
+                    raise
                 except AccessAuditError as exc:
                     report.failed.append(DropFailure(drop.drop_id, str(exc)))
                     self._log_run("ingest", drop.drop_id, None, exc, started, run_id)
@@ -234,7 +290,7 @@ class Workspace:
         rules = self.rules
         with owner_only():
             try:
-                with self.store.transaction(run_id, {"command": "score"}) as txn:
+                with self._building(run_id, "score") as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
                     report = write_scored(txn, wanted, rules, started, self.models.current())
@@ -262,7 +318,7 @@ class Workspace:
         with owner_only():
             discovered = self._discover(drops, report.ingest, "nightly")
             try:
-                with self.store.transaction(run_id, {"command": "nightly"}) as txn:
+                with self._building(run_id, "nightly") as txn:
                     touched: set[date] = set()
                     for drop in discovered:
                         try:
