@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from access_audit.store import Store
+from access_audit.manifest import describe_file, generation_files, read_manifest
+from access_audit.store import Store, StoreDamagedError
 
 
 def _frame(n: int) -> pl.DataFrame:
@@ -92,3 +95,121 @@ def test_savepoint_discards_only_its_own_writes(tmp_path: Path) -> None:
     assert current is not None
     assert sorted(pl.read_parquet(f).height for f in current.table_files("t")) == [1, 2]
     assert [p.name for p in (tmp_path / "store").iterdir() if p.name.startswith(".st")] == []
+
+
+class _Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, hours: float) -> None:
+        self.now += timedelta(hours=hours)
+
+
+def test_pruning_keeps_every_generation_current_within_keep_hours(tmp_path: Path) -> None:
+    clock = _Clock()
+    store = Store(tmp_path / "store", keep_generations=2, keep_hours=36, clock=clock)
+    for i in range(4):  # g1..g4 committed at 08:00, 09:00, 10:00, 11:00
+        with store.transaction(f"r{i}") as txn:
+            txn.append("t", _frame(i + 1))
+        clock.advance(1)
+    assert [g.number for g in store.generations()] == [1, 2, 3, 4]
+    clock.advance(34)  # 22:00 next day: g1 stopped being current (g2 came) 37 h ago, g2 36 h ago
+    with store.transaction("r5") as txn:
+        txn.append("t", _frame(1))
+    assert [g.number for g in store.generations()] == [2, 3, 4, 5]
+    clock.advance(100)  # everything old: down to the minimum count, the current one kept
+    with store.transaction("r6") as txn:
+        txn.append("t", _frame(1))
+    assert [g.number for g in store.generations()] == [5, 6]
+    verified = store.verify()
+    assert verified.check.ok and verified.starts_at == 5
+    assert verified.note == "the chain starts at g000005: earlier generations were pruned"
+
+
+def test_a_manifest_lists_every_file_exactly_as_it_is_on_disk(tmp_path: Path) -> None:
+    """Entries written, carried from the parent and kept through savepoints all describe the
+    bytes truly there."""
+    store = Store(tmp_path / "store")
+    frame = pl.DataFrame({"day": ["2026-11-20", "2026-11-21"], "x": [1, 2]})
+    with store.transaction("r1") as txn:
+        txn.append("t", frame, partition_by="day")
+        txn.replace_table("u", _frame(3))
+    with store.transaction("r2") as txn:
+        with pytest.raises(ValueError, match="bad"), txn.savepoint() as inner:
+            inner.replace_table("u", _frame(9))
+            raise ValueError("bad")
+        with txn.savepoint() as inner:
+            inner.replace_partitions(
+                "t", pl.DataFrame({"day": ["2026-11-21"], "x": [7]}), "day", ["2026-11-21"]
+            )
+        txn.append("v", _frame(2))
+    current = store.current()
+    assert current is not None
+    loaded = read_manifest(current.path)
+    assert loaded is not None
+    on_disk = [describe_file(path, name) for name, path in generation_files(current.path).items()]
+    assert sorted(loaded[0].files, key=lambda e: e.path) == sorted(on_disk, key=lambda e: e.path)
+    assert {e.rows for e in loaded[0].files if e.path.startswith("u/")} == {3}
+    assert store.verify().check.ok
+
+
+def _strip_manifests(root: Path) -> None:
+    """What a home written by the version before manifests looks like."""
+    for manifest in root.glob("g*/_manifest.json"):
+        manifest.unlink()
+    for file in root.glob("g*/**/*"):
+        if file.is_file():
+            file.chmod(0o600)
+    name = (root / "CURRENT").read_text().split()[0]
+    (root / "CURRENT").write_text(name + "\n")
+
+
+def test_a_home_from_before_manifests_verifies_and_starts_its_chain_at_the_next_commit(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store")
+    for i in range(2):
+        with store.transaction(f"r{i}") as txn:
+            txn.append("t", _frame(i + 1))
+    _strip_manifests(tmp_path / "store")
+    before = store.verify()
+    assert before.check.ok and before.starts_at is None
+    assert before.note == (
+        "g000002 was made by a version without manifests: the chain starts at the next commit"
+    )
+    with store.transaction("r2", verify="full") as txn:
+        txn.append("t", _frame(3))
+    after = store.verify()
+    assert after.check.ok and after.starts_at == 3 and after.check.items == 1
+    assert after.note is not None and "starts at g000003" in after.note
+    current = store.current()
+    assert current is not None
+    assert {p.stat().st_mode & 0o777 for p in current.path.rglob("*") if p.is_file()} == {0o400}
+
+
+def test_a_generation_missing_from_the_middle_breaks_the_chain(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    for i in range(3):
+        with store.transaction(f"r{i}") as txn:
+            txn.append("t", _frame(i + 1))
+    shutil.rmtree(tmp_path / "store" / "g000002")
+    check = store.verify().check
+    assert not check.ok and check.problem == "g000002: missing from the chain"
+
+
+def test_a_deleted_manifest_is_not_taken_for_an_old_home(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    for i in range(2):
+        with store.transaction(f"r{i}") as txn:
+            txn.append("t", _frame(i + 1))
+    (tmp_path / "store" / "g000001" / "_manifest.json").unlink()
+    check = store.verify().check
+    assert not check.ok
+    assert check.problem == "g000001/_manifest.json: missing (g000002 chains to it)"
+    with pytest.raises(StoreDamagedError, match=r"g000001/_manifest\.json: missing"):
+        store.check_current("full")
