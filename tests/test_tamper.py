@@ -14,6 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from access_audit.cli import app
+from access_audit.integrity import GENESIS
+from access_audit.manifest import Manifest, describe_file, generation_files, write_manifest
 from access_audit.store import StoreDamagedError
 from access_audit.workspace import Workspace
 from conftest import STAFF_ROWS, event, store_snapshot
@@ -179,3 +181,33 @@ def test_a_control_character_in_a_planted_file_name_is_escaped(history) -> None:
     assert "\x1b" not in result.stdout and "evil\\x1b[2J.parquet: not in the manifest" in (
         result.stdout
     )
+
+
+def _rewrite_whole_chain(workspace: Workspace) -> None:
+    """What someone who can write the home can do: edit a file, then re-make every manifest and
+    CURRENT so that the chain checks out."""
+    root = workspace.home / "store"
+    previous = GENESIS
+    for folder in sorted(root.glob("g*")):
+        files = generation_files(folder)
+        entries = tuple(describe_file(path, name) for name, path in sorted(files.items()))
+        (folder / "_manifest.json").unlink()
+        previous = write_manifest(folder, Manifest(int(folder.name[1:]), previous, entries))
+    (root / "CURRENT").write_text(f"{folder.name} {previous}\n")
+
+
+def test_only_a_published_head_catches_a_consistent_rewrite_of_the_whole_chain(history) -> None:
+    workspace, _drops = history
+    home = ["--home", str(workspace.home)]
+    printed = runner.invoke(app, [*home, "verify"]).stdout.splitlines()[0]
+    published = printed.rsplit(" ", 1)[-1]
+    assert published.startswith("g000002:")
+    assert runner.invoke(app, [*home, "verify", "--published-head", published]).exit_code == 0
+    edit_partition_in_place(workspace)
+    _rewrite_whole_chain(workspace)
+    assert runner.invoke(app, [*home, "verify"]).exit_code == 0  # the limit the README states
+    caught = runner.invoke(app, [*home, "verify", "--published-head", published])
+    assert caught.exit_code == 1
+    assert "g000002: its head differs from the published one" in caught.stdout
+    bad = runner.invoke(app, [*home, "verify", "--published-head", "g2:abc"])
+    assert bad.exit_code == 2 and "--published-head" in bad.stderr

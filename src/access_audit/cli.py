@@ -260,12 +260,19 @@ def verify(
         bool,
         typer.Option("--quick", help="Check sizes and Parquet row counts only; no re-hashing."),
     ] = False,
+    published_head: Annotated[
+        str | None,
+        typer.Option(
+            help="A head printed by an earlier verify (g000012:<hash>), kept where the home's "
+            "owner cannot write: fail unless this chain still holds it."
+        ),
+    ] = None,
 ) -> None:
     """Check the store's hash chain and every stored file against its manifest; exit 1 if broken.
 
     Prints each chain's head hash (publish it elsewhere to detect a rewrite of the whole chain),
     or the first file that was changed, added or removed since its generation was committed."""
-    report = _workspace(ctx).verify(quick=quick)
+    report = _workspace(ctx).verify(quick=quick, published_head=published_head)
     from access_audit.render import render_verify
 
     render_verify(console, report)

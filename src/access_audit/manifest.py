@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -249,6 +249,33 @@ class StoreVerification:
     """Where the chain starts and why, when that is not generation 1."""
     files_read: int
     bytes_read: int
+    heads: dict[int, str] = field(default_factory=dict)
+    """Each walked generation's head hash, by number."""
+
+    def compared_with(self, published: str) -> StoreVerification:
+        """This walk, broken unless ``published`` (``g000012:<hex>``, a head copied somewhere
+        the home's owner cannot write) is the head of that generation in this chain."""
+        problem = published_head_problem(self.heads, published)
+        if problem is None or not self.check.ok:
+            return self
+        return replace(self, check=replace(self.check, ok=False, problem=problem))
+
+
+def published_head_problem(heads: Mapping[int, str], published: str) -> str | None:
+    name, _, expected = published.strip().partition(":")
+    number = _generation_number(name)
+    if number is None or len(expected) != 64:
+        raise AccessAuditError(f"--published-head: expected g000012:<64 hex digits>, not {name!r}")
+    if number not in heads:
+        return f"{generation_name(number)}: not kept, so the published head cannot be compared"
+    if heads[number] != expected.lower():
+        return f"{generation_name(number)}: its head differs from the published one (rewritten)"
+    return None
+
+
+def _generation_number(name: str) -> int | None:
+    digits = name[1:] if name[:1] == "g" else name
+    return int(digits) if digits.isdigit() else None
 
 
 @dataclass
@@ -258,6 +285,7 @@ class _Walk:
     head: str | None = None
     starts_at: int | None = None
     note: str | None = None
+    heads: dict[int, str] = field(default_factory=dict)
 
     def result(self, problem: str | None = None) -> StoreVerification:
         return StoreVerification(
@@ -266,6 +294,7 @@ class _Walk:
             self.note,
             self.checker.files_read,
             self.checker.bytes_read,
+            self.heads,
         )
 
 
@@ -300,6 +329,7 @@ def walk_chain(
             return walk.result(problem)
         manifests.append((folder, manifest))
         walk.head = head
+        walk.heads[number] = head
         walk.walked += 1
     problem = _head_problem(walk, generations, recorded_head)
     for folder, manifest in reversed(manifests):

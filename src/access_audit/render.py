@@ -353,6 +353,8 @@ def render_verify(console: Console, report: VerifyReport) -> None:
     for check in report.checks:
         if check.ok:
             head = check.head or "none (empty)"
+            if check.name == "store" and report.current is not None and check.head:
+                head = f"g{report.current:06d}:{check.head}"
             line = f"{check.name}: ok, {check.items} link(s), head {head}"
         else:
             line = f"{check.name}: BROKEN: {check.problem}"

@@ -104,6 +104,8 @@ class VerifyReport:
 
     checks: list[ChainCheck]
     notes: list[str]
+    current: int | None
+    """The generation whose head the store's check reports."""
     quick: bool
     files_read: int
     bytes_read: int
@@ -217,15 +219,19 @@ class Workspace:
         return frame.collect()
 
     # -- integrity -----------------------------------------------------------------------------
-    def verify(self, quick: bool = False) -> VerifyReport:
+    def verify(self, quick: bool = False, published_head: str | None = None) -> VerifyReport:
         """Walk every hash chain of the home: the store's generations (each manifest, and each
-        file re-hashed, or with ``quick`` only its size and row count), then the logs'."""
+        file re-hashed, or with ``quick`` only its size and row count), then the logs'. With
+        ``published_head`` (``g000012:<hex>``), that generation's head must match it."""
         started = time.monotonic()
         store = self.store.verify("quick" if quick else "full")
+        if published_head is not None:
+            store = store.compared_with(published_head)
         checks = [store.check, *(walk() for walk in self._log_chains())]
         return VerifyReport(
             checks=checks,
             notes=[store.note] if store.note else [],
+            current=max(store.heads, default=None),
             quick=quick,
             files_read=store.files_read,
             bytes_read=store.bytes_read,
