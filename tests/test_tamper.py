@@ -211,3 +211,13 @@ def test_only_a_published_head_catches_a_consistent_rewrite_of_the_whole_chain(h
     assert "g000002: its head differs from the published one" in caught.stdout
     bad = runner.invoke(app, [*home, "verify", "--published-head", "g2:abc"])
     assert bad.exit_code == 2 and "--published-head" in bad.stderr
+
+
+def test_a_planted_file_name_with_markup_is_shown_literally_when_nightly_refuses(history) -> None:
+    workspace, drops = history
+    (_current(workspace) / "staff" / "x[red]y.parquet").write_bytes(b"x")
+    result = runner.invoke(
+        app, ["--home", str(workspace.home), "nightly", "--no-progress", str(drops[0])]
+    )
+    assert result.exit_code == 2
+    assert "staff/x[red]y.parquet: not in the manifest" in result.stderr
