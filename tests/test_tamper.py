@@ -221,3 +221,78 @@ def test_a_planted_file_name_with_markup_is_shown_literally_when_nightly_refuses
     )
     assert result.exit_code == 2
     assert "staff/x[red]y.parquet: not in the manifest" in result.stderr
+
+
+def _key_pair(folder: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    folder.mkdir(parents=True, exist_ok=True)
+    private, public = folder / "signing.key", folder / "signing.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def test_a_signed_head_catches_a_consistent_rewrite_without_the_key(
+    tmp_path: Path, make_drop
+) -> None:
+    private, public = _key_pair(tmp_path / "keys")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "access-audit.toml").write_text(f'[store]\nsigning_key = "{private}"\n')
+    workspace = Workspace.open(home)
+    assert workspace.nightly(
+        [
+            make_drop(
+                "2026-11-20",
+                {
+                    "access_log": [
+                        event("E1", "2026-11-20T09:00:00Z"),
+                        event("E3", "2026-11-20T10:00:00Z", user_id="U00002"),
+                    ],
+                    "staff": STAFF_ROWS,
+                },
+            )
+        ]
+    ).ok
+    assert workspace.nightly(
+        [make_drop("2026-11-21", {"access_log": [event("E2", "2026-11-21T09:00:00Z")]})]
+    ).ok
+    argv = ["--home", str(home), "verify", "--public-key", str(public)]
+    assert runner.invoke(app, argv).exit_code == 0
+    _other_private, other_public = _key_pair(tmp_path / "other")
+    wrong = runner.invoke(app, ["--home", str(home), "verify", "--public-key", str(other_public)])
+    assert wrong.exit_code == 1 and "g000002/_head.sig: does not match" in wrong.stdout
+    edit_partition_in_place(workspace)
+    _rewrite_whole_chain(workspace)
+    assert runner.invoke(app, ["--home", str(home), "verify"]).exit_code == 0
+    caught = runner.invoke(app, argv)
+    assert caught.exit_code == 1 and "g000002/_head.sig: does not match" in caught.stdout
+
+
+def test_an_unsigned_head_fails_a_signature_check(history, tmp_path: Path) -> None:
+    workspace, _drops = history
+    _private, public = _key_pair(tmp_path / "keys")
+    report = workspace.verify(public_key=public)
+    assert not report.ok
+    assert report.checks[0].problem == "g000002/_head.sig: missing (the head is not signed)"
+
+
+def test_a_signing_key_inside_the_home_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "access-audit.toml").write_text('[store]\nsigning_key = "keys/signing.key"\n')
+    result = runner.invoke(app, ["--home", str(home), "status"])
+    assert result.exit_code == 2 and "inside the home" in result.stderr

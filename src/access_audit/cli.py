@@ -271,12 +271,21 @@ def verify(
             "owner cannot write: fail unless this chain still holds it."
         ),
     ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The Ed25519 public key (PEM) of [store] signing_key: fail unless the current "
+            "head is signed with it."
+        ),
+    ] = None,
 ) -> None:
     """Check the store's hash chain and every stored file against its manifest; exit 1 if broken.
 
     Prints each chain's head hash (publish it elsewhere to detect a rewrite of the whole chain),
     or the first file that was changed, added or removed since its generation was committed."""
-    report = _workspace(ctx).verify(quick=quick, published_head=published_head)
+    report = _workspace(ctx).verify(
+        quick=quick, published_head=published_head, public_key=public_key
+    )
     from access_audit.render import render_verify
 
     render_verify(console, report)

@@ -41,6 +41,8 @@ class StoreConfig:
     verify_before_build: VerifyMode = "full"
     """How nightly, score and ingest check the generation they build on: full (re-hash every
     file) or quick (sizes and Parquet row counts)."""
+    signing_key: Path | None = None
+    """An Ed25519 private key (PEM), outside the home: each commit signs its head (signing.py)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
     verify = store_raw.get("verify_before_build", StoreConfig.verify_before_build)
     if verify not in ("full", "quick"):
         raise AccessAuditError(f"{source}: verify_before_build must be full or quick")
+    signing_key = store_raw.get("signing_key")
+    if signing_key is not None and not (isinstance(signing_key, str) and signing_key.strip()):
+        raise AccessAuditError(f"{source}: signing_key must name a key file")
     return Config(
         ingest=IngestConfig(
             timezone=timezone, ambiguous_local_times=ambiguous, column_mappings=mappings
@@ -99,6 +104,7 @@ def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
             keep_generations=keep,
             keep_hours=keep_hours,
             verify_before_build=verify,
+            signing_key=Path(signing_key).expanduser() if signing_key else None,
             lock_timeout_seconds=float(
                 store_raw.get("lock_timeout_seconds", StoreConfig.lock_timeout_seconds)
             ),

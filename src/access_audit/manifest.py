@@ -25,6 +25,9 @@ from access_audit.errors import AccessAuditError
 from access_audit.integrity import GENESIS, ChainCheck, file_sha256, link_hash
 
 MANIFEST_NAME = "_manifest.json"
+SIGNATURE_NAME = "_head.sig"
+"""The optional signature over the generation's head (``signing.py``): written after the
+manifest, so not listed in it."""
 MANIFEST_FORMAT = 1
 
 CheckMode = Literal["full", "quick"]
@@ -140,13 +143,13 @@ def describe_file(path: Path, relative: str) -> FileEntry:
 
 
 def generation_files(folder: Path) -> dict[str, Path]:
-    """Every file in a generation folder but its manifest, by relative path."""
+    """Every file in a generation folder but its manifest and signature, by relative path."""
     found: dict[str, Path] = {}
     for parent, _dirs, names in os.walk(folder):
         for name in names:
             path = Path(parent) / name
             relative = path.relative_to(folder).as_posix()
-            if relative != MANIFEST_NAME:
+            if relative not in (MANIFEST_NAME, SIGNATURE_NAME):
                 found[relative] = path
     return found
 
@@ -252,13 +255,16 @@ class StoreVerification:
     heads: dict[int, str] = field(default_factory=dict)
     """Each walked generation's head hash, by number."""
 
-    def compared_with(self, published: str) -> StoreVerification:
-        """This walk, broken unless ``published`` (``g000012:<hex>``, a head copied somewhere
-        the home's owner cannot write) is the head of that generation in this chain."""
-        problem = published_head_problem(self.heads, published)
+    def failing(self, problem: str | None) -> StoreVerification:
+        """This walk, broken with ``problem`` if it was whole and ``problem`` is not None."""
         if problem is None or not self.check.ok:
             return self
         return replace(self, check=replace(self.check, ok=False, problem=problem))
+
+    def compared_with(self, published: str) -> StoreVerification:
+        """This walk, broken unless ``published`` (``g000012:<hex>``, a head copied somewhere
+        the home's owner cannot write) is the head of that generation in this chain."""
+        return self.failing(published_head_problem(self.heads, published))
 
 
 def published_head_problem(heads: Mapping[int, str], published: str) -> str | None:

@@ -54,6 +54,7 @@ from access_audit.errors import AccessAuditError, WorkspaceBusyError
 from access_audit.integrity import GENESIS, file_sha256
 from access_audit.manifest import (
     MANIFEST_NAME,
+    SIGNATURE_NAME,
     CheckMode,
     FileEntry,
     Manifest,
@@ -124,12 +125,15 @@ class Store:
         lock_timeout: float = 600.0,
         keep_hours: float = 36.0,
         clock: Clock | None = None,
+        signing_key: Path | None = None,
     ):
         self.root = root
         self.keep_generations = keep_generations
         self.lock_timeout = lock_timeout
         self.keep_hours = keep_hours
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.signing_key = signing_key
+        """An Ed25519 private key (PEM) outside the home: each commit signs its head with it."""
 
     # -- reading -------------------------------------------------------------------------------
     def current(self) -> Generation | None:
@@ -173,11 +177,22 @@ class Store:
         return [g for g in self.generations() if g.number <= current.number]
 
     # -- verifying -----------------------------------------------------------------------------
-    def verify(self, mode: CheckMode = "full") -> StoreVerification:
-        """Walk every kept generation's manifest and files (see ``manifest.walk_chain``)."""
+    def verify(self, mode: CheckMode = "full", public_key: Path | None = None) -> StoreVerification:
+        """Walk every kept generation's manifest and files (see ``manifest.walk_chain``); with
+        ``public_key``, the current generation's head must also carry its signature."""
         with self.lock(shared=True):
-            chain = [(g.number, g.path) for g in self.committed()]
-            return walk_chain(chain, self.recorded_head(), mode)
+            committed = self.committed()
+            walked = walk_chain([(g.number, g.path) for g in committed], self.recorded_head(), mode)
+            if public_key is None or not walked.check.ok:
+                return walked
+            if not committed or walked.check.head is None:
+                return walked.failing("the store has no manifest to check a signature against")
+            from access_audit.signing import signature_problem
+
+            current = committed[-1]
+            return walked.failing(
+                signature_problem(current.path, public_key, current.number, walked.check.head)
+            )
 
     def check_current(self, mode: CheckMode) -> None:
         """Raise StoreDamagedError unless the current generation matches its manifest, chains
@@ -278,6 +293,10 @@ class Store:
         )
         _make_read_only(txn.path, manifest)
         head = write_manifest(txn.path, manifest)
+        if self.signing_key is not None:
+            from access_audit.signing import write_signature
+
+            write_signature(txn.path, self.signing_key, number, head)
         target = self.root / generation_name(number)
         os.replace(txn.path, target)
         _write_atomically(self.root / CURRENT_FILE, f"{generation_name(number)} {head}\n")
@@ -438,7 +457,7 @@ def _link_tree(source: Path, target: Path) -> None:
         relative = Path(folder).relative_to(source)
         (target / relative).mkdir(parents=True, exist_ok=True)
         for name in files:
-            if name in (GENERATION_META, MANIFEST_NAME):
+            if name in (GENERATION_META, MANIFEST_NAME, SIGNATURE_NAME):
                 continue
             os.link(Path(folder) / name, target / relative / name)
 

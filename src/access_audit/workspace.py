@@ -131,11 +131,20 @@ class Workspace:
     def __init__(self, home: Path, config: Config | None = None):
         self.home = home
         self.config = config if config is not None else load_config(home)
+        key = self.config.store.signing_key
+        if key is not None:
+            key = key if key.is_absolute() else home / key
+            if key.resolve().is_relative_to(home.resolve()):
+                raise AccessAuditError(
+                    f"[store] signing_key {key} is inside the home: keep it where the home's "
+                    "writers cannot read it"
+                )
         self.store = Store(
             home / "store",
             keep_generations=self.config.store.keep_generations,
             lock_timeout=self.config.store.lock_timeout_seconds,
             keep_hours=self.config.store.keep_hours,
+            signing_key=key,
         )
 
     @classmethod
@@ -219,12 +228,18 @@ class Workspace:
         return frame.collect()
 
     # -- integrity -----------------------------------------------------------------------------
-    def verify(self, quick: bool = False, published_head: str | None = None) -> VerifyReport:
+    def verify(
+        self,
+        quick: bool = False,
+        published_head: str | None = None,
+        public_key: Path | None = None,
+    ) -> VerifyReport:
         """Walk every hash chain of the home: the store's generations (each manifest, and each
         file re-hashed, or with ``quick`` only its size and row count), then the logs'. With
-        ``published_head`` (``g000012:<hex>``), that generation's head must match it."""
+        ``published_head`` (``g000012:<hex>``), that generation's head must match it; with
+        ``public_key``, the current head must be signed with its private key."""
         started = time.monotonic()
-        store = self.store.verify("quick" if quick else "full")
+        store = self.store.verify("quick" if quick else "full", public_key)
         if published_head is not None:
             store = store.compared_with(published_head)
         checks = [store.check, *(walk() for walk in self._log_chains())]
