@@ -213,3 +213,27 @@ def test_a_deleted_manifest_is_not_taken_for_an_old_home(tmp_path: Path) -> None
     assert check.problem == "g000001/_manifest.json: missing (g000002 chains to it)"
     with pytest.raises(StoreDamagedError, match=r"g000001/_manifest\.json: missing"):
         store.check_current("full")
+
+
+@pytest.mark.parametrize("change", ["add", "delete"])
+def test_a_commit_without_a_check_never_launders_a_changed_file_into_the_chain(
+    tmp_path: Path, change: str
+) -> None:
+    """Even a transaction that skips the check before building (a review) refuses to commit a
+    file added to, or removed from, the generation behind the store's back."""
+    store = Store(tmp_path / "store")
+    with store.transaction("r1") as txn:
+        txn.append("t", _frame(1))
+        txn.append("t", _frame(2))
+    current = store.current()
+    assert current is not None
+    first = current.table_files("t")[0]
+    if change == "add":
+        pl.DataFrame({"x": [99]}).write_parquet(first.with_name("planted.parquet"))
+        named = "g000001/t/planted.parquet: not in the manifest"
+    else:
+        first.unlink()
+        named = f"g000001/t/{first.name}: missing"
+    with pytest.raises(StoreDamagedError, match=named), store.transaction("r2") as txn:
+        txn.append("u", _frame(1))
+    assert [g.number for g in store.generations()] == [1]

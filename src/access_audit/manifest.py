@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -59,7 +59,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
 
     def to_bytes(self) -> bytes:
-        """Canonical bytes: keys sorted, files sorted by path, one file a line (diffable)."""
+        """Canonical bytes: fixed key order, files sorted by path, one file a line (diffable)."""
         lines = [
             json.dumps(entry.as_json(), sort_keys=True, ensure_ascii=True)
             for entry in sorted(self.files, key=lambda e: e.path)
@@ -75,6 +75,7 @@ class Manifest:
         return {entry.path: entry for entry in self.files}
 
     def head(self) -> str:
+        """This link's hash: over the previous head and these bytes."""
         return link_hash(self.previous, self.to_bytes())
 
 
@@ -109,7 +110,7 @@ def read_manifest(folder: Path) -> tuple[Manifest, str] | None:
     manifest = parse_manifest(data, f"{folder.name}/{MANIFEST_NAME}")
     if manifest.to_bytes() != data:
         raise ManifestError(f"{folder.name}/{MANIFEST_NAME}: not in canonical form (edited)")
-    return manifest, link_hash(manifest.previous, data)
+    return manifest, manifest.head()
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> str:
@@ -121,7 +122,7 @@ def write_manifest(folder: Path, manifest: Manifest) -> str:
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(path, 0o400)
-    return link_hash(manifest.previous, data)
+    return manifest.head()
 
 
 def parquet_rows(path: Path) -> int:
@@ -159,20 +160,45 @@ def build_manifest(
     number: int,
     previous: str,
     written: Mapping[str, FileEntry],
-    parent: Manifest | None,
+    removed: Set[str],
+    parent: tuple[str, Manifest] | None,
 ) -> Manifest:
-    """The manifest of a staged generation.
+    """The manifest of a staged generation built on ``parent`` (its name and manifest).
 
     Files this transaction wrote were described as they were written; files hard-linked from the
-    parent keep the parent's entry (the parent was checked before the build, and a carried entry
-    still describes the original bytes, so a later edit is still caught); any other file (a home
-    made before manifests existed) is hashed now."""
-    inherited = parent.by_path() if parent is not None else {}
+    parent keep the parent's entry (a carried entry still describes the original bytes, so an
+    edit made in place is caught by the next check). Any other file, and any file of the parent
+    missing but not removed by the transaction, was changed behind the store's back: raise, so a
+    commit never launders it into the chain. Only on a home made before manifests (no parent
+    manifest) is every file hashed now."""
+    files = generation_files(folder)
+    if parent is None:
+        inherited: dict[str, FileEntry] = {}
+    else:
+        inherited = parent[1].by_path()
+        _refuse_unaccounted(parent[0], files.keys(), written.keys(), removed, inherited.keys())
     entries = []
-    for relative, path in sorted(generation_files(folder).items()):
+    for relative, path in sorted(files.items()):
         entry = written.get(relative) or inherited.get(relative)
         entries.append(entry if entry is not None else describe_file(path, relative))
     return Manifest(number, previous, tuple(entries))
+
+
+def _refuse_unaccounted(
+    parent: str,
+    present: Set[str],
+    written: Set[str],
+    removed: Set[str],
+    inherited: Set[str],
+) -> None:
+    added = sorted(present - written - inherited)
+    if added:
+        raise ManifestError(
+            f"{parent}/{printable(added[0])}: not in the manifest (added after the commit)"
+        )
+    missing = sorted(inherited - present - removed)
+    if missing:
+        raise ManifestError(f"{parent}/{printable(missing[0])}: missing (the manifest lists it)")
 
 
 @dataclass

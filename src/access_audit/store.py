@@ -58,6 +58,7 @@ from access_audit.manifest import (
     CheckMode,
     FileEntry,
     Manifest,
+    ManifestError,
     StoreVerification,
     build_manifest,
     generation_name,
@@ -283,14 +284,12 @@ class Store:
         meta_path = txn.path / GENERATION_META
         meta_path.write_text(json.dumps(info, default=str), encoding="utf-8")
         txn.record_written(meta_path, rows=None)
-        parent = read_manifest(txn.base.path) if txn.base else None
-        manifest = build_manifest(
-            txn.path,
-            number,
-            parent[1] if parent else GENESIS,
-            txn.written,
-            parent[0] if parent else None,
-        )
+        try:
+            manifest = self._staged_manifest(txn, number)
+        except ManifestError as exc:
+            message = f"the store is damaged, so nothing was built on it: {exc}"
+            raise StoreDamagedError(message) from None
+
         _make_read_only(txn.path, manifest)
         head = write_manifest(txn.path, manifest)
         if self.signing_key is not None:
@@ -301,6 +300,17 @@ class Store:
         os.replace(txn.path, target)
         _write_atomically(self.root / CURRENT_FILE, f"{generation_name(number)} {head}\n")
         return Generation(number, target)
+
+    def _staged_manifest(self, txn: Transaction, number: int) -> Manifest:
+        parent = read_manifest(txn.base.path) if txn.base else None
+        return build_manifest(
+            txn.path,
+            number,
+            parent[1] if parent else GENESIS,
+            txn.written,
+            txn.removed,
+            (txn.base.path.name, parent[0]) if txn.base and parent else None,
+        )
 
     def _remove_debris(self) -> None:
         """Staging folders of crashed runs, and generations renamed but never made current."""
@@ -352,6 +362,8 @@ class Transaction:
         self.committed: Generation | None = None
         self.written: dict[str, FileEntry] = {}
         """Files this transaction wrote, described as written (so a commit hashes only these)."""
+        self.removed: set[str] = set()
+        """Files of the base this transaction unlinked on purpose."""
 
     def table_path(self, table: str) -> Path:
         return self.path / table
@@ -367,6 +379,7 @@ class Transaction:
         _link_tree(self.path, child_path)
         child = Transaction(child_path, self.run_id, self.base)
         child.written = dict(self.written)
+        child.removed = set(self.removed)
         try:
             yield child
         except BaseException:
@@ -378,6 +391,7 @@ class Transaction:
             os.replace(child_path, self.path)
             shutil.rmtree(discarded, ignore_errors=True)
             self.written = child.written
+            self.removed = child.removed
             self.changed = True
         else:
             shutil.rmtree(child_path, ignore_errors=True)
@@ -419,6 +433,7 @@ class Transaction:
     def _unlink_files(self, files: Sequence[Path]) -> None:
         for file in files:
             file.unlink()
+            self.removed.add(file.relative_to(self.path).as_posix())
         if files:
             self.changed = True
 
