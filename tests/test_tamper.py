@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from access_audit.integrity import GENESIS
 from access_audit.manifest import Manifest, describe_file, generation_files, write_manifest
 from access_audit.store import StoreDamagedError
 from access_audit.workspace import Workspace
-from conftest import STAFF_ROWS, event, store_snapshot
+from conftest import STAFF_ROWS, event, store_snapshot, write_table
 
 runner = CliRunner()
 
@@ -26,25 +27,36 @@ DAY_20 = "access_events/day=2026-11-20"
 DAY_21 = "access_events/day=2026-11-21"
 
 
-@pytest.fixture
-def history(tmp_path: Path, make_drop) -> tuple[Workspace, list[Path]]:
-    """Two nightly runs: g000001 holds the 20th, g000002 adds the 21st (the 20th hard-linked)."""
-    workspace = Workspace.open(tmp_path / "home")
-    first = make_drop(
-        "2026-11-20",
-        {
-            "access_log": [
-                event("E1", "2026-11-20T09:00:00Z"),
-                event("E2", "2026-11-20T10:00:00Z", user_id="U00002"),
-                event("E3", "2026-11-20T11:00:00Z", user_id="U00002", record_id="P0000002"),
-            ],
-            "staff": STAFF_ROWS,
-        },
+@pytest.fixture(scope="module")
+def history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two nightly runs: g000001 holds the 20th, g000002 adds the 21st (the 20th hard-linked).
+    Built once; each test tampers with its own copy."""
+    root = tmp_path_factory.mktemp("history")
+    first, second = root / "drops" / "2026-11-20", root / "drops" / "2026-11-21"
+    write_table(
+        first,
+        "access_log",
+        [
+            event("E1", "2026-11-20T09:00:00Z"),
+            event("E2", "2026-11-20T10:00:00Z", user_id="U00002"),
+            event("E3", "2026-11-20T11:00:00Z", user_id="U00002", record_id="P0000002"),
+        ],
     )
-    second = make_drop("2026-11-21", {"access_log": [event("E4", "2026-11-21T09:00:00Z")]})
+    write_table(first, "staff", STAFF_ROWS)
+    write_table(second, "access_log", [event("E4", "2026-11-21T09:00:00Z")])
+    workspace = Workspace.open(root / "home")
     assert workspace.nightly([first]).ok
     assert workspace.nightly([second]).ok
-    return workspace, [first, second]
+    return root
+
+
+@pytest.fixture
+def history(history_template: Path, tmp_path: Path) -> tuple[Workspace, list[Path]]:
+    """A copy of the template: ``cp -a`` keeps the hard links between generations and the modes."""
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(history_template), str(copy)], check=True)
+    drops = [copy / "drops" / "2026-11-20", copy / "drops" / "2026-11-21"]
+    return Workspace.open(copy / "home"), drops
 
 
 def _only_file(folder: Path) -> Path:
