@@ -9,6 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from access_audit.config import parse_config
+from access_audit.errors import AccessAuditError
 from access_audit.manifest import describe_file, generation_files, read_manifest
 from access_audit.store import Store, StoreDamagedError
 
@@ -237,3 +239,26 @@ def test_a_commit_without_a_check_never_launders_a_changed_file_into_the_chain(
     with pytest.raises(StoreDamagedError, match=named), store.transaction("r2") as txn:
         txn.append("u", _frame(1))
     assert [g.number for g in store.generations()] == [1]
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ({"keep_hours": "a day"}, "keep_hours must be a number of hours"),
+        ({"keep_hours": -1}, "keep_hours must be a number of hours"),
+        ({"verify_before_build": "never"}, "verify_before_build must be full or quick"),
+        ({"signing_key": ""}, "signing_key must name a key file"),
+    ],
+)
+def test_store_settings_are_checked_when_loaded(store: dict[str, object], message: str) -> None:
+    with pytest.raises(AccessAuditError, match=message):
+        parse_config({"store": store})
+
+
+def test_store_settings_default_to_a_day_and_a_half_and_full_checks() -> None:
+    settings = parse_config({}).store
+    assert (settings.keep_hours, settings.verify_before_build, settings.signing_key) == (
+        36.0,
+        "full",
+        None,
+    )

@@ -87,9 +87,9 @@ def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
     keep = int(store_raw.get("keep_generations", StoreConfig.keep_generations))
     if keep < 2:
         raise AccessAuditError(f"{source}: keep_generations must be at least 2")
-    keep_hours = float(store_raw.get("keep_hours", StoreConfig.keep_hours))
-    if keep_hours < 0:
-        raise AccessAuditError(f"{source}: keep_hours must not be negative")
+    keep_hours = store_raw.get("keep_hours", StoreConfig.keep_hours)
+    if not isinstance(keep_hours, int | float) or isinstance(keep_hours, bool) or keep_hours < 0:
+        raise AccessAuditError(f"{source}: keep_hours must be a number of hours, 0 or more")
     verify = store_raw.get("verify_before_build", StoreConfig.verify_before_build)
     if verify not in ("full", "quick"):
         raise AccessAuditError(f"{source}: verify_before_build must be full or quick")
@@ -102,7 +102,7 @@ def parse_config(raw: dict[str, Any], source: str = CONFIG_FILE_NAME) -> Config:
         ),
         store=StoreConfig(
             keep_generations=keep,
-            keep_hours=keep_hours,
+            keep_hours=float(keep_hours),
             verify_before_build=verify,
             signing_key=Path(signing_key).expanduser() if signing_key else None,
             lock_timeout_seconds=float(
