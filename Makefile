@@ -60,6 +60,7 @@ bench: venv ## Run the benchmark scripts (not tests; they print timings; several
 	$(BIN)/python benchmarks/bench_ingest.py --staff 3000 --days 30
 	$(BIN)/python benchmarks/bench_score.py --staff 10000 --days 70
 	$(BIN)/python benchmarks/learning_from_decisions.py --staff 3000 --weeks 6 --reviewed-weeks 3
+	$(BIN)/python benchmarks/bench_verify.py --staff 1000 --days 14
 
 clean: ## Remove the virtual environment, caches and demo data
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

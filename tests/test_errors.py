@@ -4,11 +4,11 @@ disk leaves every store as it was and no temporary files behind the next run."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import subprocess
 import sys
-import json
 from pathlib import Path
 from typing import Any
 

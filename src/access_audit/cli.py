@@ -280,6 +280,43 @@ def nightly(
 
 @app.command()
 @_reports_errors
+def verify(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Check sizes and Parquet row counts only; no re-hashing."),
+    ] = False,
+    published_head: Annotated[
+        str | None,
+        typer.Option(
+            help="A head printed by an earlier verify (g000012:<hash>), kept where the home's "
+            "owner cannot write: fail unless this chain still holds it."
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The Ed25519 public key (PEM) of [store] signing_key: fail unless the current "
+            "head is signed with it."
+        ),
+    ] = None,
+) -> None:
+    """Check the store's hash chain and every stored file against its manifest; exit 1 if broken.
+
+    Prints each chain's head hash (publish it elsewhere to detect a rewrite of the whole chain),
+    or the first file that was changed, added or removed since its generation was committed."""
+    report = _workspace(ctx).verify(
+        quick=quick, published_head=published_head, public_key=public_key
+    )
+    from access_audit.render import render_verify
+
+    render_verify(console, report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_reports_errors
 def score(
     ctx: typer.Context,
     since: Annotated[

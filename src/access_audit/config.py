@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -90,12 +91,38 @@ class IngestConfig(Section):
     planned in advance, while a year-2100 typo is refused."""
 
 
+VerifyMode = Literal["full", "quick"]
+
+
+def _key_file_named(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise PydanticCustomError("string_too_short", "must not be empty", {})
+    return value
+
+
+def _key_file(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser()
+
+
 class StoreConfig(Section):
     """The generations of the stores ([store])."""
 
     keep_generations: Annotated[int, Field(ge=2)] = 5
-    """Committed generations kept on disk, so analysts' open sessions keep a consistent view."""
+    """The fewest committed generations kept on disk, whatever their age."""
+    keep_hours: NonNegativeFloat = 36.0
+    """A generation is kept while it was current within this many hours, so an analyst's DuckDB
+    session opened on it keeps working (see store.py)."""
     lock_timeout_seconds: NonNegativeFloat = 600.0
+    verify_before_build: VerifyMode = "full"
+    """How nightly, score and ingest check the generation they build on: full (re-hash every
+    file) or quick (sizes and Parquet row counts)."""
+    signing_key: Annotated[
+        Path | None,
+        Field(strict=False),
+        BeforeValidator(_key_file_named),
+        AfterValidator(_key_file),
+    ] = None
+    """An Ed25519 private key (PEM), outside the home: each commit signs its head (signing.py)."""
 
 
 def _known_columns(mappings: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:

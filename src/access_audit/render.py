@@ -12,7 +12,7 @@ from access_audit.schema import TABLES_BY_NAME
 if TYPE_CHECKING:
     import polars as pl
 
-    from access_audit.workspace import IngestReport, WorkspaceStatus
+    from access_audit.workspace import IngestReport, VerifyReport, WorkspaceStatus
 
 
 def render_ingest_report(console: Console, err_console: Console, report: IngestReport) -> None:
@@ -355,3 +355,25 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return _text(value)
+
+
+def render_verify(console: Console, report: VerifyReport) -> None:
+    """One line per chain: ok with its head (the hash to publish), or the first broken place."""
+    for check in report.checks:
+        if check.ok:
+            head = check.head or "none (empty)"
+            if check.name == "store" and report.current is not None and check.head:
+                head = f"g{report.current:06d}:{check.head}"
+            line = f"{check.name}: ok, {check.items} link(s), head {head}"
+        else:
+            line = f"{check.name}: BROKEN: {check.problem}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    how = "sizes and row counts" if report.quick else "re-hashed"
+    console.print(
+        f"{report.files_read} file(s) {how}, {report.bytes_read / 1e6:.1f} MB, "
+        f"{report.seconds:.1f}s",
+        markup=False,
+        highlight=False,
+    )

@@ -1,39 +1,71 @@
-"""Generations of Parquet stores: every write is all-or-nothing, and readers never see half a run.
+"""Generations of Parquet stores: every write is all-or-nothing, readers never see half a run, and
+every committed file is tamper-evident.
 
 Layout under ``<home>/store``::
 
-    CURRENT                      name of the committed generation, replaced atomically
+    CURRENT                      name of the committed generation and its head hash, replaced
+                                 atomically
     g000012/                     a complete, immutable snapshot of every table
-        _generation.json
+        _generation.json         run id, command, parent, commit time
+        _manifest.json           every other file's path, SHA-256, size and rows, chained to
+                                 g000011's manifest (see ``manifest.py``)
         access_events/day=2026-11-21/part-<run>.parquet
         staff/part-<run>.parquet
         ...
     .staging-<run>/              a transaction in progress (removed on failure)
 
 A transaction starts by hard-linking the current generation into a staging folder (cheap: no data
-is copied), writes only new files there (a file is never rewritten in place, so the inode the older
-generation links to is never touched), then renames staging to the next generation and swaps
-``CURRENT``. A crash at any point before that swap leaves the previous generation current. Old
-generations are kept (``keep_generations``) so an analyst's open DuckDB session, which points at
-the generation it was opened on, stays consistent while the nightly job commits.
+is copied), writes only new files there, then renames staging to the next generation and swaps
+``CURRENT``. A crash at any point before that swap leaves the previous generation current.
+
+Files are written once and never changed: each is written under a temporary name, made read-only
+(0400) and renamed into place; removing a file from a table unlinks it from the staging folder only.
+Hard links between generations are safe because nothing rewrites a file in place, and the
+manifests catch anything that does: a file shared by five generations is listed, with its hash, in
+five chained manifests. ``nightly``, ``score`` and ``ingest`` check the generation they build on
+before building (``[store] verify_before_build``) and refuse if it is damaged.
+
+Pruning (after each commit) goes by time, not count, because what must survive is every generation
+an analyst's open DuckDB session may still read: a session reads the generation that was current
+when its database file was built. A generation stopped being current when the next one was
+committed, so it is kept while that commit is less than ``keep_hours`` old (default 36: an
+analyst's day and a night, with margin). The newest ``keep_generations`` are kept whatever their
+age, the current one always, and only the oldest are removed, so the kept generations are
+contiguous and their manifests still chain.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from access_audit.errors import AccessAuditError, WorkspaceBusyError
+from access_audit.integrity import GENESIS, file_sha256
+from access_audit.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    CheckMode,
+    FileEntry,
+    Manifest,
+    ManifestError,
+    StoreVerification,
+    build_manifest,
+    generation_name,
+    read_manifest,
+    walk_chain,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,16 +73,13 @@ if TYPE_CHECKING:
 CURRENT_FILE = "CURRENT"
 GENERATION_META = "_generation.json"
 _STAGING_PREFIX = ".staging-"
+_READ_ONLY = 0o400
 _GENERATION_PREFIX = "g"
 
 
 def new_run_id() -> str:
     """Sortable, unique: UTC time to the second plus a random suffix."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-
-
-def _generation_name(number: int) -> str:
-    return f"{_GENERATION_PREFIX}{number:06d}"
 
 
 def _generation_number(name: str) -> int | None:
@@ -80,26 +109,56 @@ class Generation:
         return loaded
 
 
+class StoreDamagedError(AccessAuditError):
+    """A committed generation no longer matches its manifest: nothing is built on it."""
+
+
+Clock = Callable[[], datetime]
+
+
 class Store:
     """The generations under one home, and the lock that serialises writers."""
 
-    def __init__(self, root: Path, keep_generations: int = 5, lock_timeout: float = 600.0):
+    def __init__(
+        self,
+        root: Path,
+        keep_generations: int = 5,
+        lock_timeout: float = 600.0,
+        keep_hours: float = 36.0,
+        clock: Clock | None = None,
+        signing_key: Path | None = None,
+    ):
         self.root = root
         self.keep_generations = keep_generations
         self.lock_timeout = lock_timeout
+        self.keep_hours = keep_hours
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.signing_key = signing_key
+        """An Ed25519 private key (PEM) outside the home: each commit signs its head with it."""
 
     # -- reading -------------------------------------------------------------------------------
     def current(self) -> Generation | None:
-        pointer = self.root / CURRENT_FILE
-        if not pointer.exists():
+        pointer = self._read_pointer()
+        if pointer is None:
             return None
-        name = pointer.read_text(encoding="utf-8").strip()
+        name = pointer[0]
         number = _generation_number(name)
         if number is None or not (self.root / name).is_dir():
             raise AccessAuditError(
-                f"{pointer}: names no generation ('{name}'); the store is damaged"
+                f"{self.root / CURRENT_FILE}: names no generation ('{name}'); the store is damaged"
             )
         return Generation(number, self.root / name)
+
+    def recorded_head(self) -> str | None:
+        """The head hash ``CURRENT`` records (None on a home made before manifests)."""
+        pointer = self._read_pointer()
+        return pointer[1] if pointer is not None and len(pointer) > 1 else None
+
+    def _read_pointer(self) -> list[str] | None:
+        pointer = self.root / CURRENT_FILE
+        if not pointer.exists():
+            return None
+        return pointer.read_text(encoding="utf-8").split() or [""]
 
     def generations(self) -> list[Generation]:
         if not self.root.exists():
@@ -111,18 +170,65 @@ class Store:
                 found.append(Generation(number, child))
         return sorted(found, key=lambda g: g.number)
 
+    def committed(self) -> list[Generation]:
+        """Kept generations up to the current one (not a commit's debris beyond it)."""
+        current = self.current()
+        if current is None:
+            return []
+        return [g for g in self.generations() if g.number <= current.number]
+
+    # -- verifying -----------------------------------------------------------------------------
+    def verify(self, mode: CheckMode = "full", public_key: Path | None = None) -> StoreVerification:
+        """Walk every kept generation's manifest and files (see ``manifest.walk_chain``); with
+        ``public_key``, the current generation's head must also carry its signature."""
+        with self.lock(shared=True):
+            committed = self.committed()
+            walked = walk_chain([(g.number, g.path) for g in committed], self.recorded_head(), mode)
+            if public_key is None or not walked.check.ok:
+                return walked
+            if not committed or walked.check.head is None:
+                return walked.failing("the store has no manifest to check a signature against")
+            from access_audit.signing import signature_problem
+
+            current = committed[-1]
+            return walked.failing(
+                signature_problem(current.path, public_key, current.number, walked.check.head)
+            )
+
+    def check_current(self, mode: CheckMode) -> None:
+        """Raise StoreDamagedError unless the current generation matches its manifest, chains
+        to its parent and is the head ``CURRENT`` records. Call with the lock held."""
+        current = self.current()
+        if current is None:
+            return
+        chain = [(g.number, g.path) for g in self.committed()[-2:]]
+        check = walk_chain(chain, self.recorded_head(), mode, files_from=current.number).check
+        if not check.ok:
+            raise StoreDamagedError(
+                f"the store is damaged, so nothing was built on it: {check.problem} "
+                "(`access-audit verify` checks every generation)"
+            )
+
     # -- writing -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the home's write lock; wait up to ``lock_timeout`` seconds for another writer."""
-        self.root.mkdir(parents=True, exist_ok=True)
+    def lock(self, shared: bool = False) -> Iterator[None]:
+        """Hold the home's write lock (or, ``shared``, keep writers out while reading); wait up to
+        ``lock_timeout`` seconds for another process."""
         lock_path = self.root / ".lock"
-        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if shared:
+            if not lock_path.exists():
+                yield
+                return
+            handle = os.open(lock_path, os.O_RDONLY)
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + self.lock_timeout
+        kind = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         try:
             while True:
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(handle, kind | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
@@ -137,11 +243,18 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(
-        self, run_id: str, meta: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        meta: Mapping[str, Any] | None = None,
+        verify: CheckMode | None = None,
     ) -> Iterator[Transaction]:
-        """Stage changes on top of the current generation; commit only if the block succeeds."""
+        """Stage changes on top of the current generation; commit only if the block succeeds.
+
+        With ``verify``, first check the generation it builds on (StoreDamagedError if broken)."""
         with self.lock():
             self._remove_debris()
+            if verify is not None:
+                self.check_current(verify)
             base = self.current()
             staging = self.root / f"{_STAGING_PREFIX}{run_id}"
             if base is not None:
@@ -165,14 +278,39 @@ class Store:
             "number": number,
             "run_id": txn.run_id,
             "parent": txn.base.number if txn.base else None,
-            "committed_at": datetime.now(UTC).isoformat(),
+            "committed_at": self.clock().isoformat(),
             **meta,
         }
-        (txn.path / GENERATION_META).write_text(json.dumps(info, default=str), encoding="utf-8")
-        target = self.root / _generation_name(number)
+        meta_path = txn.path / GENERATION_META
+        meta_path.write_text(json.dumps(info, default=str), encoding="utf-8")
+        txn.record_written(meta_path, rows=None)
+        try:
+            manifest = self._staged_manifest(txn, number)
+        except ManifestError as exc:
+            message = f"the store is damaged, so nothing was built on it: {exc}"
+            raise StoreDamagedError(message) from None
+
+        _make_read_only(txn.path, manifest)
+        head = write_manifest(txn.path, manifest)
+        if self.signing_key is not None:
+            from access_audit.signing import write_signature
+
+            write_signature(txn.path, self.signing_key, number, head)
+        target = self.root / generation_name(number)
         os.replace(txn.path, target)
-        _write_atomically(self.root / CURRENT_FILE, _generation_name(number) + "\n")
+        _write_atomically(self.root / CURRENT_FILE, f"{generation_name(number)} {head}\n")
         return Generation(number, target)
+
+    def _staged_manifest(self, txn: Transaction, number: int) -> Manifest:
+        parent = read_manifest(txn.base.path) if txn.base else None
+        return build_manifest(
+            txn.path,
+            number,
+            parent[1] if parent else GENESIS,
+            txn.written,
+            txn.removed,
+            (txn.base.path.name, parent[0]) if txn.base and parent else None,
+        )
 
     def _remove_debris(self) -> None:
         """Staging folders of crashed runs, and generations renamed but never made current."""
@@ -184,9 +322,33 @@ class Store:
                 shutil.rmtree(child, ignore_errors=True)
 
     def _prune(self) -> None:
-        generations = self.generations()
-        for old in generations[: -self.keep_generations]:
+        """Remove the oldest generations no session can still hold (the rule is in the module
+        docstring): stop at the first one to keep, so the kept ones stay contiguous."""
+        generations = self.committed()
+        cutoff = self.clock() - timedelta(hours=self.keep_hours)
+        removable = len(generations) - max(self.keep_generations, 1)
+        for old, successor in itertools.pairwise(generations[: removable + 1]):
+            if _committed_at(successor) >= cutoff:
+                break
             shutil.rmtree(old.path, ignore_errors=True)
+
+
+def _committed_at(generation: Generation) -> datetime:
+    """When a generation was committed: its metadata, else its folder's modification time."""
+    try:
+        parsed = datetime.fromisoformat(str(generation.meta()["committed_at"]))
+    except (ValueError, KeyError, OSError):
+        return datetime.fromtimestamp(generation.path.stat().st_mtime, UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _make_read_only(folder: Path, manifest: Manifest) -> None:
+    """Every committed file read-only: files written by this transaction already are; this
+    covers the metadata and files of a home made before files were written read-only."""
+    for entry in manifest.files:
+        path = folder / entry.path
+        if path.stat().st_mode & 0o777 != _READ_ONLY:
+            path.chmod(_READ_ONLY)
 
 
 class Transaction:
@@ -198,6 +360,10 @@ class Transaction:
         self.base = base
         self.changed = False
         self.committed: Generation | None = None
+        self.written: dict[str, FileEntry] = {}
+        """Files this transaction wrote, described as written (so a commit hashes only these)."""
+        self.removed: set[str] = set()
+        """Files of the base this transaction unlinked on purpose."""
 
     def table_path(self, table: str) -> Path:
         return self.path / table
@@ -212,6 +378,8 @@ class Transaction:
         shutil.rmtree(child_path, ignore_errors=True)
         _link_tree(self.path, child_path)
         child = Transaction(child_path, self.run_id, self.base)
+        child.written = dict(self.written)
+        child.removed = set(self.removed)
         try:
             yield child
         except BaseException:
@@ -222,6 +390,8 @@ class Transaction:
             os.replace(self.path, discarded)
             os.replace(child_path, self.path)
             shutil.rmtree(discarded, ignore_errors=True)
+            self.written = child.written
+            self.removed = child.removed
             self.changed = True
         else:
             shutil.rmtree(child_path, ignore_errors=True)
@@ -263,16 +433,31 @@ class Transaction:
     def _unlink_files(self, files: Sequence[Path]) -> None:
         for file in files:
             file.unlink()
+            self.removed.add(file.relative_to(self.path).as_posix())
         if files:
             self.changed = True
 
     def _write(self, target: Path, frame: pl.DataFrame) -> Path:
+        """Write once: a temporary file, made read-only, described, renamed into place."""
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp")
         frame.write_parquet(temporary, compression="zstd", statistics=True)
+        temporary.chmod(_READ_ONLY)
+        entry = self._describe(temporary, target, frame.height)
         os.replace(temporary, target)
+        self.written[entry.path] = entry
         self.changed = True
         return target
+
+    def record_written(self, path: Path, rows: int | None) -> None:
+        """Describe a file written into the staging folder by other means (the metadata)."""
+        path.chmod(_READ_ONLY)
+        entry = self._describe(path, path, rows)
+        self.written[entry.path] = entry
+
+    def _describe(self, written: Path, target: Path, rows: int | None) -> FileEntry:
+        relative = target.relative_to(self.path).as_posix()
+        return FileEntry(relative, file_sha256(written), written.stat().st_size, rows)
 
 
 def _partition_text(value: object) -> str:
@@ -287,7 +472,7 @@ def _link_tree(source: Path, target: Path) -> None:
         relative = Path(folder).relative_to(source)
         (target / relative).mkdir(parents=True, exist_ok=True)
         for name in files:
-            if name == GENERATION_META:
+            if name in (GENERATION_META, MANIFEST_NAME, SIGNATURE_NAME):
                 continue
             os.link(Path(folder) / name, target / relative / name)
 

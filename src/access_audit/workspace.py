@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,8 @@ from access_audit.errors import (
     storage_problem,
     write_traceback,
 )
-from access_audit.store import Generation, Store, new_run_id
+from access_audit.integrity import ChainCheck
+from access_audit.store import Generation, Store, StoreDamagedError, Transaction, new_run_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -103,6 +105,28 @@ class TableCount:
     rows: int
 
 
+ChainProducer = Callable[[], ChainCheck]
+"""Walks one hash chain (the store, an append-only log) and says where it is broken."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Every chain of a home, walked by ``verify``."""
+
+    checks: list[ChainCheck]
+    notes: list[str]
+    current: int | None
+    """The generation whose head the store's check reports."""
+    quick: bool
+    files_read: int
+    bytes_read: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
 @dataclass(frozen=True)
 class WorkspaceStatus:
     home: Path
@@ -120,10 +144,20 @@ class Workspace:
 
         self.home = home
         self.config = config if config is not None else load_config(home)
+        key = self.config.store.signing_key
+        if key is not None:
+            key = key if key.is_absolute() else home / key
+            if key.resolve().is_relative_to(home.resolve()):
+                raise AccessAuditError(
+                    f"[store] signing_key {key} is inside the home: keep it where the home's "
+                    "writers cannot read it"
+                )
         self.store = Store(
             home / "store",
             keep_generations=self.config.store.keep_generations,
             lock_timeout=self.config.store.lock_timeout_seconds,
+            keep_hours=self.config.store.keep_hours,
+            signing_key=key,
         )
 
     @classmethod
@@ -206,6 +240,46 @@ class Workspace:
             frame = frame.head(limit)
         return frame.collect()
 
+    # -- integrity -----------------------------------------------------------------------------
+    def verify(
+        self,
+        quick: bool = False,
+        published_head: str | None = None,
+        public_key: Path | None = None,
+    ) -> VerifyReport:
+        """Walk every hash chain of the home: the store's generations (each manifest, and each
+        file re-hashed, or with ``quick`` only its size and row count), then the logs'. With
+        ``published_head`` (``g000012:<hex>``), that generation's head must match it; with
+        ``public_key``, the current head must be signed with its private key."""
+        started = time.monotonic()
+        store = self.store.verify("quick" if quick else "full", public_key)
+        if published_head is not None:
+            store = store.compared_with(published_head)
+        checks = [store.check, *(walk() for walk in self._log_chains())]
+        return VerifyReport(
+            checks=checks,
+            notes=[store.note] if store.note else [],
+            current=max(store.heads, default=None),
+            quick=quick,
+            files_read=store.files_read,
+            bytes_read=store.bytes_read,
+            seconds=time.monotonic() - started,
+        )
+
+    def _log_chains(self) -> list[ChainProducer]:
+        """The append-only logs' chains, walked after the store's: one entry per log, e.g.
+        ``functools.partial(verify_ledger, path, "reviews")``."""
+        return []
+
+    def _building(
+        self, run_id: str, command: str
+    ) -> contextlib.AbstractContextManager[Transaction]:
+        """A store transaction that first checks the generation it builds on and refuses
+        (StoreDamagedError) if it no longer matches its manifest."""
+        return self.store.transaction(
+            run_id, {"command": command}, verify=self.config.store.verify_before_build
+        )
+
     # -- writing -------------------------------------------------------------------------------
     def ingest(
         self, drops: Sequence[Path], progress: ProgressCallback | None = None
@@ -223,10 +297,7 @@ class Workspace:
                 started = datetime.now(UTC)
                 run_id = new_run_id()
                 try:
-                    with (
-                        self._writing_stores(),
-                        self.store.transaction(run_id, {"command": "ingest"}) as txn,
-                    ):
+                    with self._writing_stores(), self._building(run_id, "ingest") as txn:
                         result = ingest_drop(txn, drop, self.config.ingest, progress)
                 except BaseException as exc:
                     alone = _fails_the_drop_alone(exc)
@@ -263,10 +334,7 @@ class Workspace:
             try:
                 self._clean_debris()
                 rules = self.rules
-                with (
-                    self._writing_stores(),
-                    self.store.transaction(run_id, {"command": "score"}) as txn,
-                ):
+                with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
                     report = write_scored(txn, wanted, rules, started, self.models.current())
@@ -325,10 +393,7 @@ class Workspace:
         from access_audit.score.run import days_to_rescore, stored_days, write_scored
 
         rules = self.rules
-        with (
-            self._writing_stores(),
-            self.store.transaction(run_id, {"command": "nightly"}) as txn,
-        ):
+        with self._writing_stores(), self._building(run_id, "nightly") as txn:
             touched: set[date] = set()
             for drop in discovered:
                 try:
@@ -767,7 +832,7 @@ def _fails_the_drop_alone(exc: BaseException) -> bool:
     """A drop's own problem (bad files), or a bug met while reading it, fails that drop and the
     other drops are still tried; a refused write (disk full) or an interrupt stops the run."""
     if isinstance(exc, AccessAuditError):
-        return not isinstance(exc, StorageError)
+        return not isinstance(exc, StorageError | StoreDamagedError)
     return isinstance(exc, Exception) and storage_problem(exc) is None
 
 
