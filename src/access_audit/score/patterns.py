@@ -15,7 +15,12 @@ import numpy as np
 import polars as pl
 from sklearn.covariance import MinCovDet
 
-from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, score_from_points
+from access_audit.score.flags import (
+    FLAG_EVENT_SCHEMA,
+    FLAG_SCHEMA,
+    flag_id_part,
+    score_from_points,
+)
 from access_audit.score.rules import Rules, fmt
 
 MODEL_VERSION = "pattern-mcd-1"
@@ -189,7 +194,12 @@ def patterns(
             pl.col("z").round(1),
         )
     )
-    identity = fmt("F{}-{}-pattern-{}", pl.col("day").dt.strftime("%Y%m%d"), "user_id", "feature")
+    identity = fmt(
+        "F{}-{}-pattern-{}",
+        pl.col("day").dt.strftime("%Y%m%d"),
+        flag_id_part("user_id"),
+        flag_id_part("feature"),
+    )
     out = flags.select(
         flag_id=identity,
         kind=pl.lit("pattern"),
