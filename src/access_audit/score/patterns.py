@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 import polars as pl
-from sklearn.covariance import MinCovDet
 
 from access_audit.score.flags import (
     FLAG_EVENT_SCHEMA,
@@ -66,6 +65,10 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         spread = np.full(len(names), MIN_SPREAD)
         varying = matrix.var(axis=0) > 1e-12
         if varying.any():
+            # imported here: scikit-learn takes seconds to import, and `review` needs the rules
+            # (this package) but never a peer model
+            from sklearn.covariance import MinCovDet
+
             try:
                 with warnings.catch_warnings():
                     # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
