@@ -291,3 +291,13 @@ def test_a_home_from_the_previous_version_is_migrated_once(home: Workspace) -> N
     )
     with again.connect() as session:
         assert session.execute("SELECT count(*) FROM reviews").fetchone() == (3,)
+
+
+def test_any_text_in_a_note_round_trips(home: Workspace) -> None:
+    note = 'line one\u2028line two\r\n"quoted" — Zoë\'s {json} \x00 end'
+    home.review(FIRST, status="under_review", outcome=None, note=note)
+    assert home.scan("reviews").select("note").collect().item() == note
+    with home.connect() as session:
+        assert session.execute("SELECT note FROM reviews").fetchone() == (note,)
+    assert all(b < 0x80 for b in home.reviews_ledger.path.read_bytes())
+    assert home.verify_ledgers()[0].ok

@@ -41,8 +41,9 @@ _TAIL_CHUNK = 1 << 16
 
 
 def canonical_json(record: Mapping[str, Any]) -> bytes:
-    """The bytes a line's hash covers: sorted keys, no spaces, UTF-8."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The bytes a line's hash covers: sorted keys, no spaces, ASCII (anything else escaped, so
+    no character in a note can look like a line break to a line-oriented reader)."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 def chained_line(previous: str, record: Mapping[str, Any]) -> tuple[bytes, str]:
@@ -186,7 +187,7 @@ class Ledger:
         in order, rewritten as a chain; unreadable lines go to the quarantine file. Returns how
         many lines were chained (0 when there was nothing to do). Call under ``locked()``."""
         data = self.path.read_bytes() if self.path.exists() else b""
-        parsed = [(raw, _json_object(raw)) for raw in data.splitlines() if raw.strip()]
+        parsed = [(raw, _json_object(raw)) for raw in data.split(b"\n") if raw.strip()]
         if not parsed or any(r is not None and "hash" in r for _, r in parsed):
             return 0
         chained: list[bytes] = []

@@ -77,10 +77,12 @@ def decide(
     missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
     if missing:
         raise AccessAuditError(f"decisions lack column(s) {', '.join(missing)}")
-    known = flags.select("flag_id", "user_id", "subject_id", known=pl.lit(True)).unique("flag_id")
+    wanted = _normalised(decisions)
+    known = _flags_named(flags, wanted["flag_id"]).select(
+        "flag_id", "user_id", "subject_id", known=pl.lit(True)
+    )
     checked = (
-        _normalised(decisions)
-        .lazy()
+        wanted.lazy()
         .join(known, on="flag_id", how="left", maintain_order="left")
         .with_columns(problem=_first_problem())
         .collect()
@@ -106,6 +108,16 @@ def decide(
 
 
 DECISION_COLUMNS = ("flag_id", "status", "outcome", "note", "reviewer")
+
+
+def _flags_named(flags: pl.LazyFrame, flag_ids: pl.Series) -> pl.LazyFrame:
+    """The flags with these ids, reading only the days the ids name (``F<yyyymmdd>-…``), so a
+    review does not scan every stored day."""
+    ids = flag_ids.drop_nulls().unique()
+    days = ids.str.slice(1, 8).str.to_date("%Y%m%d", strict=False).drop_nulls().unique()
+    return flags.filter(
+        pl.col("day").is_in(days.implode()) & pl.col("flag_id").is_in(ids.implode())
+    )
 
 
 def _normalised(decisions: pl.DataFrame) -> pl.DataFrame:
