@@ -165,12 +165,7 @@ class Ledger:
             "sha256": hashlib.sha256(fragment).hexdigest(),
             "fragment_base64": base64.b64encode(fragment).decode("ascii"),
         }
-        quarantine = os.open(self.quarantine_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            _write_all(quarantine, canonical_json(entry) + b"\n")
-            os.fsync(quarantine)
-        finally:
-            os.close(quarantine)
+        self._set_aside(entry)
         os.ftruncate(handle, torn_at)
         os.fsync(handle)
         return {
@@ -210,18 +205,26 @@ class Ledger:
         return len(chained)
 
     def _quarantine_bytes(self, raw: bytes) -> None:
-        entry = {
-            "quarantined_at": utc_text(datetime.now(UTC)),
-            "ledger": self.path.name,
-            "sha256": hashlib.sha256(raw).hexdigest(),
-            "fragment_base64": base64.b64encode(raw).decode("ascii"),
-        }
+        self._set_aside(
+            {
+                "quarantined_at": utc_text(datetime.now(UTC)),
+                "ledger": self.path.name,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "fragment_base64": base64.b64encode(raw).decode("ascii"),
+            }
+        )
+
+    def _set_aside(self, entry: Mapping[str, Any]) -> None:
+        """Append one entry to the quarantine file, durably, before the log itself changes."""
+        existed = self.quarantine_path.exists()
         handle = os.open(self.quarantine_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             _write_all(handle, canonical_json(entry) + b"\n")
             os.fsync(handle)
         finally:
             os.close(handle)
+        if not existed:
+            _fsync_folder(self.path.parent)
 
 
 def verify_ledger(path: Path, name: str) -> ChainCheck:
