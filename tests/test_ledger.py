@@ -45,7 +45,7 @@ def test_a_missing_log_is_an_empty_valid_chain(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "line", "words"),
     [
-        ("delete_first", 1, "does not follow"),
+        ("delete_first", 1, "does not start the chain"),
         ("delete_middle", 2, "does not follow"),
         ("edit", 3, "edited"),
         ("swap", 2, "does not follow"),

@@ -215,8 +215,8 @@ def test_verify_names_a_deleted_view_line_and_an_edited_review(home: Workspace) 
 
     views = home.views_ledger.path.read_text().splitlines(keepends=True)
     home.views_ledger.path.write_text(views[0] + views[2])
-    reviews = home.reviews_ledger.path.read_text().replace("no_case_to_answer", "dismissed")
-    home.reviews_ledger.path.write_text(reviews)
+    reviews = home.reviews_ledger.path.read_text()
+    home.reviews_ledger.path.write_text(reviews.replace("no_case_to_answer", "dismissed"))
     checks = {check.name: check for check in home.verify_ledgers()}
     assert checks["flag_views"].problem == (
         "flag_views.jsonl line 2: does not follow the line before it "
@@ -224,6 +224,10 @@ def test_verify_names_a_deleted_view_line_and_an_edited_review(home: Workspace) 
     )
     assert checks["reviews"].problem == (
         "reviews.jsonl line 2: its content does not match its hash (edited)"
+    )
+    home.reviews_ledger.path.write_text(reviews.splitlines(keepends=True)[1])  # first deleted
+    assert home.verify_ledgers()[0].problem == (
+        "reviews.jsonl line 1: does not start the chain (a line before it was deleted)"
     )
 
 
@@ -241,7 +245,11 @@ def test_a_truncated_last_line_breaks_no_reader(home: Workspace) -> None:
         assert session.execute(
             "SELECT status FROM flag_queue WHERE flag_id = $id", {"id": FIRST}
         ).fetchone() == ("under_review",)
-    assert [c.ok for c in home.verify_ledgers()] == [False, False]
+    problems = [check.problem for check in home.verify_ledgers()]
+    assert problems == [
+        "reviews.jsonl line 2: unterminated (a torn write); the next append moves it aside",
+        "flag_views.jsonl line 2: unterminated (a torn write); the next append moves it aside",
+    ]
     home.review(FIRST, status="closed", outcome="no_case_to_answer", note="again")
     assert home.verify_ledgers()[0].ok
     assert home.flags(min_score=0, status="closed")["flag_id"].to_list() == [FIRST]

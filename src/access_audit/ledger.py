@@ -255,6 +255,8 @@ def _line_problem(raw: bytes, previous: str) -> str | None:
         return "not a JSON object"
     if not isinstance(entry.get("prev"), str) or not isinstance(entry.get("hash"), str):
         return "not chained (no prev/hash)"
+    if entry["prev"] != previous and previous == GENESIS:
+        return "does not start the chain (a line before it was deleted)"
     if entry["prev"] != previous:
         return "does not follow the line before it (a line was deleted, inserted or reordered)"
     body = {k: v for k, v in entry.items() if k not in CHAIN_FIELDS}
