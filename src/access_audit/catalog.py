@@ -17,7 +17,7 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from access_audit.store import Generation
-from access_audit.tables import StoredTable, stored_tables
+from access_audit.tables import REVIEWS, StoredTable, stored_tables
 
 DATABASE_NAME = "access-audit.duckdb"
 TEMPORARY_DATABASE = re.compile(rf"^\.{re.escape(DATABASE_NAME)}\.(?P<pid>\d+)\.tmp(\.wal)?$")
@@ -94,20 +94,67 @@ def _runs_view_sql(runs_dir: Path) -> str:
     )
 
 
-def _flag_views_sql(home: Path) -> str:
-    log = home / "audit" / "flag_views.jsonl"
-    if log.exists() and log.stat().st_size:
-        return (
-            "CREATE VIEW flag_views AS SELECT CAST(viewed_at AS TIMESTAMPTZ) AS viewed_at, viewer, "
-            "command, flag_ids, subject_ids FROM read_json("
-            f"{sql_string_literal(str(log))}, format = 'newline_delimited', "
-            "columns = {viewed_at: 'VARCHAR', viewer: 'VARCHAR', command: 'VARCHAR', "
-            "flag_ids: 'VARCHAR[]', subject_ids: 'VARCHAR[]'})"
+def _ledger_view_sql(
+    name: str, log: Path, columns: dict[str, str], select: str, present: str
+) -> str:
+    """A view straight over a hash-chained log (``access_audit.ledger``), so a new line shows at
+    once without rebuilding the database. ``ignore_errors`` turns a torn (unterminated) last line
+    into a row of nulls, which ``present`` (a column every real line has) filters out."""
+    if log.exists():
+        spec = ", ".join(
+            f"{quote_identifier(c)}: {sql_string_literal(t)}" for c, t in columns.items()
         )
+        return (
+            f"CREATE VIEW {quote_identifier(name)} AS SELECT {select} FROM read_json("
+            f"{sql_string_literal(str(log))}, format = 'newline_delimited', "
+            f"ignore_errors = true, columns = {{{spec}}}) WHERE {present} IS NOT NULL"
+        )
+    empty = ", ".join(
+        f"CAST(NULL AS {kind}) AS {quote_identifier(column)}" for column, kind in columns.items()
+    )
     return (
-        "CREATE VIEW flag_views AS SELECT CAST(NULL AS TIMESTAMPTZ) AS viewed_at, "
-        "CAST(NULL AS VARCHAR) AS viewer, CAST(NULL AS VARCHAR) AS command, "
-        "CAST(NULL AS VARCHAR[]) AS flag_ids, CAST(NULL AS VARCHAR[]) AS subject_ids WHERE false"
+        f"CREATE VIEW {quote_identifier(name)} AS SELECT {select} FROM (SELECT {empty}) WHERE false"
+    )
+
+
+REVIEW_LOG_COLUMNS = {
+    **{column: "VARCHAR" for column in REVIEWS.schema().names()},
+    "recorded_uid": "BIGINT",
+    "recorded_login": "VARCHAR",
+}
+VIEW_LOG_COLUMNS = {
+    "viewed_at": "VARCHAR",
+    "viewer": "VARCHAR",
+    "uid": "BIGINT",
+    "login": "VARCHAR",
+    "command": "VARCHAR",
+    "flag_ids": "VARCHAR[]",
+    "subject_ids": "VARCHAR[]",
+}
+
+
+def _reviews_sql(home: Path) -> str:
+    """Every decision (``tables.REVIEWS`` columns), then the uid and login that recorded it."""
+    columns = [
+        f"CAST({c} AS TIMESTAMPTZ) AS {c}" if c in ("reviewed_at", "suppress_until") else c
+        for c in REVIEW_LOG_COLUMNS
+    ]
+    return _ledger_view_sql(
+        "reviews",
+        home / "audit" / "reviews.jsonl",
+        REVIEW_LOG_COLUMNS,
+        ", ".join(columns),
+        "review_id",
+    )
+
+
+def _flag_views_sql(home: Path) -> str:
+    select = (
+        "CAST(viewed_at AS TIMESTAMPTZ) AS viewed_at, viewer, uid, login, command, flag_ids, "
+        "subject_ids"
+    )
+    return _ledger_view_sql(
+        "flag_views", home / "audit" / "flag_views.jsonl", VIEW_LOG_COLUMNS, select, "viewed_at"
     )
 
 
@@ -149,6 +196,7 @@ def _write_views(
         for table in stored_tables():
             connection.execute(_table_view_sql(table, generation))
         connection.execute(_runs_view_sql(runs_dir))
+        connection.execute(_reviews_sql(home))
         connection.execute(_flag_views_sql(home))
         number = generation.number if generation is not None else 0
         connection.execute(

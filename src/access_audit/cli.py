@@ -406,7 +406,7 @@ def review(
     ctx: typer.Context,
     flag_id: Annotated[str, typer.Argument(help="The flag decided on.")],
     status: Annotated[str, typer.Option(help="open, under_review or closed.")],
-    note: Annotated[str, typer.Option(help="Why: what was checked and found.")],
+    note: Annotated[str, typer.Option(help="Why: what was checked and found (required).")] = "",
     outcome: Annotated[
         str | None,
         typer.Option(
@@ -417,7 +417,11 @@ def review(
         ),
     ] = None,
     purpose: Annotated[
-        str | None, typer.Option(help="For legitimate_purpose: the purpose (e.g. the assignment).")
+        str | None,
+        typer.Option(
+            help="With legitimate_purpose, and only then (required): the purpose, e.g. the "
+            "assignment that was never recorded."
+        ),
     ] = None,
     reviewer: Annotated[
         str | None, typer.Option(help="Who decided (default: the logged-in user).")

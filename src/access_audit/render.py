@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from access_audit.schema import TABLES_BY_NAME
@@ -222,6 +223,8 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
         reasons = _reason_line((row["reasons"] or [])[:3])
         if row["note"]:
             reasons += f"\n[italic]{row['note']}[/]"
+        if row.get("review_note"):
+            reasons += f"\n[bold]review:[/] {escape(row['review_note'])}"
         accesses = f"{len(row['events'] or [])} access(es) {row['first_access_at']:%d %b %H:%M}"
         table.add_row(
             f"{row['score']:.0f}", f"{row['flag_id']}\n[dim]{accesses}[/]", status, reasons

@@ -199,6 +199,8 @@ REVIEWS = StoredTable(
     ),
     description="Analysts' decisions on flags: append-only history, latest wins.",
 )
+"""The review history's schema. Not a stored table: decisions live in the review ledger
+(``audit/reviews.jsonl``, see ``access_audit.review.log``), outside the generations."""
 
 _REGISTRY: dict[str, StoredTable] = {}
 
@@ -212,7 +214,7 @@ for _spec in TABLES:
     register(_export_table(_spec))
 register(LOADED_FILES)
 register(REJECTED_ROWS)
-for _table in (EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS, REVIEWS):
+for _table in (EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS):
     register(_table)
 
 

@@ -1,7 +1,9 @@
 """The one object behind the CLI, the nightly pipeline, the notebooks and the tests: a home folder.
 
 A home holds the Parquet stores (``store/``, in generations), the run log (``runs/``), the
-analysts' DuckDB database (``access-audit.duckdb``) and an optional ``access-audit.toml``.
+analysts' decisions and the view log (``audit/``, hash-chained ledgers kept apart from the
+generations), the analysts' DuckDB database (``access-audit.duckdb``) and an optional
+``access-audit.toml``.
 Everything in it is created owner-only: the stores hold victims' names.
 """
 
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from access_audit.config import Config
     from access_audit.evaluate import Evaluation
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
+    from access_audit.integrity import ChainCheck
+    from access_audit.ledger import Ledger
     from access_audit.report import Report
     from access_audit.review import Review
     from access_audit.review.detail import EventDetail, FlagDetail
@@ -105,10 +109,6 @@ class TableCount:
     rows: int
 
 
-ChainProducer = Callable[[], ChainCheck]
-"""Walks one hash chain (the store, an append-only log) and says where it is broken."""
-
-
 @dataclass(frozen=True)
 class VerifyReport:
     """Every chain of a home, walked by ``verify``."""
@@ -159,6 +159,7 @@ class Workspace:
             keep_hours=self.config.store.keep_hours,
             signing_key=key,
         )
+        self._ledgers_migrated = False
 
     @classmethod
     def open(cls, home: Path | str | None = None, *, create: bool = True) -> Workspace:
@@ -188,9 +189,12 @@ class Workspace:
         return self.store.current()
 
     def scan(self, table: str) -> pl.LazyFrame:
-        """A stored table of the current generation (typed and empty if nothing is loaded)."""
+        """A stored table of the current generation (typed and empty if nothing is loaded), or
+        ``reviews``: the review history, read from its ledger (``tables.REVIEWS``)."""
         from access_audit.tables import scan_stored, stored_table
 
+        if table == "reviews":
+            return self._scan_reviews()
         stored_table(table)
         current = self.generation()
         if current is None:
@@ -220,6 +224,7 @@ class Workspace:
             TableCount(t.name, int(self.scan(t.name).select(_len()).collect().item()))
             for t in stored_tables()
         ]
+        counts.append(TableCount("reviews", self._scan_reviews().collect().height))
         current = self.generation()
         return WorkspaceStatus(
             home=self.home,
@@ -255,7 +260,7 @@ class Workspace:
         store = self.store.verify("quick" if quick else "full", public_key)
         if published_head is not None:
             store = store.compared_with(published_head)
-        checks = [store.check, *(walk() for walk in self._log_chains())]
+        checks = [store.check, *self.verify_ledgers()]
         return VerifyReport(
             checks=checks,
             notes=[store.note] if store.note else [],
@@ -265,11 +270,6 @@ class Workspace:
             bytes_read=store.bytes_read,
             seconds=time.monotonic() - started,
         )
-
-    def _log_chains(self) -> list[ChainProducer]:
-        """The append-only logs' chains, walked after the store's: one entry per log, e.g.
-        ``functools.partial(verify_ledger, path, "reviews")``."""
-        return []
 
     def _building(
         self, run_id: str, command: str
@@ -337,7 +337,9 @@ class Workspace:
                 with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
-                    report = write_scored(txn, wanted, rules, started, self.models.current())
+                    report = write_scored(
+                        txn, wanted, rules, started, self.models.current(), self._reviews_now()
+                    )
                 committed = txn.committed
                 self._log_event("score", run_id, started, score=report, committed=committed)
                 self.refresh_catalog()
@@ -408,7 +410,9 @@ class Workspace:
                         DropFailure(drop.drop_id, failure_line(self._drop_failure(exc)))
                     )
             days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
-            report.score = write_scored(txn, days, rules, started, self.models.current())
+            report.score = write_scored(
+                txn, days, rules, started, self.models.current(), self._reviews_now()
+            )
         return txn.committed
 
     def stored_days(
@@ -458,18 +462,9 @@ class Workspace:
         self.score()
 
     def review_many(self, decisions: pl.DataFrame) -> int:
-        """Record many decisions at once (flag_id, status, outcome, note, reviewer): one
-        transaction, e.g. importing a case-management export."""
-        from access_audit.review import record_reviews
-
-        with (
-            owner_only(),
-            self._writing_stores(),
-            self.store.transaction(new_run_id(), {"command": "review"}) as txn,
-        ):
-            count = record_reviews(txn, decisions)
-        self.refresh_catalog()
-        return count
+        """Record many decisions at once (flag_id, status, outcome, note, reviewer[, purpose]),
+        e.g. importing a case-management export: checked as a whole, then appended together."""
+        return self._record_decisions(decisions).height
 
     # -- the review queue ----------------------------------------------------------------------
     def flags(
@@ -534,46 +529,104 @@ class Workspace:
         reviewer: str | None = None,
         purpose: str | None = None,
     ) -> Review:
-        """Record a decision on a flag (append-only; waits for a running job's lock)."""
-        from access_audit.review import record_review
+        """Record a decision on a flag in the review ledger (append-only; the store is untouched,
+        so it neither waits for a running job nor makes a generation)."""
+        import polars as pl
 
-        run_id = new_run_id()
-        suppress_days = int(self.rules.reviews["suppress_days"])
-        with (
-            owner_only(),
-            self._writing_stores(),
-            self.store.transaction(run_id, {"command": "review"}) as txn,
-        ):
-            review = record_review(
-                txn,
-                flag_id,
-                status=status,
-                outcome=outcome,
-                note=note,
-                reviewer=reviewer,
-                purpose=purpose,
-                suppress_days=suppress_days,
-            )
-        self.refresh_catalog()
-        return review
+        from access_audit.review import Review
+
+        decision = {
+            "flag_id": flag_id,
+            "status": status,
+            "outcome": outcome,
+            "note": note,
+            "reviewer": reviewer,
+            "purpose": purpose,
+        }
+        row = self._record_decisions(
+            pl.DataFrame([decision], schema=dict.fromkeys(decision, pl.String()))
+        ).row(0, named=True)
+        return Review(
+            review_id=row["review_id"],
+            flag_id=row["flag_id"],
+            status=row["status"],
+            outcome=row["outcome"],
+            reviewer=row["reviewer"],
+            reviewed_at=row["reviewed_at"],
+            suppress_until=row["suppress_until"],
+        )
+
+    def _record_decisions(self, decisions: pl.DataFrame) -> pl.DataFrame:
+        """The one path for every decision: check against the current flags, append to the
+        review ledger. The catalog's `reviews` view reads the ledger, so it is not rebuilt."""
+        from access_audit.review import decide
+        from access_audit.review.log import review_records
+
+        self._migrate_ledgers()
+        rows = decide(
+            decisions,
+            self.scan("flags"),
+            suppress_days=int(self.rules.reviews["suppress_days"]),
+            now=datetime.now(UTC),
+        )
+        with owner_only(), _writing(f"the review log {self.reviews_ledger.path}"):
+            self.reviews_ledger.append(review_records(rows))
+        return rows
 
     def record_view(self, command: str, flag_ids: Sequence[str], subjects: Sequence[str]) -> None:
-        """Who was shown which flags and subjects, when: an append-only log an auditor can query
-        (the `flag_views` view). Ids only; no names."""
-        from access_audit.review import default_reviewer
+        """Who was shown which flags and subjects, when: a hash-chained log an auditor can query
+        (the `flag_views` view) and verify. Ids only; no names."""
+        from access_audit.review.log import view_record
 
-        folder = self.home / "audit"
+        self._migrate_ledgers()
+        with owner_only(), _writing(f"the view log {self.views_ledger.path}"):
+            self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
+
+    # -- the ledgers ---------------------------------------------------------------------------
+    @property
+    def reviews_ledger(self) -> Ledger:
+        from access_audit.review.log import reviews_ledger
+
+        return reviews_ledger(self.home)
+
+    @property
+    def views_ledger(self) -> Ledger:
+        from access_audit.review.log import views_ledger
+
+        return views_ledger(self.home)
+
+    def verify_ledgers(self) -> list[ChainCheck]:
+        """Walk the review and view logs' hash chains; each check names its first broken line."""
+        from access_audit.ledger import verify_ledger
+
+        return [verify_ledger(ledger.path, ledger.name) for ledger in self._ledgers()]
+
+    def _ledgers(self) -> list[Ledger]:
+        return [self.reviews_ledger, self.views_ledger]
+
+    def _scan_reviews(self) -> pl.LazyFrame:
+        from access_audit.review.log import read_reviews
+
+        self._migrate_ledgers()
+        return read_reviews(self.reviews_ledger.complete_bytes())
+
+    def _reviews_now(self) -> pl.LazyFrame:
+        """The review history as it stands now, read once: a scoring run applies the same
+        decisions to every day it scores, whatever is appended while it runs."""
+        return self._scan_reviews().collect().lazy()
+
+    def _migrate_ledgers(self) -> None:
+        """Once per home: import the previous version's reviews and view log into the ledgers
+        (and rebuild the analysts' database, whose views then read them)."""
+        if self._ledgers_migrated:
+            return
+        from access_audit.review.log import migrate_ledgers
+
         with owner_only():
-            folder.mkdir(exist_ok=True, mode=0o700)
-            entry = {
-                "viewed_at": datetime.now(UTC).isoformat(),
-                "viewer": default_reviewer(),
-                "command": command,
-                "flag_ids": list(flag_ids),
-                "subject_ids": sorted({s for s in subjects if s}),
-            }
-            with open(folder / "flag_views.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry) + "\n")
+            migrated = migrate_ledgers(self.home, self.generation())
+        self._ledgers_migrated = True
+        if migrated and self.database_path.exists():
+            self.refresh_catalog()
 
     def report(self, start: date, end: date) -> Report:
         """The FOI-style report for alerts raised on days start..end (see access_audit.report)."""
@@ -630,6 +683,7 @@ class Workspace:
     def refresh_catalog(self) -> Path:
         from access_audit.catalog import build_catalog
 
+        self._migrate_ledgers()
         with owner_only():
             self._clean_debris()
             with _writing(f"the analysts' database {self.database_path}"):

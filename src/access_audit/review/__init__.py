@@ -11,13 +11,13 @@ import getpass
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
 from access_audit.errors import AccessAuditError
-from access_audit.store import Transaction
-from access_audit.tables import REVIEWS, scan_stored
+from access_audit.score.rules import fmt
+from access_audit.tables import REVIEWS, UTC_DATETIME
 
 STATUSES = ("open", "under_review", "closed")
 OUTCOMES: dict[str, str] = {
@@ -61,69 +61,129 @@ def default_reviewer() -> str:
         return "unknown"
 
 
-def record_review(
-    txn: Transaction,
-    flag_id: str,
+def decide(
+    decisions: pl.DataFrame,
+    flags: pl.LazyFrame,
     *,
-    status: str,
-    outcome: str | None,
-    note: str,
-    reviewer: str | None,
-    purpose: str | None = None,
-    suppress_days: int = 90,
-    now: datetime | None = None,
-) -> Review:
-    """Append one decision on `flag_id` (which must exist) to the review history."""
-    if status not in STATUSES:
-        raise AccessAuditError(f"--status must be one of {', '.join(STATUSES)}, not '{status}'")
-    if outcome is not None and outcome not in OUTCOMES:
-        raise AccessAuditError(f"--outcome must be one of {', '.join(OUTCOMES)}, not '{outcome}'")
-    if outcome is not None and status != "closed":
-        raise AccessAuditError("an outcome is recorded when closing: use --status closed")
-    if status == "closed" and outcome is None:
-        raise AccessAuditError("closing a flag needs an --outcome")
-    if outcome == "legitimate_purpose" and not (purpose or note.strip()):
-        raise AccessAuditError("legitimate_purpose needs the purpose: give --purpose or --note")
-    if not note.strip():
-        raise AccessAuditError("--note must say why")
-    flag = (
-        scan_stored(txn.path, "flags")
-        .filter(pl.col("flag_id") == flag_id)
-        .select("flag_id", "user_id", "subject_id")
-        .head(1)
+    suppress_days: int,
+    now: datetime,
+) -> pl.DataFrame:
+    """Check decisions (flag_id, status, outcome, note, reviewer[, purpose]) and make them review
+    rows (``tables.REVIEWS``): the one path for a single `review` and a bulk `review_many`.
+
+    Every row is checked first; a bad one fails the whole batch, naming the first. A
+    `legitimate_purpose` decision carries the purpose and quiets its pair until `suppress_days`
+    from now. Review ids are unique across batches (time, a random batch token, the row)."""
+    missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
+    if missing:
+        raise AccessAuditError(f"decisions lack column(s) {', '.join(missing)}")
+    wanted = _normalised(decisions)
+    known = _flags_named(flags, wanted["flag_id"]).select(
+        "flag_id", "user_id", "subject_id", known=pl.lit(True)
+    )
+    checked = (
+        wanted.lazy()
+        .join(known, on="flag_id", how="left", maintain_order="left")
+        .with_columns(problem=_first_problem())
         .collect()
     )
-    if flag.is_empty():
-        raise AccessAuditError(f"no flag {flag_id}")
-    now = now or datetime.now(UTC)
-    suppress = now + timedelta(days=suppress_days) if outcome == "legitimate_purpose" else None
-    review = Review(
-        review_id=f"R{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}",
-        flag_id=flag_id,
-        status=status,
-        outcome=outcome,
-        reviewer=reviewer or default_reviewer(),
-        reviewed_at=now,
-        suppress_until=suppress,
+    _raise_for_problems(checked)
+    token = f"R{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:10]}"
+    legitimate = pl.col("outcome") == "legitimate_purpose"
+    return checked.select(
+        review_id=fmt("{}-{}", pl.lit(token), pl.int_range(1, pl.len() + 1)),
+        flag_id="flag_id",
+        user_id="user_id",
+        subject_id="subject_id",
+        status="status",
+        outcome="outcome",
+        purpose="purpose",
+        note="note",
+        reviewer="reviewer",
+        reviewed_at=pl.lit(now, dtype=UTC_DATETIME),
+        suppress_until=pl.when(legitimate)
+        .then(pl.lit(now + timedelta(days=suppress_days), dtype=UTC_DATETIME))
+        .otherwise(pl.lit(None, dtype=UTC_DATETIME)),
+    ).cast(REVIEWS.schema())  # type: ignore[arg-type]
+
+
+DECISION_COLUMNS = ("flag_id", "status", "outcome", "note", "reviewer")
+
+
+def _flags_named(flags: pl.LazyFrame, flag_ids: pl.Series) -> pl.LazyFrame:
+    """The flags with these ids, reading only the days the ids name (``F<yyyymmdd>-…``), so a
+    review does not scan every stored day."""
+    ids = flag_ids.drop_nulls().unique()
+    days = ids.str.slice(1, 8).str.to_date("%Y%m%d", strict=False).drop_nulls().unique()
+    return flags.filter(
+        pl.col("day").is_in(days.implode()) & pl.col("flag_id").is_in(ids.implode())
     )
-    row = pl.DataFrame(
-        {
-            "review_id": [review.review_id],
-            "flag_id": [flag_id],
-            "user_id": [flag["user_id"][0]],
-            "subject_id": [flag["subject_id"][0]],
-            "status": [status],
-            "outcome": [outcome],
-            "purpose": [purpose],
-            "note": [note],
-            "reviewer": [review.reviewer],
-            "reviewed_at": [now],
-            "suppress_until": [suppress],
-        },
-        schema=REVIEWS.schema(),
+
+
+def _normalised(decisions: pl.DataFrame) -> pl.DataFrame:
+    """Text columns, blanks as nulls (the note is kept as written), the default reviewer."""
+    frame = decisions
+    if "purpose" not in frame.columns:
+        frame = frame.with_columns(purpose=pl.lit(None, dtype=pl.String))
+    trimmed = ["flag_id", "status", "outcome", "reviewer", "purpose"]
+    blank_to_null = [
+        pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(c) for c in trimmed
+    ]
+    return frame.select(*blank_to_null, pl.col("note").cast(pl.String).fill_null("")).with_columns(
+        pl.col("reviewer").fill_null(default_reviewer())
     )
-    txn.append("reviews", row)
-    return review
+
+
+def _first_problem() -> pl.Expr:
+    """The first thing wrong with each decision, in the order a user would fix them."""
+    status, outcome, purpose = pl.col("status"), pl.col("outcome"), pl.col("purpose")
+    legitimate = outcome.fill_null("") == "legitimate_purpose"
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col("known").is_null(), fmt("no flag {}", pl.col("flag_id").fill_null(""))),
+        (
+            ~status.fill_null("").is_in(STATUSES),
+            fmt(
+                "--status must be one of {}, not '{}'",
+                pl.lit(", ".join(STATUSES)),
+                status.fill_null(""),
+            ),
+        ),
+        (
+            outcome.is_not_null() & ~outcome.fill_null("").is_in(list(OUTCOMES)),
+            fmt("--outcome must be one of {}, not '{}'", pl.lit(", ".join(OUTCOMES)), outcome),
+        ),
+        (
+            outcome.is_not_null() & (status != "closed"),
+            pl.lit("an outcome is recorded when closing: use --status closed"),
+        ),
+        ((status == "closed") & outcome.is_null(), pl.lit("closing a flag needs an --outcome")),
+        (
+            legitimate & purpose.is_null(),
+            pl.lit("legitimate_purpose needs --purpose: what the access was for"),
+        ),
+        (
+            ~legitimate & purpose.is_not_null(),
+            pl.lit("--purpose goes only with --outcome legitimate_purpose"),
+        ),
+        (pl.col("note").str.strip_chars() == "", pl.lit("--note must say why")),
+    ]
+    expression: pl.Expr = pl.lit(None, dtype=pl.String)
+    for failed, message in reversed(checks):
+        expression = pl.when(failed).then(message).otherwise(expression)
+    return expression
+
+
+def _raise_for_problems(checked: pl.DataFrame) -> None:
+    bad = checked.filter(pl.col("problem").is_not_null())
+    if bad.is_empty():
+        return
+    first = bad.row(0, named=True)
+    if checked.height == 1:
+        raise AccessAuditError(first["problem"])
+    raise AccessAuditError(
+        f"{bad.height} bad decision(s), nothing recorded; the first, for {first['flag_id']}: "
+        f"{first['problem']}"
+    )
 
 
 def apply_suppressions(
@@ -169,8 +229,6 @@ def apply_suppressions(
     when = pl.col("reviewed_at").dt.strftime("%Y-%m-%d")
     suppressed = pl.col("covered") & (pl.col("new_risk").list.len() == 0)
     noted = pl.col("covered") & (pl.col("new_risk").list.len() > 0)
-    from access_audit.score.rules import fmt
-
     return matched.with_columns(
         alert=pl.when(suppressed).then(False).otherwise(pl.col("alert")),
         note=pl.when(suppressed)
@@ -193,48 +251,3 @@ def apply_suppressions(
         )
         .otherwise(pl.col("note")),
     ).select(flags.columns)
-
-
-def record_reviews(txn: Transaction, decisions: pl.DataFrame, now: datetime | None = None) -> int:
-    """Append many decisions (flag_id, status, outcome, note, reviewer[, purpose]) at once; every
-    row is checked first and a bad one fails the whole batch, naming it."""
-    required = ["flag_id", "status", "outcome", "note", "reviewer"]
-    missing = [c for c in required if c not in decisions.columns]
-    if missing:
-        raise AccessAuditError(f"decisions lack column(s) {', '.join(missing)}")
-    checked = decisions.with_columns(
-        problem=pl.when(~pl.col("status").is_in(STATUSES))
-        .then(pl.lit("unknown status"))
-        .when(pl.col("outcome").is_not_null() & ~pl.col("outcome").is_in(list(OUTCOMES)))
-        .then(pl.lit("unknown outcome"))
-        .when((pl.col("status") == "closed") != pl.col("outcome").is_not_null())
-        .then(pl.lit("an outcome goes with status closed, and only then"))
-        .when(pl.col("note").fill_null("").str.strip_chars() == "")
-        .then(pl.lit("no note"))
-    )
-    bad = checked.filter(pl.col("problem").is_not_null())
-    if not bad.is_empty():
-        first = bad.row(0, named=True)
-        raise AccessAuditError(
-            f"{bad.height} bad decision(s), e.g. {first['flag_id']}: {first['problem']}"
-        )
-    flags = (
-        scan_stored(txn.path, "flags").select("flag_id", "user_id", "subject_id").unique("flag_id")
-    )
-    joined = checked.lazy().join(flags, on="flag_id", how="left").collect()
-    unknown = joined.filter(pl.col("user_id").is_null())
-    if not unknown.is_empty():
-        raise AccessAuditError(f"no flag {unknown['flag_id'][0]} ({unknown.height} unknown)")
-    now = now or datetime.now(UTC)
-    rows = (
-        joined.with_columns(
-            review_id=pl.format("R{}-{}", pl.lit(f"{now:%Y%m%d%H%M%S}"), pl.int_range(pl.len())),
-            purpose=pl.col("purpose") if "purpose" in joined.columns else pl.lit(None, pl.String),
-            reviewed_at=pl.lit(now),
-            suppress_until=pl.lit(None, dtype=pl.Datetime("us", "UTC")),
-        )
-        .select(REVIEWS.schema().names())
-        .cast(REVIEWS.schema())
-    )  # type: ignore[arg-type]
-    txn.append("reviews", rows)
-    return rows.height

@@ -25,16 +25,18 @@ QUEUE_COLUMNS = [
     "status",
     "outcome",
     "note",
+    "review_note",
     "model_version",
 ]
 
 
 def current_reviews(reviews: pl.LazyFrame) -> pl.LazyFrame:
-    """Each flag's latest decision (review history is append-only)."""
+    """Each flag's latest decision (review history is append-only), with its note as
+    ``review_note`` (a flag's own ``note`` is the system's)."""
+    latest = ["reviewed_at", "review_id"]
     return reviews.group_by("flag_id").agg(
-        pl.col("status", "outcome", "reviewed_at", "reviewer")
-        .sort_by(["reviewed_at", "review_id"])
-        .last()
+        pl.col("status", "outcome", "reviewed_at", "reviewer").sort_by(latest).last(),
+        review_note=pl.col("note").sort_by(latest).last(),
     )
 
 

@@ -23,8 +23,21 @@ def score_from_points(points: pl.Expr, scale: float) -> pl.Expr:
     return (100 * (1 - (-points / scale).exp())).round(1)
 
 
+def flag_id_part(value: pl.Expr | str) -> pl.Expr:
+    """An id as one part of a flag id: ``%`` and ``-`` percent-encoded (``%25``, ``%2D``), so
+    the ``-`` between parts is never inside one and different (day, user, subject) tuples never
+    share a flag id. Ids without either character are unchanged, so flag ids stay readable and
+    earlier reviews still name their flags."""
+    column = pl.col(value) if isinstance(value, str) else value
+    return column.str.replace_all("%", "%25", literal=True).str.replace_all(
+        "-", "%2D", literal=True
+    )
+
+
 def flag_id(day: pl.Expr, user: pl.Expr, subject: pl.Expr) -> pl.Expr:
-    return fmt("F{}-{}-{}", day.dt.strftime("%Y%m%d"), user, subject)
+    """``F<yyyymmdd>-<user>-<subject>``, each id part encoded by ``flag_id_part``: injective,
+    stable across re-runs, typeable."""
+    return fmt("F{}-{}-{}", day.dt.strftime("%Y%m%d"), flag_id_part(user), flag_id_part(subject))
 
 
 def reason_text(rules: Rules) -> pl.Expr:

@@ -13,9 +13,13 @@ import warnings
 
 import numpy as np
 import polars as pl
-from sklearn.covariance import MinCovDet
 
-from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, score_from_points
+from access_audit.score.flags import (
+    FLAG_EVENT_SCHEMA,
+    FLAG_SCHEMA,
+    flag_id_part,
+    score_from_points,
+)
 from access_audit.score.rules import Rules, fmt
 
 MODEL_VERSION = "pattern-mcd-1"
@@ -61,6 +65,10 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         spread = np.full(len(names), MIN_SPREAD)
         varying = matrix.var(axis=0) > 1e-12
         if varying.any():
+            # imported here: scikit-learn takes seconds to import, and `review` needs the rules
+            # (this package) but never a peer model
+            from sklearn.covariance import MinCovDet
+
             try:
                 with warnings.catch_warnings():
                     # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
@@ -189,7 +197,12 @@ def patterns(
             pl.col("z").round(1),
         )
     )
-    identity = fmt("F{}-{}-pattern-{}", pl.col("day").dt.strftime("%Y%m%d"), "user_id", "feature")
+    identity = fmt(
+        "F{}-{}-pattern-{}",
+        pl.col("day").dt.strftime("%Y%m%d"),
+        flag_id_part("user_id"),
+        flag_id_part("feature"),
+    )
     out = flags.select(
         flag_id=identity,
         kind=pl.lit("pattern"),

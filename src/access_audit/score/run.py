@@ -18,7 +18,7 @@ from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
-from access_audit.tables import scan_stored
+from access_audit.tables import REVIEWS, scan_stored
 
 OUTPUT_TABLES = ("explanations", "indicators", "flags", "flag_events")
 
@@ -115,16 +115,20 @@ def write_scored(
     rules: Rules,
     now: datetime,
     model: LearnedModel | None = None,
+    reviews: pl.LazyFrame | None = None,
 ) -> ScoreReport:
     """Score `days` from the transaction's stores and replace those days' outputs in it, a few
     days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
-    Each chunk reads the explanations the previous ones wrote."""
+    Each chunk reads the explanations the previous ones wrote. `reviews` (the review history,
+    kept outside the stores) decides suppressions; none if not given."""
+    if reviews is None:
+        reviews = pl.LazyFrame(schema=REVIEWS.schema())
     ordered = sorted(set(days))
     size = max(1, rules.chunk_days)
     total = ScoreReport()
     coverage: list[pl.DataFrame] = []
     for start in range(0, len(ordered), size):
-        part = _write_chunk(txn, ordered[start : start + size], rules, now, model)
+        part = _write_chunk(txn, ordered[start : start + size], rules, now, model, reviews)
         total.days += part.days
         total.events += part.events
         total.flags += part.flags
@@ -153,6 +157,7 @@ def _write_chunk(
     rules: Rules,
     now: datetime,
     model: LearnedModel | None,
+    reviews: pl.LazyFrame,
 ) -> ScoreReport:
 
     def scan(name: str) -> pl.LazyFrame:
@@ -166,7 +171,7 @@ def _write_chunk(
     previous = scan("flags").filter(in_days).collect()
     previous_events = scan("flag_events").filter(in_days).collect()
     scored.flags = apply_suppressions(
-        scored.flags, scan("reviews"), scan("flags"), rules.reviews["not_new_risk"]
+        scored.flags, reviews, scan("flags"), rules.reviews["not_new_risk"]
     )
     if model is not None:
         scored.flags = apply_model(scored.flags, model)
