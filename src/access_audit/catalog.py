@@ -9,16 +9,22 @@ run. Views over the stores are generated here; the analysts' own views live in `
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import polars as pl
 from polars._typing import PolarsDataType
 
+from access_audit.escape import glob_literal
 from access_audit.store import Generation
 from access_audit.tables import StoredTable, stored_tables
 
 DATABASE_NAME = "access-audit.duckdb"
+# The oldest DuckDB storage format the analysts' clients must open: the DuckDB shell on PyPI
+# (duckdb-cli 1.4.4 to 1.5.x) reads formats up to 1.4's, not the 2.x default.
+STORAGE_COMPATIBILITY = "v1.4.0"
 
 
 def sql_string_literal(text: str) -> str:
@@ -59,29 +65,53 @@ def duckdb_type(dtype: PolarsDataType) -> str:
     raise TypeError(f"no DuckDB type for {dtype}")
 
 
+def _file_list(files: Sequence[Path]) -> str:
+    """A DuckDB list of file paths, each a pattern matching only itself (never another home's)."""
+    return "[" + ", ".join(sql_string_literal(glob_literal(f)) for f in files) + "]"
+
+
+def _partition_column_sql(table: StoredTable) -> str:
+    """The partition column, read from the innermost ``name=value`` folder of each file.
+
+    DuckDB's own hive partitioning parses every ``name=value`` folder of the whole path, so a home
+    under ``/data/day=x/`` would add (or overwrite) columns; only the file's own folder counts."""
+    name = table.partition_by
+    assert name is not None and table.partition_dtype is not None
+    pattern = "/" + re.escape(name) + "=([^/]*)/[^/]*$"
+    return (
+        f"CAST(regexp_extract(filename, {sql_string_literal(pattern)}, 1) AS "
+        f"{duckdb_type(table.partition_dtype)}) AS {quote_identifier(name)}"
+    )
+
+
 def _table_view_sql(table: StoredTable, generation: Generation | None) -> str:
+    """A view over the table's files in one generation, listed one by one (no glob of the home)."""
     name = quote_identifier(table.name)
     files = generation.table_files(table.name) if generation is not None else []
-    if files:
-        pattern = str(generation.table_path(table.name) / "**" / "*.parquet")  # type: ignore[union-attr]
-        hive = "true" if table.partition_by else "false"
-        return (
-            f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
-            f"{sql_string_literal(pattern)}, hive_partitioning = {hive}, union_by_name = true)"
+    if not files:
+        columns = ", ".join(
+            f"CAST(NULL AS {duckdb_type(dtype)}) AS {quote_identifier(column)}"
+            for column, dtype in table.full_schema().items()
         )
-    columns = ", ".join(
-        f"CAST(NULL AS {duckdb_type(dtype)}) AS {quote_identifier(column)}"
-        for column, dtype in table.full_schema().items()
+        return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
+    if table.partition_by is None:
+        return (
+            f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_file_list(files)}, "
+            "union_by_name = true)"
+        )
+    return (
+        f"CREATE VIEW {name} AS SELECT * EXCLUDE (filename), {_partition_column_sql(table)} "
+        f"FROM read_parquet({_file_list(files)}, union_by_name = true, filename = true, "
+        "hive_partitioning = false)"
     )
-    return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
 
 
 def _runs_view_sql(runs_dir: Path) -> str:
-    if any(runs_dir.glob("*.json")):
-        pattern = sql_string_literal(str(runs_dir / "*.json"))
+    records = sorted(runs_dir.glob("*.json"))
+    if records:
         return (
-            "CREATE VIEW runs AS SELECT * FROM read_json("
-            f"{pattern}, format = 'auto', union_by_name = true) ORDER BY started_at"
+            f"CREATE VIEW runs AS SELECT * FROM read_json({_file_list(records)}, "
+            "format = 'auto', union_by_name = true) ORDER BY started_at"
         )
     return (
         "CREATE VIEW runs AS SELECT CAST(NULL AS VARCHAR) AS run_id, CAST(NULL AS VARCHAR) AS "
@@ -97,7 +127,7 @@ def _flag_views_sql(home: Path) -> str:
         return (
             "CREATE VIEW flag_views AS SELECT CAST(viewed_at AS TIMESTAMPTZ) AS viewed_at, viewer, "
             "command, flag_ids, subject_ids FROM read_json("
-            f"{sql_string_literal(str(log))}, format = 'newline_delimited', "
+            f"{sql_string_literal(glob_literal(log))}, format = 'newline_delimited', "
             "columns = {viewed_at: 'VARCHAR', viewer: 'VARCHAR', command: 'VARCHAR', "
             "flag_ids: 'VARCHAR[]', subject_ids: 'VARCHAR[]'})"
         )
@@ -126,7 +156,9 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
     target = home / DATABASE_NAME
     temporary = home / f".{DATABASE_NAME}.{os.getpid()}.tmp"
     temporary.unlink(missing_ok=True)
-    connection = duckdb.connect(str(temporary))
+    connection = duckdb.connect(
+        str(temporary), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    )
     try:
         for table in stored_tables():
             connection.execute(_table_view_sql(table, generation))
