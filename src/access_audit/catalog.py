@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import polars as pl
 from polars._typing import PolarsDataType
 
+from access_audit.errors import AccessAuditError
 from access_audit.escape import glob_literal
 from access_audit.store import Generation
 from access_audit.tables import StoredTable, stored_tables
@@ -149,15 +152,22 @@ def analyst_view_files() -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> Path:
-    """Write a fresh database of views beside the old one, then rename it into place."""
+def check_home_path(home: Path) -> None:
+    """Refuse a home DuckDB cannot keep a database in, before anything is written there.
+
+    DuckDB opens a path holding a backslash as if it were a folder separator."""
+    if "\\" in str(home):
+        raise AccessAuditError(
+            f"{home}: DuckDB cannot open files under a path holding a backslash; "
+            "choose another folder for the home"
+        )
+
+
+def _write_views(path: Path, home: Path, generation: Generation | None, runs_dir: Path) -> None:
     import duckdb
 
-    target = home / DATABASE_NAME
-    temporary = home / f".{DATABASE_NAME}.{os.getpid()}.tmp"
-    temporary.unlink(missing_ok=True)
     connection = duckdb.connect(
-        str(temporary), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+        str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
     )
     try:
         for table in stored_tables():
@@ -178,5 +188,19 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
         connection.execute("CHECKPOINT")
     finally:
         connection.close()
+
+
+def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> Path:
+    """Write a fresh database of views, copy it beside the old one, then rename it into place.
+
+    It is written in a private scratch folder first: DuckDB cannot write a database (its WAL)
+    under a path holding ``?``, though it reads one there."""
+    target = home / DATABASE_NAME
+    temporary = home / f".{DATABASE_NAME}.{os.getpid()}.tmp"
+    temporary.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="access-audit-catalog-") as scratch:
+        built = Path(scratch) / DATABASE_NAME
+        _write_views(built, home, generation, runs_dir)
+        shutil.copyfile(built, temporary)
     os.replace(temporary, target)
     return target
