@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -68,9 +67,10 @@ def duckdb_type(dtype: PolarsDataType) -> str:
     raise TypeError(f"no DuckDB type for {dtype}")
 
 
-def _file_list(files: Sequence[Path]) -> str:
-    """A DuckDB list of file paths, each a pattern matching only itself (never another home's)."""
-    return "[" + ", ".join(sql_string_literal(glob_literal(f)) for f in files) + "]"
+def _files_under(folder: Path, pattern: str) -> str:
+    """A DuckDB file pattern for the files under ``folder``: the folder's own path is escaped, so
+    it matches this home's files and never another's (``--home '/x/star*'``)."""
+    return sql_string_literal(glob_literal(folder) + "/" + pattern)
 
 
 def _partition_column_sql(table: StoredTable) -> str:
@@ -88,32 +88,28 @@ def _partition_column_sql(table: StoredTable) -> str:
 
 
 def _table_view_sql(table: StoredTable, generation: Generation | None) -> str:
-    """A view over the table's files in one generation, listed one by one (no glob of the home)."""
+    """A view over the table's files in one generation (typed and empty if it has none)."""
     name = quote_identifier(table.name)
-    files = generation.table_files(table.name) if generation is not None else []
-    if not files:
+    if generation is None or not generation.table_files(table.name):
         columns = ", ".join(
             f"CAST(NULL AS {duckdb_type(dtype)}) AS {quote_identifier(column)}"
             for column, dtype in table.full_schema().items()
         )
         return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
+    files = _files_under(generation.table_path(table.name), "**/*.parquet")
     if table.partition_by is None:
-        return (
-            f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_file_list(files)}, "
-            "union_by_name = true)"
-        )
+        return f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files}, union_by_name = true)"
     return (
         f"CREATE VIEW {name} AS SELECT * EXCLUDE (filename), {_partition_column_sql(table)} "
-        f"FROM read_parquet({_file_list(files)}, union_by_name = true, filename = true, "
+        f"FROM read_parquet({files}, union_by_name = true, filename = true, "
         "hive_partitioning = false)"
     )
 
 
 def _runs_view_sql(runs_dir: Path) -> str:
-    records = sorted(runs_dir.glob("*.json"))
-    if records:
+    if any(runs_dir.glob("*.json")):
         return (
-            f"CREATE VIEW runs AS SELECT * FROM read_json({_file_list(records)}, "
+            f"CREATE VIEW runs AS SELECT * FROM read_json({_files_under(runs_dir, '*.json')}, "
             "format = 'auto', union_by_name = true) ORDER BY started_at"
         )
     return (
