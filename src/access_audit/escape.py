@@ -3,8 +3,9 @@
 Every id, name, note and path comes from outside (an export, a reviewer, a command line) and is
 hostile until escaped for the medium it is shown or spliced into:
 
-- the terminal: Rich reads ``[...]`` as markup, and control characters (ANSI escapes, carriage
-  returns, bidirectional overrides) rewrite what is on the screen: :func:`terminal`;
+- the terminal: control characters (ANSI escapes, carriage returns, bidirectional overrides)
+  rewrite what is on the screen: :func:`printable` for plain text, and :func:`terminal` for Rich,
+  which also reads ``[...]`` as markup;
 - CSV opened in a spreadsheet: a cell starting ``= + - @`` (or a tab or carriage return) is a
   formula: :func:`csv_text`, which neutralises them as OWASP recommends;
 - DuckDB file patterns: ``* ? [`` in a path are glob syntax: :func:`glob_literal`.
@@ -32,7 +33,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-
 # OWASP "CSV Injection": cells starting with these are formulas to a spreadsheet. A line feed is
 # added to their list: some spreadsheets skip leading whitespace before evaluating.
 FORMULA_START = "=+-@\t\r\n"
-_FORMULA_PATTERN = "^[" + re.escape(FORMULA_START) + "]"
+_FORMULA_START_PATTERN = r"^([=+\-@\t\r\n])"
 _GLOB_CHARACTERS = "*?["
 
 
@@ -40,24 +41,26 @@ def _visible(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
 
 
-def terminal(value: object) -> str:
-    """A value as literal text for Rich: markup escaped, control characters shown as ``\\x1b``,
-    ``\\n``, ``\\u202e``. ``None`` is the empty string."""
+def printable(value: object) -> str:
+    """A value as plain text (printed, or written to a text report): control characters shown as
+    ``\\x1b``, ``\\n``, ``\\u202e``, so it cannot move the cursor, recolour the screen or forge a
+    line. ``None`` is the empty string."""
     if value is None:
         return ""
-    return _escape_markup(_CONTROL.sub(_visible, str(value)))
+    return _CONTROL.sub(_visible, str(value))
+
+
+def terminal(value: object) -> str:
+    """A value as literal text for Rich's console: :func:`printable`, then markup escaped."""
+    return _escape_markup(printable(value))
 
 
 def csv_text(frame: pl.DataFrame) -> str:
     """The frame as CSV for a spreadsheet: every cell quoted, and a text cell that starts like a
     formula prefixed with a single quote, so it is shown as text and never evaluated."""
-    import polars as pl
     import polars.selectors as cs
 
-    text = cs.string()
-    safe = frame.with_columns(
-        pl.when(text.str.contains(_FORMULA_PATTERN)).then(pl.lit("'") + text).otherwise(text)
-    )
+    safe = frame.with_columns(cs.string().str.replace(_FORMULA_START_PATTERN, "'$1"))
     return safe.write_csv(quote_style="always")
 
 
