@@ -21,8 +21,11 @@ FOLDER_MODE = 0o700
 
 
 def private_folder(path: Path) -> Path:
-    """``path`` as an owner-only folder, made if missing (its missing parents too)."""
+    """``path`` as an owner-only folder: made if missing (its missing parents too), and made
+    owner-only if it is the user's own (a drop folder written before, with a looser mode)."""
     path.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(FOLDER_MODE)
     return path
 
 
