@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import duckdb
 import pytest
 
 from access_audit.generate import generate_force
+from access_audit.notebooks import execute_notebooks
 from access_audit.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +91,24 @@ def test_a_notebook_reads_the_database_with_plain_duckdb(database: Path) -> None
             connection.execute("CREATE TABLE notes (x INTEGER)")
     assert all(isinstance(value, datetime) and value.tzinfo is not None for value in row)
     assert frame.height > 0
+
+
+def test_an_executed_notebook_is_kept_owner_only(database: Path, tmp_path: Path) -> None:
+    """Finding 11b: executed notebooks (flags and ids in their outputs) were 0644."""
+    import nbformat
+
+    out = tmp_path / "executed"
+    out.mkdir(mode=0o755)
+    source = ROOT / "notebooks" / "01_todays_flags.ipynb"
+    older = out / source.name
+    older.write_text("{}")
+    older.chmod(0o644)
+    written = execute_notebooks([source], out, database.parent)
+    assert written == [older]
+    assert stat.S_IMODE(older.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    outputs = [o for c in nbformat.read(older, as_version=4).cells for o in c.get("outputs", [])]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
 
 
 def test_pytz_is_a_declared_dependency() -> None:
