@@ -157,3 +157,9 @@ def test_csv_text_quotes_every_cell_and_prefixes_formulas() -> None:
     lines = csv_text(frame).splitlines()
     assert lines[:5] == ['"id"', '"\'=1+1"', '"\'+x"', '"\'-2"', '"\'@SUM(A1)"']
     assert lines[-2:] == ['"ok"', '""']
+
+
+def test_an_error_naming_a_hostile_id_is_one_literal_line(hostile: HostileHome) -> None:
+    result = CliRunner().invoke(app, ["--home", str(hostile.home), "explain", "[/]\x1b[2J"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: no flag or access with id [/]\\x1b[2J\n"
