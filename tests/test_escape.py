@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 from access_audit import cli
 from access_audit.cli import app
 from access_audit.escape import csv_text, printable, terminal
+from access_audit.evaluate import read_truth
+from access_audit.workspace import Workspace
 from conftest import event, write_table
 
 LINK_USER = "[link=https://evil.example]U00001[/link]"
@@ -163,3 +165,23 @@ def test_an_error_naming_a_hostile_id_is_one_literal_line(hostile: HostileHome) 
     result = CliRunner().invoke(app, ["--home", str(hostile.home), "explain", "[/]\x1b[2J"])
     assert result.exit_code == 2
     assert result.stderr == "error: no flag or access with id [/]\\x1b[2J\n"
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet", "jsonl"])
+def test_a_drop_file_name_is_never_a_glob(tmp_path: Path, file_format: str) -> None:
+    """A drop `2026-11-21*` is one folder: its neighbour `2026-11-21X` is not read with it."""
+    drop = tmp_path / "2026-11-21*"
+    write_table(drop, "access_log_[1]", [event("E1")], file_format)
+    write_table(tmp_path / "2026-11-21X", "access_log_1", [event("E2")], file_format)
+    home = str(tmp_path / "home")
+    result = CliRunner().invoke(app, ["--home", home, "ingest", "--no-progress", str(drop)])
+    assert result.exit_code == 0, result.output
+    stored = Workspace.open(home).scan("access_events").collect()
+    assert stored["event_id"].to_list() == ["E1"]
+
+
+def test_a_truth_file_name_is_never_a_glob(tmp_path: Path) -> None:
+    header = "episode_id,scenario,user_id,person_id,system,event_id\n"
+    (tmp_path / "truth[1].csv").write_text(header + "EP1,pc_b,U1,P1,RMS,E1\n")
+    (tmp_path / "truth1.csv").write_text(header + "EP2,pc_b,U2,P2,RMS,E2\n")
+    assert read_truth(tmp_path / "truth[1].csv")["episode_id"].to_list() == ["EP1"]

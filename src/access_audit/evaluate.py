@@ -32,7 +32,7 @@ class Evaluation:
 def read_truth(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise AccessAuditError(f"{path}: no such truth file")
-    truth = pl.read_csv(path, infer_schema=False)
+    truth = pl.read_csv(path, infer_schema=False, glob=False)
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:
         raise AccessAuditError(f"{path}: truth file lacks column(s) {', '.join(missing)}")

@@ -46,7 +46,9 @@ def read_export_file(
         if suffix == ".csv":
             frame = _read_csv(path)
         elif suffix == ".parquet":
-            frame = _as_text(pl.read_parquet(path)).with_row_index("source_line", offset=1)
+            frame = _as_text(pl.read_parquet(path, glob=False)).with_row_index(
+                "source_line", offset=1
+            )
         elif suffix == ".jsonl":
             frame = _read_jsonl(path)
         else:
@@ -92,6 +94,7 @@ def _read_csv(path: Path) -> pl.DataFrame:
         infer_schema=False,
         encoding="utf8",
         raise_if_empty=False,
+        glob=False,  # a file name holding * ? [ is a name, not a pattern
     )
     # A quoted value may span lines: a row's line is the header's 1 plus the rows and embedded
     # newlines before it, so rejected rows point at the line an editor shows.
@@ -108,7 +111,8 @@ def _read_csv(path: Path) -> pl.DataFrame:
 def _read_jsonl(path: Path) -> pl.DataFrame:
     if path.stat().st_size == 0:
         return pl.DataFrame({"source_line": []}, schema={"source_line": pl.Int64})
-    frame = pl.read_ndjson(path, infer_schema_length=None)
+    # Polars reads a path as a glob pattern, and read_ndjson cannot be told not to: hand it bytes.
+    frame = pl.read_ndjson(path.read_bytes(), infer_schema_length=None)
     return _as_text(frame).with_row_index("source_line", offset=1)
 
 
