@@ -10,7 +10,7 @@ SEED   ?= 7
 START  ?= $(shell date -u -d "$(DAYS) days ago" +%F)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install browser lint format test test-all demo bench clean
+.PHONY: help venv install browser lint format test test-all demo notebooks bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ demo: venv ## Generate a synthetic force, run the nightly job over it, show the 
 	tail -n 16 $(DEMO)/nightly.txt
 	$(BIN)/access-audit --home $(DEMO)/home flag --since $(START) --limit 10
 	@echo "Next: access-audit --home $(DEMO)/home explain FLAG_ID   (README: 'Working the queue')"
+
+notebooks: venv ## Run notebooks/ against the demo home; executed copies, owner-only, in demo/notebooks
+	$(BIN)/python -m access_audit.notebooks --home $(DEMO)/home --out $(DEMO)/notebooks \
+	  --truth $(DEMO)/drops/truth.csv notebooks/*.ipynb
 
 bench: venv ## Run the benchmark scripts (not tests; they print timings; several minutes)
 	$(BIN)/python benchmarks/bench_ingest.py --staff 3000 --days 30

@@ -355,7 +355,7 @@ def test_flag_cli_json_csv_and_window(pc_b: Workspace) -> None:
     later = runner.invoke(app, [*home, "flag", "--since", "2026-11-21", "--format", "json"])
     assert json.loads(later.stdout) == []
     csv = runner.invoke(app, [*home, "flag", "--since", "2026-11-20", "--format", "csv"])
-    assert csv.stdout.splitlines()[0].startswith("flag_id,")
+    assert csv.stdout.splitlines()[0].startswith('"flag_id",')  # every CSV cell is quoted
     assert "F20261120-U1-P1" in csv.stdout
     bad = runner.invoke(app, [*home, "flag", "--since", "last tuesday"])
     assert bad.exit_code == 2 and "--since" in bad.stderr

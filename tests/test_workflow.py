@@ -79,7 +79,7 @@ def test_report_counts_outcomes_and_training(force) -> None:
         ],
     )
     assert csv.exit_code == 0, csv.output
-    assert "outcome,dismissed,1" in csv.stdout
+    assert '"outcome","dismissed","1"' in csv.stdout  # every CSV cell is quoted
     bad = runner.invoke(app, ["--home", str(workspace.home), "report", "--from", "x", "--to", "y"])
     assert bad.exit_code == 2 and "--from" in bad.stderr
 

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
 import polars as pl
 from polars._typing import PolarsDataType
 
+from access_audit.errors import AccessAuditError
+from access_audit.escape import glob_literal
 from access_audit.store import Generation
 from access_audit.tables import REVIEWS, StoredTable, stored_tables
 
 DATABASE_NAME = "access-audit.duckdb"
 TEMPORARY_DATABASE = re.compile(rf"^\.{re.escape(DATABASE_NAME)}\.(?P<pid>\d+)\.tmp(\.wal)?$")
 """A database being built by process ``pid``, and DuckDB's write-ahead log beside it."""
+# The oldest DuckDB storage format the analysts' clients must open: the DuckDB shell on PyPI
+# (duckdb-cli 1.4.4 to 1.5.x) reads formats up to 1.4's, not the 2.x default.
+STORAGE_COMPATIBILITY = "v1.4.0"
 
 
 def sql_string_literal(text: str) -> str:
@@ -62,29 +69,50 @@ def duckdb_type(dtype: PolarsDataType) -> str:
     raise TypeError(f"no DuckDB type for {dtype}")
 
 
-def _table_view_sql(table: StoredTable, generation: Generation | None) -> str:
-    name = quote_identifier(table.name)
-    files = generation.table_files(table.name) if generation is not None else []
-    if files:
-        pattern = str(generation.table_path(table.name) / "**" / "*.parquet")  # type: ignore[union-attr]
-        hive = "true" if table.partition_by else "false"
-        return (
-            f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
-            f"{sql_string_literal(pattern)}, hive_partitioning = {hive}, union_by_name = true)"
-        )
-    columns = ", ".join(
-        f"CAST(NULL AS {duckdb_type(dtype)}) AS {quote_identifier(column)}"
-        for column, dtype in table.full_schema().items()
+def _files_under(folder: Path, pattern: str) -> str:
+    """A DuckDB file pattern for the files under ``folder``: the folder's own path is escaped, so
+    it matches this home's files and never another's (``--home '/x/star*'``)."""
+    return sql_string_literal(glob_literal(folder) + "/" + pattern)
+
+
+def _partition_column_sql(table: StoredTable) -> str:
+    """The partition column, read from the innermost ``name=value`` folder of each file.
+
+    DuckDB's own hive partitioning parses every ``name=value`` folder of the whole path, so a home
+    under ``/data/day=x/`` would add (or overwrite) columns; only the file's own folder counts."""
+    name = table.partition_by
+    assert name is not None and table.partition_dtype is not None
+    pattern = "/" + re.escape(name) + "=([^/]*)/[^/]*$"
+    return (
+        f"CAST(regexp_extract(filename, {sql_string_literal(pattern)}, 1) AS "
+        f"{duckdb_type(table.partition_dtype)}) AS {quote_identifier(name)}"
     )
-    return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
+
+
+def _table_view_sql(table: StoredTable, generation: Generation | None) -> str:
+    """A view over the table's files in one generation (typed and empty if it has none)."""
+    name = quote_identifier(table.name)
+    if generation is None or not generation.table_files(table.name):
+        columns = ", ".join(
+            f"CAST(NULL AS {duckdb_type(dtype)}) AS {quote_identifier(column)}"
+            for column, dtype in table.full_schema().items()
+        )
+        return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
+    files = _files_under(generation.table_path(table.name), "**/*.parquet")
+    if table.partition_by is None:
+        return f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files}, union_by_name = true)"
+    return (
+        f"CREATE VIEW {name} AS SELECT * EXCLUDE (filename), {_partition_column_sql(table)} "
+        f"FROM read_parquet({files}, union_by_name = true, filename = true, "
+        "hive_partitioning = false)"
+    )
 
 
 def _runs_view_sql(runs_dir: Path) -> str:
     if any(runs_dir.glob("*.json")):
-        pattern = sql_string_literal(str(runs_dir / "*.json"))
         return (
-            "CREATE VIEW runs AS SELECT * FROM read_json("
-            f"{pattern}, format = 'auto', union_by_name = true) ORDER BY started_at"
+            f"CREATE VIEW runs AS SELECT * FROM read_json({_files_under(runs_dir, '*.json')}, "
+            "format = 'auto', union_by_name = true) ORDER BY started_at"
         )
     return (
         "CREATE VIEW runs AS SELECT CAST(NULL AS VARCHAR) AS run_id, CAST(NULL AS VARCHAR) AS "
@@ -169,29 +197,43 @@ def analyst_view_files() -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def check_home_path(home: Path) -> None:
+    """Refuse a home DuckDB cannot keep a database in, before anything is written there.
+
+    DuckDB opens a path holding a backslash as if it were a folder separator."""
+    if "\\" in str(home):
+        raise AccessAuditError(
+            f"{home}: DuckDB cannot open files under a path holding a backslash; "
+            "choose another folder for the home"
+        )
+
+
 def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> Path:
-    """Write a fresh database of views beside the old one, then rename it into place. A failed
-    build (a full disk) leaves neither the file nor DuckDB's write-ahead log behind."""
+    """Write a fresh database of views, copy it beside the old one, then rename it into place.
+
+    It is written in a private scratch folder first: DuckDB cannot write a database (its WAL)
+    under a path holding ``?``, though it reads one there. A failed build (a full disk) leaves
+    no temporary file behind."""
     target = home / DATABASE_NAME
     temporary = home / f".{DATABASE_NAME}.{os.getpid()}.tmp"
-    write_ahead_log = temporary.with_name(temporary.name + ".wal")
     temporary.unlink(missing_ok=True)
-    write_ahead_log.unlink(missing_ok=True)
     try:
-        _write_views(temporary, home, generation, runs_dir)
+        with tempfile.TemporaryDirectory(prefix="access-audit-catalog-") as scratch:
+            built = Path(scratch) / DATABASE_NAME
+            _write_views(built, home, generation, runs_dir)
+            shutil.copyfile(built, temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-        write_ahead_log.unlink(missing_ok=True)
     return target
 
 
-def _write_views(
-    temporary: Path, home: Path, generation: Generation | None, runs_dir: Path
-) -> None:
+def _write_views(path: Path, home: Path, generation: Generation | None, runs_dir: Path) -> None:
     import duckdb
 
-    connection = duckdb.connect(str(temporary))
+    connection = duckdb.connect(
+        str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    )
     try:
         for table in stored_tables():
             connection.execute(_table_view_sql(table, generation))

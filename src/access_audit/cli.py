@@ -58,8 +58,10 @@ def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 def _print_error(line: str) -> None:
     from rich.text import Text
 
+    from access_audit.escape import printable
+
     message = Text("error:", style="bold red")
-    message.append(" " + line)
+    message.append(" " + printable(line))
     err_console.print(message, highlight=False, soft_wrap=True)
 
 
@@ -181,7 +183,9 @@ def rejected(
 def database(ctx: typer.Context) -> None:
     """Rebuild the analysts' DuckDB database and print its path (open it read-only)."""
     path = _workspace(ctx).refresh_catalog()
-    console.print(str(path), highlight=False, soft_wrap=True)
+    from access_audit.escape import terminal
+
+    console.print(terminal(path), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -236,18 +240,20 @@ def convert_fhir(
     ],
 ) -> None:
     """Turn FHIR AuditEvents into an export-bundle access_log that `ingest` can load."""
+    from access_audit.escape import terminal
     from access_audit.interop import write_fhir_drop
 
     result = write_fhir_drop(sources, out)
     console.print(
-        f"{result.rows} access_log row(s) written to {result.access_log}; "
+        f"{result.rows} access_log row(s) written to {terminal(result.access_log)}; "
         f"{len(result.unconvertible)} resource(s) could not be converted",
         highlight=False,
         soft_wrap=True,
     )
     for item in result.unconvertible:
         err_console.print(
-            f"unconvertible: {item.source} #{item.position} ({item.event_id}): {item.reason}",
+            f"unconvertible: {terminal(item.source)} #{item.position} "
+            f"({terminal(item.event_id)}): {terminal(item.reason)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -431,10 +437,12 @@ def review(
     decision = _workspace(ctx).review(
         flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
     )
+    from access_audit.escape import terminal
+
     console.print(
-        f"{decision.review_id}: {flag_id} is {decision.status}"
-        + (f" ({decision.outcome})" if decision.outcome else "")
-        + f", by {decision.reviewer}",
+        f"{terminal(decision.review_id)}: {terminal(flag_id)} is {terminal(decision.status)}"
+        + (f" ({terminal(decision.outcome)})" if decision.outcome else "")
+        + f", by {terminal(decision.reviewer)}",
         highlight=False,
         soft_wrap=True,
     )
@@ -510,11 +518,11 @@ def report(
     if output is None:
         print(text, end="")
         return
-    from access_audit.workspace import owner_only
+    from access_audit.escape import terminal
+    from access_audit.private_files import write_private_text
 
-    with owner_only():
-        output.write_text(text, encoding="utf-8")
-    console.print(f"report written to {output}", highlight=False, soft_wrap=True)
+    write_private_text(output, text)
+    console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
 
 
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:

@@ -33,7 +33,7 @@ def read_truth(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise AccessAuditError(f"{path}: no such truth file")
     try:
-        truth = pl.read_csv(path, infer_schema=False)
+        truth = pl.read_csv(path, infer_schema=False, glob=False)
     except pl.exceptions.PolarsError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AccessAuditError(

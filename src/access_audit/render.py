@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from access_audit.escape import csv_text, printable, terminal
 from access_audit.schema import TABLES_BY_NAME
 
 if TYPE_CHECKING:
@@ -32,10 +32,10 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
         table.add_column(heading, justify="left" if heading in ("drop", "table") else "right")
     for drop in report.loaded:
         if not drop.tables:
-            table.add_row(drop.drop_id, "(nothing new)", *[""] * 7)
+            table.add_row(terminal(drop.drop_id), "(nothing new)", *[""] * 7)
         for load in drop.tables.values():
             table.add_row(
-                drop.drop_id,
+                terminal(drop.drop_id),
                 load.table,
                 str(load.files),
                 str(load.rows_read),
@@ -51,29 +51,32 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
         for key, count in drop.rejections.items():
             reasons[key] = reasons.get(key, 0) + count
         for name in drop.unrecognised_files:
-            err_console.print(f"warning: {drop.drop_id}/{name}: not an export file; ignored")
+            err_console.print(
+                f"warning: {terminal(drop.drop_id)}/{terminal(name)}: not an export file; ignored"
+            )
         for name, why in sorted(drop.ignored_files.items()):
             err_console.print(
-                f"warning: {drop.drop_id}/{name}: {why}; ignored",
+                f"warning: {printable(drop.drop_id)}/{printable(name)}: {why}; ignored",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
             )
         if drop.skipped_files:
             console.print(
-                f"{drop.drop_id}: {len(drop.skipped_files)} file(s) already loaded, skipped"
+                f"{terminal(drop.drop_id)}: {len(drop.skipped_files)} file(s) already loaded, "
+                "skipped"
             )
     if reasons:
         rejections = Table(title="Rejected rows by table and reason")
         rejections.add_column("table: reason")
         rejections.add_column("rows", justify="right")
         for key, count in sorted(reasons.items()):
-            rejections.add_row(key, str(count))
+            rejections.add_row(terminal(key), str(count))
         console.print(rejections)
         console.print("List them with `access-audit rejected`.")
     for failure in report.failed:
         err_console.print(
-            f"[bold red]failed:[/] {failure.error} (nothing from this drop was loaded)",
+            f"[bold red]failed:[/] {terminal(failure.error)} (nothing from this drop was loaded)",
             highlight=False,
             soft_wrap=True,
         )
@@ -85,9 +88,9 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
 
 
 def render_status(console: Console, status: WorkspaceStatus) -> None:
-    console.print(f"home: {status.home}", highlight=False, soft_wrap=True)
+    console.print(f"home: {terminal(status.home)}", highlight=False, soft_wrap=True)
     console.print(f"generation: {status.generation}")
-    console.print(f"database: {status.database}", highlight=False, soft_wrap=True)
+    console.print(f"database: {terminal(status.database)}", highlight=False, soft_wrap=True)
     table = Table(title="Stored tables")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -134,7 +137,7 @@ def _value(row: dict[str, Any], show_values: bool) -> str:
 
 
 def render_generate_result(console: Console, result: Any) -> None:
-    table = Table(title=f"Synthetic force in {result.out}")
+    table = Table(title=f"Synthetic force in {terminal(result.out)}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, rows in result.rows.items():
@@ -142,12 +145,15 @@ def render_generate_result(console: Console, result: Any) -> None:
     console.print(table)
     console.print(
         f"{len(result.drops)} drop(s), {result.episodes} planted misuse episode(s) "
-        f"(truth: {result.truth_path}); {result.seconds:.1f}s"
+        f"(truth: {terminal(result.truth_path)}); {result.seconds:.1f}s",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
 def _text(value: object) -> str:
-    return "" if value is None else str(value)
+    """A value from the data as a table cell: literal, never markup."""
+    return terminal(value)
 
 
 def render_score_report(console: Console, report: Any) -> None:
@@ -170,7 +176,7 @@ def render_score_report(console: Console, report: Any) -> None:
         for column in ("role", "accesses", "explained"):
             table.add_column(column, justify="left" if column == "role" else "right")
         for row in roles:
-            table.add_row(str(row["group"]), str(row["accesses"]), _percent(row["share"]))
+            table.add_row(_text(row["group"]), str(row["accesses"]), _percent(row["share"]))
         console.print(table)
 
 
@@ -181,7 +187,7 @@ def _percent(value: float | None) -> str:
 def _reason_line(reasons: list[dict[str, Any]] | None) -> str:
     if not reasons:
         return ""
-    return "; ".join(f"{r['text']} ({100 * r['weight']:.0f}%)" for r in reasons)
+    return "; ".join(f"{terminal(r['text'])} ({100 * r['weight']:.0f}%)" for r in reasons)
 
 
 def render_flags(console: Console, queue: Any, output_format: str) -> None:
@@ -208,7 +214,7 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
             .list.join(" "),
             reasons=pl.col("reasons").list.eval(pl.element().struct.field("text")).list.join("; "),
         )
-        print(flat.write_csv(), end="")
+        print(csv_text(flat), end="")
         return
     if queue.is_empty():
         console.print("no flags in this window (try --since 7d, or --min-score 0 for all)")
@@ -219,15 +225,20 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
     table.add_column("status", no_wrap=True)
     table.add_column("why (share of score)", ratio=1)
     for row in queue.to_dicts():
-        status = row["status"] + (f"\n{row['outcome']}" if row["outcome"] else "")
+        status = terminal(row["status"]) + (
+            f"\n{terminal(row['outcome'])}" if row["outcome"] else ""
+        )
         reasons = _reason_line((row["reasons"] or [])[:3])
         if row["note"]:
-            reasons += f"\n[italic]{row['note']}[/]"
+            reasons += f"\n[italic]{terminal(row['note'])}[/]"
         if row.get("review_note"):
-            reasons += f"\n[bold]review:[/] {escape(row['review_note'])}"
+            reasons += f"\n[bold]review:[/] {terminal(row['review_note'])}"
         accesses = f"{len(row['events'] or [])} access(es) {row['first_access_at']:%d %b %H:%M}"
         table.add_row(
-            f"{row['score']:.0f}", f"{row['flag_id']}\n[dim]{accesses}[/]", status, reasons
+            f"{row['score']:.0f}",
+            f"{terminal(row['flag_id'])}\n[dim]{accesses}[/]",
+            status,
+            reasons,
         )
     console.print(table)
 
@@ -235,37 +246,44 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
 def render_flag_detail(console: Console, detail: Any) -> None:
     flag = detail.flag
     console.print(
-        f"[bold]{flag['flag_id']}[/] — score {flag['score']:.0f} (rules {flag['rule_score']:.0f}, "
-        f"{flag['model_version']}); {flag['kind']} of {flag['user_id']}"
-        + (f" with {flag['subject_type']} {flag['subject_id']}" if flag["subject_id"] else ""),
+        f"[bold]{terminal(flag['flag_id'])}[/] — score {flag['score']:.0f} "
+        f"(rules {flag['rule_score']:.0f}, {terminal(flag['model_version'])}); "
+        f"{terminal(flag['kind'])} of {terminal(flag['user_id'])}"
+        + (
+            f" with {terminal(flag['subject_type'])} {terminal(flag['subject_id'])}"
+            if flag["subject_id"]
+            else ""
+        ),
         highlight=False,
         soft_wrap=True,
     )
     console.print(
-        f"status: {flag['status']}" + (f" ({flag['outcome']})" if flag.get("outcome") else "")
+        f"status: {terminal(flag['status'])}"
+        + (f" ({terminal(flag['outcome'])})" if flag.get("outcome") else ""),
+        highlight=False,
     )
     if flag.get("note"):
-        console.print(f"note: {flag['note']}", highlight=False, soft_wrap=True)
+        console.print(f"note: {terminal(flag['note'])}", highlight=False, soft_wrap=True)
     table = Table(title="Score breakdown")
     table.add_column("reason")
     table.add_column("share", justify="right")
     for reason in flag["reasons"] or []:
-        table.add_row(reason["text"], f"{100 * reason['weight']:.0f}%")
+        table.add_row(terminal(reason["text"]), f"{100 * reason['weight']:.0f}%")
     console.print(table)
     events = Table(title="Accesses", show_lines=True)
     for column in ("when (UTC)", "event", "action", "record", "explained by", "indicators"):
         events.add_column(column, overflow="fold")
     for row in detail.events.to_dicts():
         indicators = ", ".join(
-            f"{i['code']}" + (f" ({i['evidence']})" if i["evidence"] else "")
+            terminal(i["code"]) + (f" ({terminal(i['evidence'])})" if i["evidence"] else "")
             for i in row["indicators"] or []
         )
         events.add_row(
             f"{row['occurred_at']:%Y-%m-%d %H:%M:%S}",
-            f"{row['system']}:{row['event_id']}",
-            row["action"],
-            f"{row['record_type']} {row['record_id'] or ''}",
-            "; ".join(row["explanations"] or []) or "[red]nothing[/]",
+            f"{terminal(row['system'])}:{terminal(row['event_id'])}",
+            terminal(row["action"]),
+            f"{terminal(row['record_type'])} {terminal(row['record_id'])}",
+            "; ".join(terminal(e) for e in row["explanations"] or []) or "[red]nothing[/]",
             indicators,
         )
     console.print(events)
@@ -274,7 +292,10 @@ def render_flag_detail(console: Console, detail: Any) -> None:
     else:
         console.print(
             "training: "
-            + ", ".join(f"{r['course']} {r['completed_at']}" for r in detail.training.to_dicts()),
+            + ", ".join(
+                f"{terminal(r['course'])} {terminal(r['completed_at'])}"
+                for r in detail.training.to_dicts()
+            ),
             highlight=False,
         )
     if not detail.reviews.is_empty():
@@ -284,21 +305,32 @@ def render_flag_detail(console: Console, detail: Any) -> None:
 def render_event_detail(console: Console, detail: Any) -> None:
     event = detail.event
     console.print(
-        f"[bold]{event['system']}:{event['event_id']}[/] {event['occurred_at']:%Y-%m-%d %H:%M:%S} "
-        f"UTC — {event['user_id']} {event['action']} {event['record_type']} "
-        f"{event['record_id'] or ''}",
+        f"[bold]{terminal(event['system'])}:{terminal(event['event_id'])}[/] "
+        f"{event['occurred_at']:%Y-%m-%d %H:%M:%S} UTC — {terminal(event['user_id'])} "
+        f"{terminal(event['action'])} {terminal(event['record_type'])} "
+        f"{terminal(event['record_id'])}",
         highlight=False,
         soft_wrap=True,
     )
     if detail.explanations.is_empty():
         console.print("explained by: [red]nothing[/]")
     for row in detail.explanations.to_dicts():
-        console.print(f"explained by: {row['detail']} ({row['kind']})", highlight=False)
+        console.print(
+            f"explained by: {terminal(row['detail'])} ({terminal(row['kind'])})",
+            highlight=False,
+            soft_wrap=True,
+        )
     for row in detail.indicators.to_dicts():
-        evidence = f": {row['evidence']}" if row["evidence"] else ""
-        console.print(f"indicator {row['code']} (+{row['points']:.0f}){evidence}", highlight=False)
+        evidence = f": {terminal(row['evidence'])}" if row["evidence"] else ""
+        console.print(
+            f"indicator {terminal(row['code'])} (+{row['points']:.0f}){evidence}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for row in detail.flags.to_dicts():
-        console.print(f"in flag {row['flag_id']} (score {row['score']:.0f})", highlight=False)
+        console.print(
+            f"in flag {terminal(row['flag_id'])} (score {row['score']:.0f})", highlight=False
+        )
 
 
 def render_evaluation(console: Console, result: Any, output_format: str) -> None:
@@ -344,7 +376,7 @@ def _frame_table(title: str, frame: pl.DataFrame, justify: str = "left") -> Tabl
     """A small result frame (tens of rows) as a terminal table: output, not pipeline."""
     table = Table(title=title)
     for column in frame.columns:
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        table.add_column(terminal(column), justify=justify, overflow="fold")  # type: ignore[arg-type]
     for values in frame.rows():
         table.add_row(*[_cell(v) for v in values])
     return table

@@ -164,6 +164,9 @@ class Workspace:
     @classmethod
     def open(cls, home: Path | str | None = None, *, create: bool = True) -> Workspace:
         path = resolve_home(home)
+        from access_audit.catalog import check_home_path
+
+        check_home_path(path)
         if path.exists() and not path.is_dir():
             raise AccessAuditError(f"{path}: the home must be a folder")
         if not path.exists():

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from access_audit.generate.force import TZ, UTC, Force, seconds
+from access_audit.private_files import private_folder, replacing, write_private_text
 
 ASSOCIATION_SCHEMA = {
     "user_id": pl.String,
@@ -235,13 +236,15 @@ def _assignment_versions(force: Force) -> pl.DataFrame:
 
 
 def _write(frame: pl.DataFrame, path: Path, file_format: str) -> None:
+    """One export file, owner-only (it names staff and victims) even where it replaces one."""
     frame = frame.cast(pl.String)
-    if file_format == "csv":
-        frame.write_csv(path)
-    elif file_format == "parquet":
-        frame.write_parquet(path)
-    else:
-        frame.write_ndjson(path)
+    with replacing(path) as temporary:
+        if file_format == "csv":
+            frame.write_csv(temporary)
+        elif file_format == "parquet":
+            frame.write_parquet(temporary)
+        else:
+            frame.write_ndjson(temporary)
 
 
 def write_force(
@@ -251,7 +254,7 @@ def write_force(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[Path], Path, dict[str, int]]:
     """Write drops OUT/YYYY-MM-DD/ and OUT/truth.csv; returns drops, truth path, rows per table."""
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)
     log, truth = _access_log(force)
     tables = _tables(force, log)
     by_day: dict[str, dict[object, pl.DataFrame]] = {}
@@ -268,8 +271,7 @@ def write_force(
     drops = []
     for index in range(force.days):
         day = force.start + timedelta(days=index)
-        folder = out / day.isoformat()
-        folder.mkdir(exist_ok=True)
+        folder = private_folder(out / day.isoformat())
         for name, parts in by_day.items():
             part = parts.get(day)
             if part is None or part.is_empty():
@@ -288,8 +290,10 @@ def write_force(
         if progress:
             progress(index + 1)
     truth_path = out / "truth.csv"
-    truth.write_csv(truth_path)
-    (out / "force.json").write_text(
+    with replacing(truth_path) as temporary:
+        truth.write_csv(temporary)
+    write_private_text(
+        out / "force.json",
         json.dumps(
             {
                 "start": force.start.isoformat(),
@@ -300,6 +304,5 @@ def write_force(
             indent=2,
         )
         + "\n",
-        encoding="utf-8",
     )
     return drops, truth_path, rows

@@ -145,6 +145,7 @@ def _read_csv(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.Da
         new_columns=names,
         schema={n: pl.String() for n in names},
         raise_if_empty=False,
+        glob=False,  # a file name holding * ? [ is a name, not a pattern
     )
     if frame.height != records.good.height:
         raise AccessAuditError(
@@ -174,7 +175,7 @@ def _read_parquet(path: Path, display_name: str) -> tuple[pl.DataFrame | None, p
     refused = pl.DataFrame(schema=REFUSED_SCHEMA)
     if path.stat().st_size == 0:
         return None, refused
-    frame = _as_text(pl.read_parquet(path)).with_row_index("source_line", offset=1)
+    frame = _as_text(pl.read_parquet(path, glob=False)).with_row_index("source_line", offset=1)
     return frame, refused
 
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from access_audit.errors import AccessAuditError
+from access_audit.escape import csv_text
 from access_audit.interop.fhir import ACCESS_LOG_COLUMNS, Unconvertible, convert_files
+from access_audit.private_files import private_folder, replacing, write_private_text
 
 
 @dataclass(frozen=True)
@@ -18,23 +20,28 @@ class FhirDrop:
 
 
 def write_fhir_drop(sources: list[Path], out: Path) -> FhirDrop:
-    """Write ``out/access_log_fhir.csv`` (and the resources that could not be converted)."""
+    """Write ``out/access_log_fhir.csv`` (and the resources that could not be converted).
+
+    Both are owner-only. The access log is data for ``ingest`` and is written exactly; the list
+    of unconvertible resources is for people, often opened in a spreadsheet, so its cells are
+    neutralised like every CSV made for people (``escape.csv_text``)."""
     import polars as pl
 
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:
         raise AccessAuditError(f"{missing[0]}: no such file")
     conversion = convert_files(sources)
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)
     target = out / "access_log_fhir.csv"
     frame = pl.DataFrame(
         conversion.rows, schema={c: pl.String for c in ACCESS_LOG_COLUMNS}, orient="row"
     )
-    frame.write_csv(target)
+    with replacing(target) as temporary:
+        frame.write_csv(temporary)
     rejected_path = None
     if conversion.unconvertible:
         rejected_path = out / "fhir-unconvertible.csv"
-        pl.DataFrame(
+        unconvertible = pl.DataFrame(
             [vars(u) for u in conversion.unconvertible],
             schema={
                 "source": pl.String,
@@ -43,5 +50,6 @@ def write_fhir_drop(sources: list[Path], out: Path) -> FhirDrop:
                 "reason": pl.String,
             },
             orient="row",
-        ).write_csv(rejected_path)
+        )
+        write_private_text(rejected_path, csv_text(unconvertible))
     return FhirDrop(target, frame.height, conversion.unconvertible, rejected_path)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from html import escape
 
+from access_audit.escape import csv_text, printable
 from access_audit.report import Report
 from access_audit.report.charts import bar_chart, timeline
 
@@ -61,16 +60,16 @@ def render_text(report: Report) -> str:
         if section != current:
             lines += ["", titles[section]]
             current = section
-        lines.append(f"  {item}: {value}")
+        lines.append(f"  {printable(item)}: {printable(value)}")
     return "\n".join(lines).replace("\n\n\n", "\n\n").strip() + "\n"
 
 
 def render_csv(report: Report) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["section", "item", "value"])
-    writer.writerows(_rows(report))
-    return buffer.getvalue()
+    """The figures as (section, item, value) rows; ids and circumstances never become formulas."""
+    import polars as pl
+
+    schema = {"section": pl.String, "item": pl.String, "value": pl.String}
+    return csv_text(pl.DataFrame(_rows(report), schema=schema, orient="row"))
 
 
 def _table(headers: list[str], rows: list[list[object]], css: str = "") -> str:
