@@ -237,7 +237,14 @@ class Workspace:
                 with self.store.transaction(run_id, {"command": "score"}) as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
-                    report = write_scored(txn, wanted, rules, started, self.models.current())
+                    report = write_scored(
+                        txn,
+                        wanted,
+                        rules,
+                        started,
+                        self.models.current(),
+                        timezone=self.config.ingest.timezone,
+                    )
             except AccessAuditError as exc:
                 self._log_event("score", run_id, started, error=exc)
                 raise
@@ -273,7 +280,14 @@ class Workspace:
                         except AccessAuditError as exc:
                             report.ingest.failed.append(DropFailure(drop.drop_id, str(exc)))
                     days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
-                    report.score = write_scored(txn, days, rules, started, self.models.current())
+                    report.score = write_scored(
+                        txn,
+                        days,
+                        rules,
+                        started,
+                        self.models.current(),
+                        timezone=self.config.ingest.timezone,
+                    )
             except AccessAuditError as exc:
                 self._log_event("nightly", run_id, started, error=exc, report=report)
                 raise

@@ -58,6 +58,7 @@ class Rules:
     reviews: dict[str, Any]
     reports: dict[str, Any]
     learning: dict[str, Any]
+    audit_gaps: dict[str, Any]
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -103,6 +104,7 @@ def load_rules(config: Config | None = None) -> Rules:
             "reviews",
             "reports",
             "learning",
+            "audit_gaps",
         ):
             override = config.section(section)
             if override:
@@ -147,6 +149,7 @@ def load_rules(config: Config | None = None) -> Rules:
         reviews=dict(raw["reviews"]),
         reports=dict(raw["reports"]),
         learning=dict(raw["learning"]),
+        audit_gaps=dict(raw["audit_gaps"]),
     )
 
 

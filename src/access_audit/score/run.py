@@ -7,7 +7,7 @@ accesses — is kept, marked cleared, with a note naming what explains them now;
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -16,6 +16,7 @@ import polars as pl
 from access_audit.review import apply_suppressions
 from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
+from access_audit.score.audit_gaps import find_audit_gaps
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
 from access_audit.tables import scan_stored
@@ -109,22 +110,35 @@ def _cleared(
     return carried, events
 
 
+def _add_audit_gaps(
+    scored: Scored, scan: Callable[[str], pl.LazyFrame], rules: Rules, timezone: str
+) -> None:
+    """Audit gaps (issue 7) come from the volume of the whole log, not from scored accesses: they
+    join the day's flags, with no flag events (see score/audit_gaps.py)."""
+    gaps = find_audit_gaps(scan, scored.days, rules, timezone)
+    scored.flags = pl.concat([scored.flags, gaps]).sort(
+        "day", "score", "flag_id", descending=[False, True, False]
+    )
+
+
 def write_scored(
     txn: Transaction,
     days: Sequence[date],
     rules: Rules,
     now: datetime,
     model: LearnedModel | None = None,
+    timezone: str = "UTC",
 ) -> ScoreReport:
     """Score `days` from the transaction's stores and replace those days' outputs in it, a few
     days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
-    Each chunk reads the explanations the previous ones wrote."""
+    Each chunk reads the explanations the previous ones wrote. `timezone` is the force's local
+    time, whose hours and weekdays the audit-gap baselines follow."""
     ordered = sorted(set(days))
     size = max(1, rules.chunk_days)
     total = ScoreReport()
     coverage: list[pl.DataFrame] = []
     for start in range(0, len(ordered), size):
-        part = _write_chunk(txn, ordered[start : start + size], rules, now, model)
+        part = _write_chunk(txn, ordered[start : start + size], rules, now, model, timezone)
         total.days += part.days
         total.events += part.events
         total.flags += part.flags
@@ -153,6 +167,7 @@ def _write_chunk(
     rules: Rules,
     now: datetime,
     model: LearnedModel | None,
+    timezone: str,
 ) -> ScoreReport:
 
     def scan(name: str) -> pl.LazyFrame:
@@ -162,6 +177,7 @@ def _write_chunk(
     report = ScoreReport(days=list(scored.days), events=scored.events, seconds=scored.seconds)
     if not scored.days:
         return report
+    _add_audit_gaps(scored, scan, rules, timezone)
     in_days = pl.col("day").is_in(scored.days)
     previous = scan("flags").filter(in_days).collect()
     previous_events = scan("flag_events").filter(in_days).collect()
