@@ -300,6 +300,7 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
             "per_day": result.per_day.with_columns(result.per_day["day"].cast(str)).to_dicts(),
             "per_scenario": result.per_scenario.to_dicts(),
             "pc_b": result.pc_b.with_columns(result.pc_b["day"].cast(str)).to_dicts(),
+            "audit_gaps": result.gaps,
         }
         print(json.dumps(payload, default=str, indent=1))
         return
@@ -318,6 +319,14 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         f"{overall['legitimate_accesses']} ({_percent(overall['share_legitimate_flagged'])})",
         "PC B-type episodes, worst rank on their day": str(overall["pc_b_worst_rank"]),
     }
+    if result.gaps is not None:
+        gaps = result.gaps
+        lines["planted audit gaps caught (as alerts)"] = (
+            f"{gaps['gaps_caught']} of {gaps['planted_gaps']} ({gaps['gaps_caught_as_alerts']})"
+        )
+        lines["false audit-gap flags"] = (
+            f"{gaps['false_gap_flags']} ({gaps['false_gap_flags_per_day']} a day)"
+        )
     for label, value in lines.items():
         console.print(f"  {label}: {value}", highlight=False)
     for title, frame in (

@@ -477,11 +477,13 @@ class Workspace:
         over every stored day or only `days`."""
         import polars as pl
 
-        from access_audit.evaluate import evaluate, read_truth
+        from access_audit.evaluate import evaluate, read_gap_truth, read_truth
+        from access_audit.generate.write import GAPS_TRUTH
 
         events = self.scan("access_events").select("system", "event_id", "day")
         if days is not None:
             events = events.filter(pl.col("day").is_in(list(days)))
+        gaps_path = truth.parent / GAPS_TRUTH
         return evaluate(
             self.scan("flags").collect(),
             self.scan("flag_events").collect(),
@@ -489,6 +491,7 @@ class Workspace:
             read_truth(truth),
             budget=budget,
             threshold=self.rules.alert_threshold,
+            gaps=read_gap_truth(gaps_path) if gaps_path.exists() else None,
         )
 
     def _discover(self, drops: Sequence[Path], report: IngestReport, command: str) -> list[Drop]:

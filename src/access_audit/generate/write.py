@@ -28,6 +28,7 @@ ASSOCIATION_SCHEMA = {
 LATE_AUDIT_SHARE = 0.01
 PAGES_PER_VIEW = 1.5
 NAIVE = "%Y-%m-%dT%H:%M:%S"
+GAPS_TRUTH = "gaps_truth.csv"
 
 
 def local_text(column: str) -> pl.Expr:
@@ -289,6 +290,10 @@ def write_force(
             progress(index + 1)
     truth_path = out / "truth.csv"
     truth.write_csv(truth_path)
+    gaps = force.gaps.sort("gap_id").with_columns(
+        utc_text("starts_at").alias("starts_at"), utc_text("ends_at").alias("ends_at")
+    )
+    gaps.write_csv(out / GAPS_TRUTH)
     (out / "force.json").write_text(
         json.dumps(
             {
