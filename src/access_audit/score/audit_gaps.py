@@ -306,7 +306,7 @@ def vanished(volumes: pl.LazyFrame, days: Sequence[date], settings: dict[str, An
     thresholds = {
         "min_volume": settings["min_user_shift_volume"],
         "max_share": settings["max_share"],
-        "min_z": settings["min_z"],
+        "min_z": settings["user_min_z"],
         "min_samples": settings["min_user_shifts"],
     }
     return volumes.join(baselines, on=["user_id", "system", "starts_at"]).filter(
