@@ -4,16 +4,19 @@ Two tests over the whole audit log (searches included), against robust baselines
 look-back ([audit_gaps] lookback_days before each scored day, never the day itself):
 
 * **system hours** — per system and UTC hour, the number of audit rows, against the median and
-  MAD of the same local hour-of-day on the same kind of day (weekday or weekend) in the look-back.
-  An hour is low when it holds at most `max_share` of that median *and* sits `min_z` robust
-  standard deviations below it (the spread is never taken below the Poisson sqrt(median)). Hours
-  whose median is under `min_hourly_volume` are never assessed, so small systems and quiet nights
-  do not spam. Consecutive low hours of a system on one day make one flag: a missing hour, a
-  missing day or a collapse in volume.
+  MAD of the same local hour-of-day on the same kind of day (weekday or weekend) in the look-back,
+  scaled down when fewer staff than usual were rostered in that hour (a thin rota is quiet, not
+  a hole). An hour is low when it holds at most `max_share` of that expectation *and* sits
+  `min_z` robust standard deviations below it (the spread is never taken below the Poisson
+  sqrt(median)). Hours whose median is under `min_hourly_volume` are never assessed, so small
+  systems and quiet nights do not spam. Consecutive low hours of a system on one UTC day make one
+  flag: a missing hour, a missing day or a collapse in volume.
 * **user vanish** — per user, shift and system, the user's audit rows in the shift against the
-  median of their own earlier shifts. A user whose rows on one system vanish while the same shift
-  shows them at work on other systems is flagged. Requiring a recorded shift *and* activity
-  elsewhere keeps leave, sickness and training days out (no rows anywhere).
+  median of their own earlier shifts (`user_max_share`, `user_min_z`). A user whose rows on one
+  system vanish while the same shift shows them at work on other systems is flagged. Requiring a
+  recorded shift *and* activity elsewhere keeps leave, sickness and training days out (no rows
+  anywhere). A change of role that ends a user's use of a system is flagged on their next shifts
+  until their own median follows; the reviewer closes those as legitimate.
 
 Hours at or after the hour of the store's latest audit row are not assessed: the newest drop's
 UTC day is still incomplete until the next one arrives (the re-explain window re-assesses it).
@@ -63,12 +66,13 @@ def robust_spread(median: pl.Expr, mad: pl.Expr) -> pl.Expr:
 
 def _low(observed: pl.Expr, settings: dict[str, Any]) -> pl.Expr:
     deficit = pl.col("expected") - observed
-    return (
+    low: pl.Expr = (
         (pl.col("expected") >= settings["min_volume"])
         & (observed <= settings["max_share"] * pl.col("expected"))
         & (deficit >= settings["min_z"] * pl.col("spread"))
         & (pl.col("samples") >= settings["min_samples"])
     )
+    return low
 
 
 def _day_windows(days: Sequence[date], lookback_days: int) -> pl.LazyFrame:
@@ -305,7 +309,7 @@ def vanished(volumes: pl.LazyFrame, days: Sequence[date], settings: dict[str, An
     )
     thresholds = {
         "min_volume": settings["min_user_shift_volume"],
-        "max_share": settings["max_share"],
+        "max_share": settings["user_max_share"],
         "min_z": settings["user_min_z"],
         "min_samples": settings["min_user_shifts"],
     }
