@@ -15,9 +15,13 @@ from access_audit.evaluate import evaluate, evaluate_gaps
 from access_audit.generate import generate_force
 from access_audit.report import build_report
 from access_audit.report.render import render_html, render_text
+from access_audit.score import Scored
 from access_audit.score.audit_gaps import audit_gap_flags
+from access_audit.score.explain import EXPLANATION_SCHEMA
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA
+from access_audit.score.indicators import INDICATOR_SCHEMA
 from access_audit.score.rules import Rules, load_rules
+from access_audit.score.run import _cleared
 from access_audit.workspace import Workspace
 
 START = datetime(2026, 10, 1, tzinfo=UTC)  # a Thursday
@@ -327,9 +331,35 @@ def test_the_generator_plants_gaps_the_nightly_run_finds_and_the_view_shows(
         # page views of a record opened just before the window may land in it; nothing else
         assert planted_rows.filter(pl.col("action") != "view").is_empty()
 
+    system_gap = workspace.flags(min_score=0).filter(pl.col("user_id").is_null())
+    detail = workspace.flag_detail(system_gap.filter(pl.col("kind") == "audit_gap")["flag_id"][0])
+    assert detail is not None and detail.events.is_empty() and detail.training.is_empty()
+
     result = workspace.evaluate(force.truth_path)
     assert result.gaps is not None
     assert result.gaps["gaps_caught_as_alerts"] == 2 and result.gaps["false_gap_flags"] == 0
     with duckdb.connect(str(workspace.database_path), read_only=True) as db:
         rows = db.sql("SELECT system, user_id, alert FROM audit_gaps ORDER BY system").fetchall()
     assert rows == [("PND", planted["user_id"][1], True), ("RMS", None, True)]
+
+
+def test_a_gap_whose_rows_arrive_late_is_kept_cleared_with_a_note_that_says_so() -> None:
+    """Re-scoring after the missing rows were delivered no longer raises the gap: the earlier
+    alert is kept, cleared, and its note says the rows arrived (not "0 of 0 accesses")."""
+    previous = pl.DataFrame([_gap_flag()], schema=FLAG_SCHEMA)
+    rescored = Scored(
+        days=[TARGET],
+        explanations=pl.DataFrame(schema=EXPLANATION_SCHEMA),
+        indicators=pl.DataFrame(schema=INDICATOR_SCHEMA),
+        flags=pl.DataFrame(schema=FLAG_SCHEMA),
+        flag_events=pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
+        coverage=pl.DataFrame(),
+    )
+    carried, events = _cleared(
+        previous, pl.DataFrame(schema=FLAG_EVENT_SCHEMA), rescored, at(TARGET + timedelta(1), 3)
+    )
+    assert carried["flag_id"].to_list() == ["F20261015-gap-RMS-1000"]
+    assert carried["note"].item() == (
+        "cleared 2026-10-16 03:00 UTC: the audit rows are no longer missing (delivered late)"
+    )
+    assert not carried["alert"].item() and events.is_empty()

@@ -224,7 +224,8 @@ def render_flag_detail(console: Console, detail: Any) -> None:
     flag = detail.flag
     console.print(
         f"[bold]{flag['flag_id']}[/] — score {flag['score']:.0f} (rules {flag['rule_score']:.0f}, "
-        f"{flag['model_version']}); {flag['kind']} of {flag['user_id']}"
+        f"{flag['model_version']}); {flag['kind']}"
+        + (f" of {flag['user_id']}" if flag["user_id"] else "")
         + (f" with {flag['subject_type']} {flag['subject_id']}" if flag["subject_id"] else ""),
         highlight=False,
         soft_wrap=True,

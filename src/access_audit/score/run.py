@@ -16,6 +16,7 @@ import polars as pl
 from access_audit.review import apply_suppressions
 from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
+from access_audit.score.audit_gaps import KIND as AUDIT_GAP
 from access_audit.score.audit_gaps import find_audit_gaps
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
@@ -88,6 +89,10 @@ def _cleared(
     note = (
         pl.when(pl.col("note").str.starts_with("cleared"))
         .then(pl.col("note"))
+        .when(pl.col("kind") == AUDIT_GAP)
+        .then(
+            fmt("cleared {}: the audit rows are no longer missing (delivered late)", pl.lit(stamp))
+        )
         .otherwise(
             fmt(
                 "cleared {}: {} of {} accesses now explained ({})",
