@@ -360,6 +360,7 @@ def test_a_gap_whose_rows_arrive_late_is_kept_cleared_with_a_note_that_says_so()
     )
     assert carried["flag_id"].to_list() == ["F20261015-gap-RMS-1000"]
     assert carried["note"].item() == (
-        "cleared 2026-10-16 03:00 UTC: the audit rows are no longer missing (delivered late)"
+        "cleared 2026-10-16 03:00 UTC: no longer a gap (the missing audit rows arrived late, or "
+        "the settings changed)"
     )
     assert not carried["alert"].item() and events.is_empty()

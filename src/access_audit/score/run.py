@@ -23,6 +23,7 @@ from access_audit.store import Transaction
 from access_audit.tables import scan_stored
 
 OUTPUT_TABLES = ("explanations", "indicators", "flags", "flag_events")
+GAP_CLEARED = "no longer a gap (the missing audit rows arrived late, or the settings changed)"
 
 
 @dataclass
@@ -90,9 +91,7 @@ def _cleared(
         pl.when(pl.col("note").str.starts_with("cleared"))
         .then(pl.col("note"))
         .when(pl.col("kind") == AUDIT_GAP)
-        .then(
-            fmt("cleared {}: the audit rows are no longer missing (delivered late)", pl.lit(stamp))
-        )
+        .then(fmt("cleared {}: {}", pl.lit(stamp), pl.lit(GAP_CLEARED)))
         .otherwise(
             fmt(
                 "cleared {}: {} of {} accesses now explained ({})",
