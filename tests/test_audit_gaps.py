@@ -111,6 +111,14 @@ def test_a_steady_log_and_a_gap_on_another_day_raise_nothing_for_the_target_day(
     assert gaps(other_day, daily_shifts(["U1"])).is_empty()
 
 
+def test_a_system_missing_a_whole_day_while_another_goes_on_is_one_gap_for_the_day() -> None:
+    rms = steady_log().filter(pl.col("day") != TARGET)
+    found = gaps(pl.concat([rms, steady_log(system="PNC")]), daily_shifts(["U1"]))
+    assert found["flag_id"].to_list() == ["F20261015-gap-RMS-0000"]
+    # the store's latest row (PNC, 23:58) leaves 23:00 unassessed: it may still be arriving
+    assert found["last_access_at"].item() == at(TARGET, 23)
+
+
 def test_a_volume_collapse_is_a_gap_scored_by_the_share_missing() -> None:
     log = steady_log()
     thinned = log.filter(
@@ -315,7 +323,9 @@ def test_the_generator_plants_gaps_the_nightly_run_finds_and_the_view_shows(
     assert not truth.is_empty()  # the access truth is untouched by the gap scenarios
 
     workspace = Workspace.open(tmp_path / "home")
-    workspace.nightly(force.drops)
+    report = workspace.nightly(force.drops)
+    assert report.score is not None and report.score.audit_gaps == 2
+    assert workspace.runs()[-1]["score"]["audit_gaps"] == 2
     log = workspace.scan("access_events").collect()
     for gap in planted.to_dicts():
         start, end = (datetime.fromisoformat(gap[k]) for k in ("starts_at", "ends_at"))

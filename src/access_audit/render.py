@@ -150,6 +150,7 @@ def render_score_report(console: Console, report: Any) -> None:
         f"{report.seconds:.1f}s: {_percent(report.explained)} explained "
         f"({_percent(report.first_explained)} of first accesses); "
         f"{report.flags} flag(s), {report.alerts} alert(s)"
+        + (f" ({report.audit_gaps} audit gap(s))" if report.audit_gaps else "")
         + (f", {len(report.cleared)} cleared by late explanations" if report.cleared else ""),
         highlight=False,
         soft_wrap=True,

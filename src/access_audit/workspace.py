@@ -563,6 +563,7 @@ class Workspace:
                 "first_explained": score.first_explained,
                 "flags": score.flags,
                 "alerts": score.alerts,
+                "audit_gaps": score.audit_gaps,
                 "cleared": score.cleared,
                 "seconds": round(score.seconds, 3),
             }

@@ -36,6 +36,8 @@ class ScoreReport:
     first_explained: float | None = None
     flags: int = 0
     alerts: int = 0
+    audit_gaps: int = 0
+    """Audit-gap alerts among them: hours or shifts whose audit rows went missing."""
     cleared: list[str] = field(default_factory=list)
     seconds: float = 0.0
     coverage: list[dict[str, object]] = field(default_factory=list)
@@ -147,6 +149,7 @@ def write_scored(
         total.events += part.events
         total.flags += part.flags
         total.alerts += part.alerts
+        total.audit_gaps += part.audit_gaps
         total.cleared += part.cleared
         total.seconds += part.seconds
         if part.coverage:
@@ -216,6 +219,7 @@ def _write_chunk(
         txn.replace_partitions(table, frame, "day", scored.days)
     report.flags = flags.height
     report.alerts = int(flags["alert"].sum())
+    report.audit_gaps = flags.filter(pl.col("alert") & (pl.col("kind") == AUDIT_GAP)).height
     report.cleared = carried["flag_id"].to_list()
     report.coverage = scored.coverage.to_dicts()
     return report
