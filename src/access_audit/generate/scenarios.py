@@ -535,6 +535,8 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 # Baselines need earlier days of the same kind: gaps are planted from this day of the period on.
 GAP_FIRST_DAY = 7
+# A user's vanished shift held at least this many PND lookups (each writes a few rows).
+MIN_VANISHED_ROWS = 6
 
 
 @dataclass(frozen=True)
@@ -583,7 +585,19 @@ def user_vanish(force: Force, ids: list[str]) -> list[Row]:
     days = _gap_days(force)
     shifts = force.shifts.filter(
         (pl.col("role") == "analyst") & ((pl.col("starts_at") - first).dt.total_days().is_in(days))
-    ).sort("starts_at", "user_id")
+    )
+    # only a shift with a PND trail worth deleting: analysts whose team has no operation use none
+    pnd = pl.concat(force.event_parts).filter(pl.col("system") == "PND")
+    shifts = (
+        shifts.join(pnd.select("user_id", "occurred_at"), on="user_id")
+        .filter(pl.col("occurred_at").is_between("starts_at", "ends_at", closed="left"))
+        .group_by("user_id", "starts_at", "ends_at")
+        .agg(rows=pl.len())
+        .filter(pl.col("rows") >= MIN_VANISHED_ROWS)
+        .sort("starts_at", "user_id")
+    )
+    if shifts.is_empty():
+        return []  # a force too small to have an analyst with a PND trail
     for gap in ids:
         shift = shifts.row(int(rng.integers(0, shifts.height)), named=True)
         gaps.append(
