@@ -161,6 +161,12 @@ def test_hours_the_rota_leaves_thin_are_expected_to_be_quiet() -> None:
     assert gaps(thin.sort("occurred_at"), daily_shifts(staff)).height == 1
 
 
+def test_a_day_whose_rota_was_not_exported_is_still_assessed() -> None:
+    log = without(steady_log(), at(TARGET, 10), at(TARGET, 13))
+    shifts = daily_shifts(["U1", "U2"]).filter(pl.col("starts_at").dt.date() != TARGET)
+    assert gaps(log, shifts)["flag_id"].to_list() == ["F20261015-gap-RMS-1000"]
+
+
 def test_small_systems_and_the_incomplete_latest_hour_are_never_assessed() -> None:
     small = without(steady_log(every="10m"), at(TARGET, 10), at(TARGET, 13))  # 6 rows an hour
     assert gaps(small, daily_shifts(["U1"])).is_empty()

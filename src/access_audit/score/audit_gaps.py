@@ -155,9 +155,11 @@ def hour_baselines(
 
 def _rostered_share() -> pl.Expr:
     """The hour's staff on shift as a share of its usual (at most 1): an hour the rota leaves
-    thin is expected to be quiet. Without rostered shifts at all, the share is 1."""
+    thin is expected to be quiet. A day with no shift recorded at all (no rota exported, or a
+    force that exports none) is not taken for a day nobody worked: its share is 1."""
+    rota_known = pl.col("on_shift").max().over("system", "day") > 0
     return (
-        pl.when(pl.col("usual_on_shift") > 0)
+        pl.when(rota_known & (pl.col("usual_on_shift") > 0))
         .then((pl.col("on_shift") / pl.col("usual_on_shift")).clip(upper_bound=1.0))
         .otherwise(1.0)
     )
