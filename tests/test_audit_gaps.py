@@ -96,7 +96,7 @@ def test_missing_hours_on_a_system_become_one_scored_audit_gap_with_readable_evi
     assert flag["reasons"] == [
         {
             "code": "audit_gap_system",
-            "text": "RMS: 0 audit rows 11:00–14:00 (Europe/London) on 2026-10-15 although 2 staff "
+            "text": "RMS: no audit rows 11:00–14:00 (Europe/London) on 2026-10-15 although 2 staff "
             "were on shift; usual volume 30±5 per hour (100% missing)",
             "weight": 1.0,
         }
@@ -129,6 +129,9 @@ def test_a_volume_collapse_is_a_gap_scored_by_the_share_missing() -> None:
     assert found["flag_id"].to_list() == ["F20261015-gap-RMS-0900"]
     assert found["event_count"].item() == 24
     assert found["points"].item() == 45.0  # 90% missing of the 50 points a full hole carries
+    assert found["reasons"].item()[0]["text"].startswith(
+        "RMS: only 24 audit rows 10:00–18:00 (Europe/London) on 2026-10-15"
+    )
 
 
 def test_hours_the_rota_leaves_thin_are_expected_to_be_quiet() -> None:
@@ -201,7 +204,7 @@ def test_a_user_whose_rows_vanish_from_one_system_during_a_working_shift_is_flag
     assert (flag["user_id"], flag["subject_id"], flag["alert"]) == ("U7", "PND", True)
     assert flag["reasons"][0]["code"] == "audit_gap_user"
     assert flag["reasons"][0]["text"] == (
-        "U7 made 0 PND accesses in their shift 2026-10-15 09:00–17:00 (Europe/London) while "
+        "U7 made no PND accesses in their shift 2026-10-15 09:00–17:00 (Europe/London) while "
         "making 40 on other systems; usual 20±4 per shift over 14 shifts"
     )
 

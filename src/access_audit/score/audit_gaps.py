@@ -222,6 +222,10 @@ def _local(instant: str, timezone: str, pattern: str) -> pl.Expr:
     return pl.col(instant).dt.convert_time_zone(timezone).dt.strftime(pattern)
 
 
+def _how_many(column: str) -> pl.Expr:
+    return pl.when(pl.col(column) == 0).then(pl.lit("no")).otherwise(fmt("only {}", pl.col(column)))
+
+
 def system_gap_flags(runs: pl.LazyFrame, rules: Rules, timezone: str) -> pl.LazyFrame:
     """One audit_gap flag per window, its subject the system."""
     weight = float(rules.audit_gaps["system_weight"])
@@ -230,7 +234,7 @@ def system_gap_flags(runs: pl.LazyFrame, rules: Rules, timezone: str) -> pl.Lazy
         "{}: {} audit rows {}–{} ({}) on {} although {} staff were on shift; usual volume "
         "{}±{} per hour ({}% missing)",
         "system",
-        "observed",
+        _how_many("observed"),
         _local("starts_at", timezone, "%H:%M"),
         _local("ends_at", timezone, "%H:%M"),
         pl.lit(timezone),
@@ -328,7 +332,7 @@ def user_gap_flags(found: pl.LazyFrame, rules: Rules, timezone: str) -> pl.LazyF
         "{} made {} {} accesses in their shift {} {}–{} ({}) while making {} on other systems; "
         "usual {}±{} per shift over {} shifts",
         "user_id",
-        "events",
+        _how_many("events"),
         "system",
         _local("starts_at", timezone, "%Y-%m-%d"),
         _local("starts_at", timezone, "%H:%M"),
