@@ -15,6 +15,7 @@ from access_audit.evaluate import evaluate, evaluate_gaps
 from access_audit.generate import generate_force
 from access_audit.report import build_report
 from access_audit.report.render import render_html, render_text
+from access_audit.review import apply_suppressions
 from access_audit.score import Scored
 from access_audit.score.audit_gaps import audit_gap_flags
 from access_audit.score.explain import EXPLANATION_SCHEMA
@@ -129,8 +130,10 @@ def test_a_volume_collapse_is_a_gap_scored_by_the_share_missing() -> None:
     assert found["flag_id"].to_list() == ["F20261015-gap-RMS-0900"]
     assert found["event_count"].item() == 24
     assert found["points"].item() == 45.0  # 90% missing of the 50 points a full hole carries
-    assert found["reasons"].item()[0]["text"].startswith(
-        "RMS: only 24 audit rows 10:00–18:00 (Europe/London) on 2026-10-15"
+    assert (
+        found["reasons"]
+        .item()[0]["text"]
+        .startswith("RMS: only 24 audit rows 10:00–18:00 (Europe/London) on 2026-10-15")
     )
 
 
@@ -383,3 +386,45 @@ def test_a_gap_whose_rows_arrive_late_is_kept_cleared_with_a_note_that_says_so()
         "the settings changed)"
     )
     assert not carried["alert"].item() and events.is_empty()
+
+
+def test_a_change_of_role_closed_as_legitimate_quiets_that_users_later_gaps_on_that_system() -> (
+    None
+):
+    """A user who stops using a system is flagged on their next shifts until their own median
+    follows; closing the first as a legitimate purpose suppresses the rest (not other systems)."""
+    first = _gap_flag(flag_id="F20261015-U7-gap-PND-0800", user_id="U7", subject_id="PND")
+    reviewed = pl.DataFrame([first], schema=FLAG_SCHEMA)
+    decision = pl.LazyFrame(
+        {
+            "review_id": ["R1"],
+            "flag_id": [first["flag_id"]],
+            "user_id": ["U7"],
+            "subject_id": ["PND"],
+            "status": ["closed"],
+            "outcome": ["legitimate_purpose"],
+            "purpose": ["moved from intelligence to response"],
+            "note": [None],
+            "reviewer": ["DS Rowe"],
+            "reviewed_at": [at(TARGET, 18)],
+            "suppress_until": [at(TARGET + timedelta(days=90), 0)],
+        }
+    )
+    later = pl.DataFrame(
+        [
+            _gap_flag(
+                flag_id=f"F20261016-U7-gap-{system}-0800",
+                user_id="U7",
+                subject_id=system,
+                first_access_at=at(TARGET + timedelta(days=1), 8),
+                day=TARGET + timedelta(days=1),
+            )
+            for system in ("PND", "PNC")
+        ],
+        schema=FLAG_SCHEMA,
+    )
+    quieted = apply_suppressions(later, decision, reviewed.lazy())
+    assert quieted["alert"].to_list() == [False, True]
+    assert (
+        quieted["note"][0] == "suppressed: legitimate purpose recorded 2026-10-15 by DS Rowe (R1)"
+    )

@@ -16,7 +16,8 @@ look-back ([audit_gaps] lookback_days before each scored day, never the day itse
   system vanish while the same shift shows them at work on other systems is flagged. Requiring a
   recorded shift *and* activity elsewhere keeps leave, sickness and training days out (no rows
   anywhere). A change of role that ends a user's use of a system is flagged on their next shifts
-  until their own median follows; the reviewer closes those as legitimate.
+  until their own median follows; closing the first as a legitimate purpose quiets that user's
+  gaps on that system like any reviewed pair ([reviews] suppress_days).
 
 Hours at or after the hour of the store's latest audit row are not assessed: the newest drop's
 UTC day is still incomplete until the next one arrives (the re-explain window re-assesses it).
