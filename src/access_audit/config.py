@@ -319,6 +319,23 @@ class LearningSettings(Section):
     blend: float = Field(ge=0, le=1)
 
 
+class AuditGapsSettings(Section):
+    """[audit_gaps]: when missing audit rows make a flag (see score/audit_gaps.py)."""
+
+    lookback_days: PositiveInt
+    min_hourly_volume: NonNegativeFloat
+    min_baseline_hours: PositiveInt
+    max_share: float = Field(ge=0, le=1)
+    min_z: NonNegativeFloat
+    min_user_shift_volume: NonNegativeFloat
+    min_user_shifts: PositiveInt
+    min_other_volume: NonNegativeFloat
+    user_max_share: float = Field(ge=0, le=1)
+    user_min_z: NonNegativeFloat
+    system_weight: NonNegativeFloat
+    user_weight: NonNegativeFloat
+
+
 PATTERN_CODE_PREFIX = "pattern_"
 
 
@@ -336,6 +353,7 @@ class Config(Section):
     reviews: ReviewSettings
     reports: ReportSettings
     learning: LearningSettings
+    audit_gaps: AuditGapsSettings
 
     @model_validator(mode="after")
     def _names_resolve(self) -> Config:

@@ -5,6 +5,11 @@ episode when it contains any of the episode's events; an episode is *caught* whe
 day's budget of K holds it. An access counts as flagged when it is in an alert flag (the rule
 score at or above the alert threshold). R-precision for a day is the precision of its top R flags,
 R being the number of planted episodes with accesses that day.
+
+Audit gaps (kind `audit_gap`) hold no accesses, so they are left out of that ranking and judged
+on their own against `gaps_truth.csv` beside truth.csv: a planted gap is caught when an audit_gap
+flag on the same system (and, for a user's gap, the same user) overlaps its window; an audit_gap
+flag that overlaps no planted gap is a false one.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import polars as pl
 from access_audit.errors import AccessAuditError, redact_quoted
 
 TRUTH_COLUMNS = ("episode_id", "scenario", "user_id", "person_id", "system", "event_id")
+GAP_TRUTH_COLUMNS = ("gap_id", "scenario", "system", "user_id", "starts_at", "ends_at")
+GAP_KIND = "audit_gap"
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Evaluation:
     per_scenario: pl.DataFrame
     pc_b: pl.DataFrame
     overall: dict[str, float | int | None]
+    gaps: dict[str, float | int | None] | None = None
 
 
 def read_truth(path: Path) -> pl.DataFrame:
@@ -45,6 +53,59 @@ def read_truth(path: Path) -> pl.DataFrame:
     return truth.select(TRUTH_COLUMNS)
 
 
+def read_gap_truth(path: Path) -> pl.DataFrame:
+    """A generator's gaps_truth.csv: planted audit gaps as windows (UTC)."""
+    truth = pl.read_csv(path, infer_schema=False)
+    missing = [c for c in GAP_TRUTH_COLUMNS if c not in truth.columns]
+    if missing:
+        raise AccessAuditError(f"{path}: gap truth file lacks column(s) {', '.join(missing)}")
+    instant = pl.Datetime("us", "UTC")
+    return truth.select(GAP_TRUTH_COLUMNS).with_columns(
+        pl.col("starts_at", "ends_at").str.to_datetime(time_zone="UTC").cast(instant)
+    )
+
+
+def evaluate_gaps(
+    flags: pl.DataFrame, gaps: pl.DataFrame, days: pl.Series
+) -> dict[str, float | int | None]:
+    """Planted audit gaps caught (by any audit_gap flag, and by an alert), and false gap flags
+    over the evaluated `days`."""
+    day_list = days.implode()
+    found = flags.filter((pl.col("kind") == GAP_KIND) & pl.col("day").is_in(day_list))
+    planted = gaps.filter(pl.col("starts_at").dt.date().is_in(day_list))
+    matches = (
+        found.select(
+            "flag_id",
+            "alert",
+            "user_id",
+            system="subject_id",
+            f_from="first_access_at",
+            f_to="last_access_at",
+        )
+        .join(
+            planted.select(
+                "gap_id", "system", gap_user="user_id", g_from="starts_at", g_to="ends_at"
+            ),
+            on="system",
+        )
+        .filter(
+            (pl.col("f_from") < pl.col("g_to"))
+            & (pl.col("f_to") > pl.col("g_from"))
+            & (pl.col("gap_user").is_null() | (pl.col("gap_user") == pl.col("user_id")))
+        )
+    )
+    false_flags = found.join(matches.select("flag_id"), on="flag_id", how="anti")
+    n_days = days.n_unique()
+    return {
+        "planted_gaps": planted.height,
+        "gaps_caught": matches["gap_id"].n_unique(),
+        "gaps_caught_as_alerts": matches.filter("alert")["gap_id"].n_unique(),
+        "gap_flags": found.height,
+        "false_gap_flags": false_flags.height,
+        "false_gap_flags_per_day": false_flags.height / n_days if n_days else None,
+    }
+
+
 def _auc(labels: pl.Series, scores: pl.Series) -> float | None:
     if labels.n_unique() < 2:
         return None
@@ -61,12 +122,14 @@ def evaluate(
     budget: int = 20,
     threshold: float = 60.0,
     score_column: str = "score",
+    gaps: pl.DataFrame | None = None,
 ) -> Evaluation:
     """Compare ranked daily flags with the planted truth. `events` is (system, event_id, day) of
-    every access in the evaluated days."""
+    every access in the evaluated days; `gaps` the planted audit gaps, if any."""
     days = events.select(pl.col("day").unique()).to_series()
+    gap_result = evaluate_gaps(flags, gaps, days) if gaps is not None else None
     truth = truth.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
-    flags = flags.filter(pl.col("day").is_in(days.implode()))
+    flags = flags.filter(pl.col("day").is_in(days.implode()) & (pl.col("kind") != GAP_KIND))
     ranked = flags.sort(
         ["day", score_column, "rule_score", "flag_id"], descending=[False, True, True, False]
     ).with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
@@ -177,7 +240,7 @@ def evaluate(
         "pc_b_episodes": pc_b.height,
         "pc_b_worst_rank": _worst(pc_b["rank"]),
     }
-    return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall)
+    return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall, gap_result)
 
 
 def _mean(series: pl.Series) -> float | None:

@@ -166,6 +166,7 @@ def render_score_report(console: Console, report: Any) -> None:
         f"{report.seconds:.1f}s: {_percent(report.explained)} explained "
         f"({_percent(report.first_explained)} of first accesses); "
         f"{report.flags} flag(s), {report.alerts} alert(s)"
+        + (f" ({report.audit_gaps} audit gap(s))" if report.audit_gaps else "")
         + (f", {len(report.cleared)} cleared by late explanations" if report.cleared else ""),
         highlight=False,
         soft_wrap=True,
@@ -248,7 +249,8 @@ def render_flag_detail(console: Console, detail: Any) -> None:
     console.print(
         f"[bold]{terminal(flag['flag_id'])}[/] — score {flag['score']:.0f} "
         f"(rules {flag['rule_score']:.0f}, {terminal(flag['model_version'])}); "
-        f"{terminal(flag['kind'])} of {terminal(flag['user_id'])}"
+        f"{terminal(flag['kind'])}"
+        + (f" of {terminal(flag['user_id'])}" if flag["user_id"] else "")
         + (
             f" with {terminal(flag['subject_type'])} {terminal(flag['subject_id'])}"
             if flag["subject_id"]
@@ -344,6 +346,7 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
             "per_day": result.per_day.with_columns(result.per_day["day"].cast(str)).to_dicts(),
             "per_scenario": result.per_scenario.to_dicts(),
             "pc_b": result.pc_b.with_columns(result.pc_b["day"].cast(str)).to_dicts(),
+            "audit_gaps": result.gaps,
         }
         print(json.dumps(payload, default=str, indent=1))
         return
@@ -362,6 +365,14 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         f"{overall['legitimate_accesses']} ({_percent(overall['share_legitimate_flagged'])})",
         "PC B-type episodes, worst rank on their day": str(overall["pc_b_worst_rank"]),
     }
+    if result.gaps is not None:
+        gaps = result.gaps
+        lines["planted audit gaps caught (as alerts)"] = (
+            f"{gaps['gaps_caught']} of {gaps['planted_gaps']} ({gaps['gaps_caught_as_alerts']})"
+        )
+        lines["false audit-gap flags"] = (
+            f"{gaps['false_gap_flags']} ({gaps['false_gap_flags_per_day']} a day)"
+        )
     for label, value in lines.items():
         console.print(f"  {label}: {value}", highlight=False)
     for title, frame in (

@@ -341,7 +341,13 @@ class Workspace:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
                     report = write_scored(
-                        txn, wanted, rules, started, self.models.current(), self._reviews_now()
+                        txn,
+                        wanted,
+                        rules,
+                        started,
+                        self.models.current(),
+                        self._reviews_now(),
+                        timezone=self.config.ingest.timezone,
                     )
                 committed = txn.committed
                 self._log_event("score", run_id, started, score=report, committed=committed)
@@ -414,7 +420,13 @@ class Workspace:
                     )
             days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
             report.score = write_scored(
-                txn, days, rules, started, self.models.current(), self._reviews_now()
+                txn,
+                days,
+                rules,
+                started,
+                self.models.current(),
+                self._reviews_now(),
+                timezone=self.config.ingest.timezone,
             )
         return txn.committed
 
@@ -655,11 +667,13 @@ class Workspace:
         over every stored day or only `days`."""
         import polars as pl
 
-        from access_audit.evaluate import evaluate, read_truth
+        from access_audit.evaluate import evaluate, read_gap_truth, read_truth
+        from access_audit.generate.write import GAPS_TRUTH
 
         events = self.scan("access_events").select("system", "event_id", "day")
         if days is not None:
             events = events.filter(pl.col("day").is_in(list(days)))
+        gaps_path = truth.parent / GAPS_TRUTH
         return evaluate(
             self.scan("flags").collect(),
             self.scan("flag_events").collect(),
@@ -667,6 +681,7 @@ class Workspace:
             read_truth(truth),
             budget=budget,
             threshold=self.rules.alert_threshold,
+            gaps=read_gap_truth(gaps_path) if gaps_path.exists() else None,
         )
 
     def _discover(self, drops: Sequence[Path], report: IngestReport, command: str) -> list[Drop]:
@@ -792,6 +807,7 @@ class Workspace:
                 "first_explained": score.first_explained,
                 "flags": score.flags,
                 "alerts": score.alerts,
+                "audit_gaps": score.audit_gaps,
                 "cleared": score.cleared,
                 "seconds": round(score.seconds, 3),
             }

@@ -105,6 +105,15 @@ EVENT_COLUMNS: dict[str, pl.DataType] = {
     "scenario": pl.String(),
 }
 
+GAP_COLUMNS: dict[str, pl.DataType] = {
+    "gap_id": pl.String(),
+    "scenario": pl.String(),
+    "system": pl.String(),
+    "user_id": pl.String(),
+    "starts_at": UTC,
+    "ends_at": UTC,
+}
+
 
 def seconds(values: np.ndarray | float | int) -> pl.Series:
     """A Duration series of whole seconds (or one duration repeated), for adding to datetimes."""
@@ -160,6 +169,8 @@ class Force:
     associations: pl.DataFrame = field(default_factory=pl.DataFrame)
     training: pl.DataFrame = field(default_factory=pl.DataFrame)
     event_parts: list[pl.DataFrame] = field(default_factory=list)
+    gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=GAP_COLUMNS))
+    """Planted audit gaps: windows whose rows were deleted at the source (scenarios.py)."""
     duty: pl.DataFrame = field(default_factory=pl.DataFrame)
     case_work: pl.DataFrame = field(default_factory=pl.DataFrame)
     surnames: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))

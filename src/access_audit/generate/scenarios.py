@@ -15,7 +15,14 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from access_audit.generate.force import NEW_CATEGORIES, UTC, Force, events
+from access_audit.generate.force import (
+    GAP_COLUMNS,
+    NEW_CATEGORIES,
+    UTC,
+    Force,
+    events,
+    local_to_utc,
+)
 
 Row = dict[str, object]
 
@@ -520,8 +527,138 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+# ---- audit gaps (issue 7): rows deleted at the source ------------------------------------------
+# A gap scenario removes rows instead of adding them, so its truth is a window, not events: it is
+# written to gaps_truth.csv (gap_id, scenario, system, user_id, starts_at, ends_at; UTC), which
+# `evaluate` reads beside truth.csv. Rows of planted misuse episodes are never deleted, so every
+# other scenario's truth stands.
+
+# Baselines need earlier days of the same kind: gaps are planted from this day of the period on.
+GAP_FIRST_DAY = 7
+# A user's vanished shift held at least this many PND lookups (each writes a few rows).
+MIN_VANISHED_ROWS = 6
+
+
+@dataclass(frozen=True)
+class GapScenario:
+    name: str
+    per_thousand_staff_month: float
+    build: Callable[[Force, list[str]], list[Row]]
+    description: str
+
+
+def _gap_days(force: Force) -> list[int]:
+    """Weekdays of the period late enough to have a baseline (none in a short period)."""
+    return [
+        d
+        for d in range(GAP_FIRST_DAY, force.days - 1)
+        if (force.start + timedelta(days=d)).weekday() < 5
+    ]
+
+
+def system_hole(force: Force, ids: list[str]) -> list[Row]:
+    """Someone with administrative access purges RMS's audit rows for a few working hours."""
+    rng, gaps = force.rng, []
+    days = _gap_days(force)
+    for gap in ids:
+        day = days[int(rng.integers(0, len(days)))]
+        local = force.period_start + timedelta(days=day, hours=int(rng.integers(9, 15)))
+        hours = int(rng.integers(2, 5))
+        starts = pl.select(local_to_utc(pl.lit(local, dtype=pl.Datetime("us")))).item()
+        gaps.append(
+            {
+                "gap_id": gap,
+                "scenario": "system_hole",
+                "system": "RMS",
+                "user_id": None,
+                "starts_at": starts,
+                "ends_at": starts + timedelta(hours=hours),
+            }
+        )
+    return gaps
+
+
+def user_vanish(force: Force, ids: list[str]) -> list[Row]:
+    """An analyst deletes their own PND trail for one shift; their RMS work that shift remains."""
+    rng, gaps = force.rng, []
+    first = force.first_utc()
+    days = _gap_days(force)
+    shifts = force.shifts.filter(
+        (pl.col("role") == "analyst") & ((pl.col("starts_at") - first).dt.total_days().is_in(days))
+    )
+    # only a shift with a PND trail worth deleting: analysts whose team has no operation use none
+    pnd = pl.concat(force.event_parts).filter(pl.col("system") == "PND")
+    shifts = (
+        shifts.join(pnd.select("user_id", "occurred_at"), on="user_id")
+        .filter(pl.col("occurred_at").is_between("starts_at", "ends_at", closed="left"))
+        .group_by("user_id", "starts_at", "ends_at")
+        .agg(rows=pl.len())
+        .filter(pl.col("rows") >= MIN_VANISHED_ROWS)
+        .sort("starts_at", "user_id")
+    )
+    if shifts.is_empty():
+        return []  # a force too small to have an analyst with a PND trail
+    for gap in ids:
+        shift = shifts.row(int(rng.integers(0, shifts.height)), named=True)
+        gaps.append(
+            {
+                "gap_id": gap,
+                "scenario": "user_vanish",
+                "system": "PND",
+                "user_id": shift["user_id"],
+                "starts_at": shift["starts_at"],
+                "ends_at": shift["ends_at"],
+            }
+        )
+    return gaps
+
+
+GAP_SCENARIOS: tuple[GapScenario, ...] = (
+    GapScenario("system_hole", 0.5, system_hole, "RMS audit rows purged for a few hours"),
+    GapScenario("user_vanish", 1, user_vanish, "an analyst deletes their own PND trail"),
+)
+
+
+def delete_in_windows(log: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """The audit rows outside every gap window (a window with a user deletes only theirs); rows
+    of planted misuse episodes are kept."""
+    indexed = log.with_row_index("_row")
+    doomed = (
+        indexed.filter(pl.col("episode_id").is_null())
+        .select("_row", "system", "user_id", "occurred_at")
+        .join(
+            gaps.select("system", gap_user="user_id", gap_from="starts_at", gap_to="ends_at"),
+            on="system",
+        )
+        .filter(
+            (pl.col("occurred_at") >= pl.col("gap_from"))
+            & (pl.col("occurred_at") < pl.col("gap_to"))
+            & (pl.col("gap_user").is_null() | (pl.col("gap_user") == pl.col("user_id")))
+        )
+        .select("_row")
+    )
+    return indexed.join(doomed, on="_row", how="anti", maintain_order="left").drop("_row")
+
+
+def plant_gaps(force: Force) -> int:
+    """Plant the gap scenarios (none when the period is too short for a baseline)."""
+    scale = force.staff.height / 1000 * force.days / 30
+    if not _gap_days(force):
+        force.gaps = pl.DataFrame(schema=GAP_COLUMNS)
+        return 0
+    windows: list[Row] = []
+    for scenario in GAP_SCENARIOS:
+        count = max(1, round(scenario.per_thousand_staff_month * scale))
+        first = len(windows) + 1
+        windows += scenario.build(force, [f"GAP{n:03d}" for n in range(first, first + count)])
+    force.gaps = pl.DataFrame(windows, schema=GAP_COLUMNS)
+    force.event_parts = [delete_in_windows(pl.concat(force.event_parts), force.gaps)]
+    return len(windows)
+
+
 def plant(force: Force) -> int:
-    """Plant every scenario (at least one episode each); returns the number of episodes."""
+    """Plant every scenario (at least one episode each), then the audit gaps; returns the number
+    of episodes."""
     scale = force.staff.height / 1000 * force.days / 30
     next_id = 1
     for scenario in SCENARIOS:
@@ -533,4 +670,5 @@ def plant(force: Force) -> int:
             pl.col("occurred_at").cast(UTC)
         )
         force.add_events(events(frame))
+    plant_gaps(force)
     return next_id - 1

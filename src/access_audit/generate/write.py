@@ -29,6 +29,7 @@ ASSOCIATION_SCHEMA = {
 LATE_AUDIT_SHARE = 0.01
 PAGES_PER_VIEW = 1.5
 NAIVE = "%Y-%m-%dT%H:%M:%S"
+GAPS_TRUTH = "gaps_truth.csv"
 
 
 def local_text(column: str) -> pl.Expr:
@@ -292,6 +293,11 @@ def write_force(
     truth_path = out / "truth.csv"
     with replacing(truth_path) as temporary:
         truth.write_csv(temporary)
+    gaps = force.gaps.sort("gap_id").with_columns(
+        utc_text("starts_at").alias("starts_at"), utc_text("ends_at").alias("ends_at")
+    )
+    with replacing(out / GAPS_TRUTH) as temporary:
+        gaps.write_csv(temporary)
     write_private_text(
         out / "force.json",
         json.dumps(

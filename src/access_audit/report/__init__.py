@@ -32,6 +32,8 @@ class Report:
     timeline_user: str | None
     timeline: pl.DataFrame
     overdue_months: int
+    audit_gaps: int = 0
+    """Audit-gap alerts raised: windows where the audit trail itself went missing (issue 7)."""
 
 
 def _outcome_table(flags: pl.DataFrame) -> pl.DataFrame:
@@ -95,7 +97,9 @@ def build_report(
         .group_by("user_id")
         .agg(last_training=pl.col("completed_at").max())
     )
-    flagged_users = raised.group_by("user_id").agg(alerts=pl.len()).lazy()
+    # a system's audit gap has no user: it has no training position and no timeline
+    with_user = raised.filter(pl.col("user_id").is_not_null())
+    flagged_users = with_user.group_by("user_id").agg(alerts=pl.len()).lazy()
     training_position = (
         flagged_users.join(last_course, on="user_id", how="left")
         .with_columns(
@@ -110,7 +114,7 @@ def build_report(
         .with_columns(pl.col("alerts").fill_null(0).cast(pl.Int64))
     )
     top_user = (
-        raised.group_by("user_id")
+        with_user.group_by("user_id")
         .agg(pl.col("score").max())
         .sort("score", descending=True)["user_id"]
         .head(1)
@@ -151,4 +155,5 @@ def build_report(
         timeline_user=top_user[0] if top_user else None,
         timeline=timeline,
         overdue_months=months,
+        audit_gaps=raised.filter(pl.col("kind") == "audit_gap").height,
     )

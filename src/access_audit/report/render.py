@@ -15,6 +15,7 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
         ("summary", "period", f"{report.start} to {report.end}"),
         ("summary", "flags raised (alerts)", str(report.raised)),
         ("summary", "flags reviewed", str(report.reviewed)),
+        ("summary", "audit gaps raised (missing audit trail)", str(report.audit_gaps)),
     ]
     rows += [("status", r["status"], str(r["flags"])) for r in report.by_status.to_dicts()]
     rows += [("outcome", r["outcome"], str(r["flags"])) for r in report.by_outcome.to_dicts()]
@@ -117,7 +118,11 @@ def render_html(report: Report) -> str:
         user_chart = "<p>No flagged user in this period.</p>"
     summary = _table(
         ["figure", "value"],
-        [["Flags raised (alerts)", report.raised], ["Flags reviewed", report.reviewed]]
+        [
+            ["Flags raised (alerts)", report.raised],
+            ["Flags reviewed", report.reviewed],
+            ["Audit gaps raised (missing audit trail)", report.audit_gaps],
+        ]
         + [[f"Status: {r['status']}", r["flags"]] for r in report.by_status.to_dicts()],
         "figures",
     )

@@ -86,7 +86,8 @@ def flag_detail(
     return FlagDetail(
         flag=record,
         events=annotated,
-        training=training.filter(pl.col("user_id") == user)
+        # a system's audit gap has no user, so no training (a typed null matches nothing)
+        training=training.filter(pl.col("user_id") == pl.lit(user, dtype=pl.String))
         .select("course", "completed_at")
         .sort("completed_at", descending=True)
         .collect(),

@@ -62,6 +62,7 @@ class Rules:
     reviews: dict[str, Any]
     reports: dict[str, Any]
     learning: dict[str, Any]
+    audit_gaps: dict[str, Any]
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -94,6 +95,7 @@ def load_rules(config: Config | None = None) -> Rules:
         reviews=settings.reviews.model_dump(),
         reports=settings.reports.model_dump(),
         learning=settings.learning.model_dump(),
+        audit_gaps=settings.audit_gaps.model_dump(),
     )
 
 

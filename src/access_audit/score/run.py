@@ -7,7 +7,7 @@ accesses — is kept, marked cleared, with a note naming what explains them now;
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -16,11 +16,14 @@ import polars as pl
 from access_audit.review import apply_suppressions
 from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
+from access_audit.score.audit_gaps import KIND as AUDIT_GAP
+from access_audit.score.audit_gaps import find_audit_gaps
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
 from access_audit.tables import REVIEWS, scan_stored
 
 OUTPUT_TABLES = ("explanations", "indicators", "flags", "flag_events")
+GAP_CLEARED = "no longer a gap (the missing audit rows arrived late, or the settings changed)"
 
 
 @dataclass
@@ -33,6 +36,8 @@ class ScoreReport:
     first_explained: float | None = None
     flags: int = 0
     alerts: int = 0
+    audit_gaps: int = 0
+    """Audit-gap alerts among them: hours or shifts whose audit rows went missing."""
     cleared: list[str] = field(default_factory=list)
     seconds: float = 0.0
     coverage: list[dict[str, object]] = field(default_factory=list)
@@ -87,6 +92,8 @@ def _cleared(
     note = (
         pl.when(pl.col("note").str.starts_with("cleared"))
         .then(pl.col("note"))
+        .when(pl.col("kind") == AUDIT_GAP)
+        .then(fmt("cleared {}: {}", pl.lit(stamp), pl.lit(GAP_CLEARED)))
         .otherwise(
             fmt(
                 "cleared {}: {} of {} accesses now explained ({})",
@@ -109,6 +116,17 @@ def _cleared(
     return carried, events
 
 
+def _add_audit_gaps(
+    scored: Scored, scan: Callable[[str], pl.LazyFrame], rules: Rules, timezone: str
+) -> None:
+    """Audit gaps (issue 7) come from the volume of the whole log, not from scored accesses: they
+    join the day's flags, with no flag events (see score/audit_gaps.py)."""
+    gaps = find_audit_gaps(scan, scored.days, rules, timezone)
+    scored.flags = pl.concat([scored.flags, gaps]).sort(
+        "day", "score", "flag_id", descending=[False, True, False]
+    )
+
+
 def write_scored(
     txn: Transaction,
     days: Sequence[date],
@@ -116,11 +134,13 @@ def write_scored(
     now: datetime,
     model: LearnedModel | None = None,
     reviews: pl.LazyFrame | None = None,
+    timezone: str = "UTC",
 ) -> ScoreReport:
     """Score `days` from the transaction's stores and replace those days' outputs in it, a few
     days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
     Each chunk reads the explanations the previous ones wrote. `reviews` (the review history,
-    kept outside the stores) decides suppressions; none if not given."""
+    kept outside the stores) decides suppressions; none if not given. `timezone` is the force's
+    local time, whose hours and weekdays the audit-gap baselines follow."""
     if reviews is None:
         reviews = pl.LazyFrame(schema=REVIEWS.schema())
     ordered = sorted(set(days))
@@ -128,11 +148,14 @@ def write_scored(
     total = ScoreReport()
     coverage: list[pl.DataFrame] = []
     for start in range(0, len(ordered), size):
-        part = _write_chunk(txn, ordered[start : start + size], rules, now, model, reviews)
+        part = _write_chunk(
+            txn, ordered[start : start + size], rules, now, model, reviews, timezone
+        )
         total.days += part.days
         total.events += part.events
         total.flags += part.flags
         total.alerts += part.alerts
+        total.audit_gaps += part.audit_gaps
         total.cleared += part.cleared
         total.seconds += part.seconds
         if part.coverage:
@@ -158,6 +181,7 @@ def _write_chunk(
     now: datetime,
     model: LearnedModel | None,
     reviews: pl.LazyFrame,
+    timezone: str,
 ) -> ScoreReport:
 
     def scan(name: str) -> pl.LazyFrame:
@@ -167,6 +191,7 @@ def _write_chunk(
     report = ScoreReport(days=list(scored.days), events=scored.events, seconds=scored.seconds)
     if not scored.days:
         return report
+    _add_audit_gaps(scored, scan, rules, timezone)
     in_days = pl.col("day").is_in(scored.days)
     previous = scan("flags").filter(in_days).collect()
     previous_events = scan("flag_events").filter(in_days).collect()
@@ -201,6 +226,7 @@ def _write_chunk(
         txn.replace_partitions(table, frame, "day", scored.days)
     report.flags = flags.height
     report.alerts = int(flags["alert"].sum())
+    report.audit_gaps = flags.filter(pl.col("alert") & (pl.col("kind") == AUDIT_GAP)).height
     report.cleared = carried["flag_id"].to_list()
     report.coverage = scored.coverage.to_dicts()
     return report
