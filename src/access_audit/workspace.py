@@ -225,7 +225,11 @@ class Workspace:
 
         return load_rules(self.config)
 
-    def score(self, days: Sequence[date] | None = None) -> ScoreReport:
+    def score(
+        self,
+        days: Sequence[date] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreReport:
         """Explain and score stored days (all of them by default), replacing their outputs."""
         from access_audit.score.run import stored_days, write_scored
 
@@ -237,7 +241,9 @@ class Workspace:
                 with self.store.transaction(run_id, {"command": "score"}) as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
-                    report = write_scored(txn, wanted, rules, started, self.models.current())
+                    report = write_scored(
+                        txn, wanted, rules, started, self.models.current(), progress
+                    )
             except AccessAuditError as exc:
                 self._log_event("score", run_id, started, error=exc)
                 raise
@@ -352,6 +358,7 @@ class Workspace:
         """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
         from access_audit.review.queue import select_flags
 
+        self._require_loaded()
         flags = self.scan("flags")
         if min_score is None:
             flags = flags.filter("alert")
@@ -365,6 +372,14 @@ class Workspace:
             status=status,
             limit=limit,
         )
+
+    def _require_loaded(self) -> None:
+        """An empty home has no flags because nothing was looked at, not because all is well."""
+        if self.generation() is None:
+            raise AccessAuditError(
+                f"nothing is loaded yet in {self.home}: run `access-audit ingest` or "
+                "`access-audit nightly` on the drops first"
+            )
 
     def flag_detail(self, flag_id: str) -> FlagDetail | None:
         from access_audit.review.detail import flag_detail
@@ -439,8 +454,9 @@ class Workspace:
             with open(folder / "flag_views.jsonl", "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
 
-    def report(self, start: date, end: date) -> Report:
-        """The FOI-style report for alerts raised on days start..end (see access_audit.report)."""
+    def report(self, start: date, end: date, *, allow_empty: bool = False) -> Report:
+        """The FOI-style report for alerts raised on days start..end (see access_audit.report);
+        refused over a period with no loaded data unless `allow_empty`."""
         from access_audit.report import build_report
 
         if end < start:
@@ -454,6 +470,7 @@ class Workspace:
             self.scan("access_events"),
             self.scan("explanations"),
             self.rules,
+            allow_empty=allow_empty,
         )
 
     def evaluate(

@@ -7,7 +7,7 @@ accesses — is kept, marked cleared, with a note naming what explains them now;
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -115,16 +115,20 @@ def write_scored(
     rules: Rules,
     now: datetime,
     model: LearnedModel | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ScoreReport:
     """Score `days` from the transaction's stores and replace those days' outputs in it, a few
     days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
-    Each chunk reads the explanations the previous ones wrote."""
+    Each chunk reads the explanations the previous ones wrote. `progress(what, days done, days)`
+    is called after each chunk."""
     ordered = sorted(set(days))
     size = max(1, rules.chunk_days)
     total = ScoreReport()
     coverage: list[pl.DataFrame] = []
     for start in range(0, len(ordered), size):
         part = _write_chunk(txn, ordered[start : start + size], rules, now, model)
+        if progress is not None:
+            progress("scoring days", min(start + size, len(ordered)), len(ordered))
         total.days += part.days
         total.events += part.events
         total.flags += part.flags
