@@ -60,7 +60,7 @@ def test_piped_output_is_full_width_plain_text(tmp_path: Path, make_drop, no_col
     assert "\x1b[" not in result.stdout
 
 
-# -- --quiet, progress and exit codes ---------------------------------------------------------------
+# -- --quiet, progress and exit codes -------------------------------------------------------------
 @pytest.mark.parametrize("command", ["ingest", "nightly", "score", "generate", "learn"])
 def test_long_commands_take_quiet(command: str, no_columns) -> None:
     assert "--quiet" in runner.invoke(app, [command, "--help"]).stdout
@@ -99,7 +99,7 @@ def test_help_lists_the_exit_codes(no_columns) -> None:
     assert "2 a user error" in shown
 
 
-# -- --home after the command ------------------------------------------------------------------------
+# -- --home after the command ---------------------------------------------------------------------
 def test_home_is_accepted_after_the_command(tmp_path: Path, make_drop) -> None:
     home = str(tmp_path / "home")
     drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
@@ -118,14 +118,16 @@ def test_two_different_homes_are_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["ingest", "status", "rejected", "database", "nightly", "score", "flag", "explain"]
-    + ["review", "learn", "evaluate", "report"],
+    [
+        *("ingest", "status", "rejected", "database", "nightly", "score", "flag", "explain"),
+        *("review", "learn", "evaluate", "report"),
+    ],
 )
 def test_every_workspace_command_takes_home(command: str) -> None:
     assert "--home" in runner.invoke(app, [command, "--help"]).stdout
 
 
-# -- machine-readable output -------------------------------------------------------------------------
+# -- machine-readable output ----------------------------------------------------------------------
 def test_flag_csv_and_json_times_are_the_same_iso_utc(scored: Workspace) -> None:
     args = [*_home(scored), "flag", "--since", str(FIRST_DAY), "--limit", "3", "--format"]
     as_json = json.loads(runner.invoke(app, [*args, "json"]).stdout)
@@ -159,7 +161,7 @@ def test_explain_an_access_as_json(scored: Workspace) -> None:
     assert flag["flag_id"] in [f["flag_id"] for f in detail["flags"]]
 
 
-# -- empty homes and days without data ----------------------------------------------------------------
+# -- empty homes and days without data ------------------------------------------------------------
 def test_flag_on_an_empty_home_says_nothing_is_loaded(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     for output_format in ("table", "json"):
@@ -198,8 +200,11 @@ def test_days_without_data_are_marked_not_zero(
     out = tmp_path / f"report.{output_format}"
     result = runner.invoke(
         app,
-        [*_home(scored), "report", "--from", "2026-10-18", "--to", "2026-10-31"]
-        + ["--format", output_format, "--output", str(out)],
+        [
+            *_home(scored),
+            *("report", "--from", "2026-10-18", "--to", "2026-10-31"),
+            *("--format", output_format, "--output", str(out)),
+        ],
     )
     assert result.exit_code == 0, result.output
     text = out.read_text()
@@ -216,7 +221,7 @@ def test_days_without_data_are_marked_not_zero(
         assert "2026-10-18, 2026-10-19, 2026-10-20" in text
 
 
-# -- charts ------------------------------------------------------------------------------------------
+# -- charts ---------------------------------------------------------------------------------------
 def test_timeline_says_how_many_subjects_it_leaves_out() -> None:
     lanes = [f"person P{n:07d}" for n in range(15)]
     times = [datetime(2026, 10, 22, n, tzinfo=UTC) for n in range(15)]
@@ -238,7 +243,7 @@ def test_timeline_labels_stay_off_the_plot() -> None:
     assert f"<title>{long_name}</title>" in svg
 
 
-# -- generate's limits ---------------------------------------------------------------------------------
+# -- generate's limits ----------------------------------------------------------------------------
 def test_generate_help_states_the_limits_it_enforces(tmp_path: Path, no_columns) -> None:
     shown = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200"}).stdout
     assert "x>=3" in shown and "x>=40" in shown
@@ -249,7 +254,7 @@ def test_generate_help_states_the_limits_it_enforces(tmp_path: Path, no_columns)
         assert "greater than or equal to" in result.output
 
 
-# -- help texts -------------------------------------------------------------------------------------
+# -- help texts -----------------------------------------------------------------------------------
 def _help_texts(command: Any) -> list[str]:
     return [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
 
@@ -270,7 +275,7 @@ def test_nightly_help_names_the_setting() -> None:
     assert "([scoring] reexplain_days)" in shown
 
 
-# -- notebooks ---------------------------------------------------------------------------------------
+# -- notebooks ------------------------------------------------------------------------------------
 def test_a_relative_home_is_read_from_where_jupyter_was_started(tmp_path: Path) -> None:
     kernel_folder = tmp_path / "notebooks"  # Jupyter starts the kernel in the notebook's folder
     env = {"ACCESS_AUDIT_HOME": "demo/home", "PWD": str(tmp_path)}
