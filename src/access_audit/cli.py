@@ -227,9 +227,8 @@ def generate(
         int,
         typer.Option(
             min=MIN_DAYS,
-            help=f"Days of activity, one drop each (at least {MIN_DAYS}, so follow-up lookups "
-            "fit). A longer run with the same seed extends a shorter one: the shared days' files "
-            "are identical.",
+            help=f"Days of activity, one drop each (at least {MIN_DAYS}, so that follow-up "
+            "lookups fit).",
         ),
     ] = 14,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
