@@ -218,7 +218,7 @@ def test_days_without_data_are_marked_not_zero(
     else:
         assert text.count('class="no-data"') >= 1 + 4  # the note, and one column per empty day
         assert "19 Oct: no data loaded" in text
-        assert "2026-10-18, 2026-10-19, 2026-10-20" in text
+        assert "2026-10-18 to 2026-10-20, 2026-10-28 to 2026-10-31" in text
 
 
 # -- charts ---------------------------------------------------------------------------------------

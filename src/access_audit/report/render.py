@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date, timedelta
 from html import escape
 
 from access_audit.report import Report
@@ -104,6 +105,17 @@ text-align:left;vertical-align:top}th{background:#f0f3f6}.figures td:last-child{
 """
 
 
+def _day_ranges(days: list[date]) -> str:
+    """Sorted days as runs: "2026-10-18 to 2026-10-20, 2026-10-28"."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(f"{r[0]} to {r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def render_html(report: Report) -> str:
     """One page, no server, no script, no external file: tables and inline SVG charts."""
     days = report.per_day
@@ -117,7 +129,7 @@ def render_html(report: Report) -> str:
     missing = report.days_without_data
     no_data = (
         f'<p class="no-data">No data loaded for {len(missing)} of {days.height} day(s): '
-        f"{escape(', '.join(str(d) for d in missing))}. Their alerts are unknown, not zero.</p>"
+        f"{escape(_day_ranges(missing))}. Their alerts are unknown, not zero.</p>"
         if missing
         else ""
     )
