@@ -309,8 +309,9 @@ def test_the_report_counts_audit_gaps_and_a_system_gap_has_no_training_row() -> 
     training = pl.LazyFrame(
         schema={"user_id": pl.String, "course": pl.String, "completed_at": pl.Date}
     )
+    events = pl.LazyFrame({"day": [TARGET]})  # the day has data: only its gap is missing
     report = build_report(
-        TARGET, TARGET, flags, empty, training, pl.LazyFrame(), pl.LazyFrame(), load_rules()
+        TARGET, TARGET, flags, empty, training, events, pl.LazyFrame(), load_rules()
     )
     assert (report.raised, report.audit_gaps, report.training.height) == (1, 1, 0)
     assert "audit gaps raised (missing audit trail): 1" in render_text(report)

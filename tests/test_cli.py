@@ -98,7 +98,7 @@ def test_installed_console_script_runs_as_a_subprocess(tmp_path: Path, make_drop
     script = Path(sys.executable).with_name("access-audit")
     assert script.exists(), "install the package (make venv) so the console script exists"
     drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
-    env = {**os.environ, "ACCESS_AUDIT_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "ACCESS_AUDIT_HOME": str(tmp_path / "home"), "COLUMNS": "60"}
     loaded = subprocess.run(
         [str(script), "ingest", "--no-progress", str(drop)],
         capture_output=True,
@@ -108,6 +108,9 @@ def test_installed_console_script_runs_as_a_subprocess(tmp_path: Path, make_drop
     )
     assert loaded.returncode == 0, loaded.stderr
     assert "1 row(s) added" in loaded.stdout
+    # a real pipe is not a terminal: full-width plain text, whatever COLUMNS says
+    assert "┃ unchanged ┃ duplicates ┃ stale ┃ rejected ┃" in loaded.stdout
+    assert "\x1b[" not in loaded.stdout
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("access-audit ")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from access_audit.errors import AccessAuditError
-from access_audit.timewindow import parse_window
+from access_audit.timewindow import parse_day, parse_window
 
 NOW = datetime(2026, 7, 15, 9, 30, tzinfo=UTC)  # 10:30 in London (BST)
 
@@ -48,3 +48,23 @@ def test_winter_dates_start_at_gmt_midnight() -> None:
 def test_bad_windows_are_clear_errors(since, until, message) -> None:
     with pytest.raises(AccessAuditError, match=message):
         parse_window(since, until, timezone="Europe/London", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("today", date(2026, 7, 15)),
+        ("yesterday", date(2026, 7, 14)),
+        ("7d", date(2026, 7, 8)),
+        ("2026-07-01", date(2026, 7, 1)),
+        # 23:30 UTC is already the next day in London (BST)
+        ("2026-07-01T23:30:00Z", date(2026, 7, 2)),
+    ],
+)
+def test_report_days_take_the_same_words_as_since(text: str, expected: date) -> None:
+    assert parse_day(text, timezone="Europe/London", option="--from", now=NOW) == expected
+
+
+def test_a_bad_day_names_its_option() -> None:
+    with pytest.raises(AccessAuditError, match="--to: '31/12/2026' is not today, yesterday"):
+        parse_day("31/12/2026", timezone="Europe/London", option="--to", now=NOW)

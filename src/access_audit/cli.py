@@ -19,17 +19,38 @@ from typer.exceptions import TyperException
 
 from access_audit import __version__
 from access_audit.errors import EXIT_FAILURE, AccessAuditError, failure_line, one_line
+from access_audit.generate import MIN_DAYS, MIN_STAFF
 from access_audit.workspace import HOME_ENV, RUNS_FOLDER, Workspace, resolve_home
+
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 a drop could not be loaded (ingest, nightly: the other drops were "
+    "loaded, each all-or-nothing), the machine refused a write (disk full) or an unexpected "
+    "failure (its traceback is kept in the home's runs/ folder); 2 a user error (a bad option, "
+    "file, setting or home), reported in one line on stderr; 130 interrupted."
+)
 
 app = typer.Typer(
     name="access-audit",
     help="Find records-system lookups made with no legitimate policing purpose.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Wide enough that no table or line is wrapped or cut when output goes to a file or cron log.
+PIPED_WIDTH = 10_000
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets rich output; a file, pipe or cron log gets full-width plain text."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,11 +120,46 @@ def main_options(
     ] = False,
 ) -> None:
     """Find records-system lookups made with no legitimate policing purpose."""
+    global console, err_console
+    # decided per run, not at import: the same process may print to a terminal or a pipe
+    console, err_console = _console(), _console(stderr=True)
     ctx.obj = {"home": home}
 
 
-def _workspace(ctx: typer.Context, create: bool = False) -> Workspace:
-    return Workspace.open(ctx.obj.get("home") if ctx.obj else None, create=create)
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help=f"The workspace folder (default: ${HOME_ENV}, else ./access-audit-data); "
+        "also accepted before the command.",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only warnings and errors (for cron); no progress."),
+]
+ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")]
+
+
+def _home(ctx: typer.Context, home: Path | None) -> Path | None:
+    """`--home` given before the command, after it, or both if they name the same folder."""
+    before = ctx.obj.get("home") if ctx.obj else None
+    if before is not None and home is not None and resolve_home(before) != resolve_home(home):
+        raise AccessAuditError(
+            f"--home given twice with different folders: {before} (before the command) "
+            f"and {home} (after it)"
+        )
+    return home if home is not None else before
+
+
+def _workspace(ctx: typer.Context, home: Path | None, create: bool = False) -> Workspace:
+    return Workspace.open(_home(ctx, home), create=create)
+
+
+def _output(quiet: bool) -> Console:
+    """Where a command's results go: the console, or nowhere with --quiet (errors still show)."""
+    return Console(quiet=True) if quiet else console
 
 
 @contextmanager
@@ -138,26 +194,28 @@ def ingest(
         list[Path],
         typer.Argument(help="Drop folders in the export-bundle format, loaded oldest first."),
     ],
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
 ) -> None:
     """Load export drops into the stores: validated, deduplicated, each drop all-or-nothing."""
-    workspace = _workspace(ctx, create=True)
-    with _progress_bar(progress) as update:
+    workspace = _workspace(ctx, home, create=True)
+    with _progress_bar(progress and not quiet) as update:
         report = workspace.ingest(drops, progress=update)
     from access_audit.render import render_ingest_report
 
-    render_ingest_report(console, err_console, report)
+    render_ingest_report(_output(quiet), err_console, report)
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command()
 @_reports_errors
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, home: HomeOption = None) -> None:
     """Rows per stored table, the current generation and the last runs."""
     from access_audit.render import render_status
 
-    render_status(console, _workspace(ctx).status())
+    render_status(console, _workspace(ctx, home).status())
 
 
 @app.command()
@@ -170,19 +228,20 @@ def rejected(
         bool,
         typer.Option(help="Show the rejected values of columns that hold personal data."),
     ] = False,
+    home: HomeOption = None,
 ) -> None:
     """List rejected rows: drop, file, line, column, reason and the value that was refused."""
     from access_audit.render import render_rejected
 
-    frame = _workspace(ctx).rejected_rows(drop_id=drop, limit=limit)
+    frame = _workspace(ctx, home).rejected_rows(drop_id=drop, limit=limit)
     render_rejected(console, frame, show_values=show_values)
 
 
 @app.command()
 @_reports_errors
-def database(ctx: typer.Context) -> None:
+def database(ctx: typer.Context, home: HomeOption = None) -> None:
     """Rebuild the analysts' DuckDB database and print its path (open it read-only)."""
-    path = _workspace(ctx).refresh_catalog()
+    path = _workspace(ctx, home).refresh_catalog()
     from access_audit.escape import terminal
 
     console.print(terminal(path), highlight=False, soft_wrap=True)
@@ -194,24 +253,34 @@ def generate(
     out: Annotated[
         Path, typer.Argument(help="Folder to write OUT/YYYY-MM-DD/ drops and truth.csv.")
     ],
-    staff: Annotated[int, typer.Option(min=1, help="Members of staff in the force.")] = 300,
-    days: Annotated[int, typer.Option(min=1, help="Days of activity, one drop each.")] = 14,
+    staff: Annotated[int, typer.Option(min=MIN_STAFF, help="Members of staff in the force.")] = 300,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=MIN_DAYS,
+            help=f"Days of activity, one drop each (at least {MIN_DAYS}, so that follow-up "
+            "lookups fit).",
+        ),
+    ] = 14,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 7,
     start: Annotated[
-        str | None, typer.Option(help="First day, YYYY-MM-DD (default 2026-10-12).")
+        str | None,
+        typer.Option(help="First day: YYYY-MM-DD, today, yesterday or 14d (default 2026-10-12)."),
     ] = None,
     file_format: Annotated[
         str, typer.Option("--format", help="File format of the drops: csv, parquet or jsonl.")
     ] = "csv",
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
 ) -> None:
     """Write a synthetic force: daily export drops with planted misuse, and its truth file."""
     if file_format not in ("csv", "parquet", "jsonl"):
         raise AccessAuditError(f"--format must be csv, parquet or jsonl, not '{file_format}'")
-    first_day = _parse_date(start, "--start") if start else None
-    from access_audit.generate import generate_force
+    from access_audit.generate import FORCE_TIMEZONE, generate_force
+    from access_audit.timewindow import parse_day
 
-    with _progress_bar(progress) as update:
+    first_day = parse_day(start, timezone=FORCE_TIMEZONE, option="--start") if start else None
+    with _progress_bar(progress and not quiet) as update:
         result = generate_force(
             out,
             staff=staff,
@@ -225,7 +294,7 @@ def generate(
         )
     from access_audit.render import render_generate_result
 
-    render_generate_result(console, result)
+    render_generate_result(_output(quiet), result)
 
 
 @app.command("convert-fhir")
@@ -266,20 +335,23 @@ def nightly(
     drops: Annotated[
         list[Path], typer.Argument(help="The night's drop folder(s), loaded oldest first.")
     ],
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
 ) -> None:
     """Ingest, explain, score and flag in one idempotent run (what cron or systemd runs).
 
-    Re-scores the days the drops touched and the re-explain window ([scoring] reexplain_days),
+    Re-scores the days the drops touched and the re-explain window (\\[scoring] reexplain_days),
     so an assignment recorded late clears an earlier flag, with a note saying why."""
-    workspace = _workspace(ctx, create=True)
-    with _progress_bar(progress) as update:
+    workspace = _workspace(ctx, home, create=True)
+    with _progress_bar(progress and not quiet) as update:
         report = workspace.nightly(drops, progress=update)
     from access_audit.render import render_ingest_report, render_score_report
 
-    render_ingest_report(console, err_console, report.ingest)
+    out = _output(quiet)
+    render_ingest_report(out, err_console, report.ingest)
     if report.score is not None:
-        render_score_report(console, report.score)
+        render_score_report(out, report.score)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -302,16 +374,17 @@ def verify(
     public_key: Annotated[
         Path | None,
         typer.Option(
-            help="The Ed25519 public key (PEM) of [store] signing_key: fail unless the current "
+            help="The Ed25519 public key (PEM) of \\[store] signing_key: fail unless the current "
             "head is signed with it."
         ),
     ] = None,
+    home: HomeOption = None,
 ) -> None:
     """Check the store's hash chain and every stored file against its manifest; exit 1 if broken.
 
     Prints each chain's head hash (publish it elsewhere to detect a rewrite of the whole chain),
     or the first file that was changed, added or removed since its generation was committed."""
-    report = _workspace(ctx).verify(
+    report = _workspace(ctx, home).verify(
         quick=quick, published_head=published_head, public_key=public_key
     )
     from access_audit.render import render_verify
@@ -329,15 +402,19 @@ def score(
         str | None, typer.Option(help="First day to re-score: today, yesterday, 7d, YYYY-MM-DD.")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Re-score days before this.")] = None,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
 ) -> None:
     """Re-explain and re-score stored days (all by default), e.g. after changing the rules."""
-    workspace = _workspace(ctx)
+    workspace = _workspace(ctx, home)
     window = _window(workspace, since, until)
     days = workspace.stored_days(window.start, window.end) if since or until else None
-    report = workspace.score(days)
+    with _progress_bar(progress and not quiet) as update:
+        report = workspace.score(days, progress=update)
     from access_audit.render import render_score_report
 
-    render_score_report(console, report)
+    render_score_report(_output(quiet), report)
 
 
 @app.command()
@@ -359,15 +436,21 @@ def flag(
         typer.Option(help="Only flags in this review status: open, under_review, closed."),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="table, json (an array of flag objects) or csv.")
+        str,
+        typer.Option(
+            "--format",
+            help="table, json (an array of flag objects) or csv; times in ISO 8601 UTC, "
+            "e.g. 2026-11-21T10:00:00Z.",
+        ),
     ] = "table",
+    home: HomeOption = None,
 ) -> None:
     """The review queue: flags whose accesses fall in the window, highest score first."""
     if output_format not in ("table", "json", "csv"):
         raise AccessAuditError(f"--format must be table, json or csv, not '{output_format}'")
     if status is not None and status not in ("open", "under_review", "closed"):
         raise AccessAuditError(f"--status must be open, under_review or closed, not '{status}'")
-    workspace = _workspace(ctx)
+    workspace = _workspace(ctx, home)
     window = _window(workspace, since, until)
     queue = workspace.flags(
         since=window.start, until=window.end, min_score=min_score, status=status, limit=limit
@@ -386,16 +469,26 @@ def explain(
         str,
         typer.Argument(help="A flag id, or an access's event id (SYSTEM:event_id if ambiguous)."),
     ],
+    output_format: Annotated[
+        str,
+        typer.Option("--format", help="text, or json (one object; times in ISO 8601 UTC)."),
+    ] = "text",
+    home: HomeOption = None,
 ) -> None:
     """Why a flag was raised, or why an access was considered fine: explanations, indicators,
     score breakdown, the user's training and the review history."""
-    workspace = _workspace(ctx)
-    from access_audit.render import render_event_detail, render_flag_detail
+    if output_format not in ("text", "json"):
+        raise AccessAuditError(f"--format must be text or json, not '{output_format}'")
+    workspace = _workspace(ctx, home)
+    from access_audit import render
 
     detail = workspace.flag_detail(identifier)
     if detail is not None:
         workspace.record_view("explain", [identifier], [str(detail.flag.get("subject_id") or "")])
-        render_flag_detail(console, detail)
+        if output_format == "json":
+            print(render.flag_detail_json(detail))
+        else:
+            render.render_flag_detail(console, detail)
         return
     event = workspace.event_detail(identifier)
     if event is None:
@@ -403,7 +496,10 @@ def explain(
     workspace.record_view(
         "explain", event.flags["flag_id"].to_list(), [str(event.event.get("record_id") or "")]
     )
-    render_event_detail(console, event)
+    if output_format == "json":
+        print(render.event_detail_json(event))
+    else:
+        render.render_event_detail(console, event)
 
 
 @app.command()
@@ -432,9 +528,10 @@ def review(
     reviewer: Annotated[
         str | None, typer.Option(help="Who decided (default: the logged-in user).")
     ] = None,
+    home: HomeOption = None,
 ) -> None:
     """Record a decision on a flag. History is append-only; the latest decision is its state."""
-    decision = _workspace(ctx).review(
+    decision = _workspace(ctx, home).review(
         flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
     )
     from access_audit.escape import terminal
@@ -455,17 +552,20 @@ def learn(
     retire: Annotated[
         bool, typer.Option("--retire", help="Stop using the learned model: rules only again.")
     ] = False,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
 ) -> None:
     """Learn from closed reviews: train a model that re-ranks flags, report it on held-out
     decisions, store it as the next version and re-score with it."""
-    workspace = _workspace(ctx)
+    workspace = _workspace(ctx, home)
+    out = _output(quiet)
     if retire:
         workspace.retire_model()
-        console.print("learned model retired: flags are ranked by the rules again")
+        out.print("learned model retired: flags are ranked by the rules again")
         return
     model = workspace.learn()
     holdout = model.holdout
-    console.print(
+    out.print(
         f"{model.version}: trained on {model.decisions} decision(s), {model.upheld} upheld; "
         f"held-out ({holdout['decisions']} decisions): ROC AUC {holdout['roc_auc']}, "
         f"average precision {holdout['average_precision']}; stored days re-scored",
@@ -481,12 +581,13 @@ def evaluate(
     truth: Annotated[Path, typer.Option("--truth", help="The generator's truth.csv.")],
     budget: Annotated[int, typer.Option(min=1, help="Flags an analyst reviews per day (K).")] = 20,
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    home: HomeOption = None,
 ) -> None:
     """Score the flags against planted misuse: precision at K, share caught within the daily
     budget, ROC AUC, legitimate accesses flagged, R-precision, PC B-type ranks."""
     if output_format not in ("text", "json"):
         raise AccessAuditError(f"--format must be text or json, not '{output_format}'")
-    result = _workspace(ctx).evaluate(truth, budget=budget)
+    result = _workspace(ctx, home).evaluate(truth, budget=budget)
     from access_audit.render import render_evaluation
 
     render_evaluation(console, result, output_format)
@@ -496,21 +597,39 @@ def evaluate(
 @_reports_errors
 def report(
     ctx: typer.Context,
-    from_day: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
-    to_day: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")],
+    from_day: Annotated[
+        str, typer.Option("--from", help="First day: YYYY-MM-DD, today, yesterday or 30d.")
+    ],
+    to_day: Annotated[
+        str, typer.Option("--to", help="Last day (inclusive), in the same forms as --from.")
+    ],
     output_format: Annotated[
         str, typer.Option("--format", help="text, csv or html (self-contained, with charts).")
     ] = "text",
     output: Annotated[
         Path | None, typer.Option("--output", help="Write to this file instead of the screen.")
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Report even if no data is loaded for any day of the period (its figures are "
+            "then all zero, which does not mean no misuse).",
+        ),
+    ] = False,
+    home: HomeOption = None,
 ) -> None:
     """What an FOI request asks: flags raised, reviewed and by outcome, APSP-type outcomes,
-    upheld cases in one line each, and flagged users' training position."""
+    upheld cases in one line each, and flagged users' training position. Days with no loaded
+    data are marked as such, never counted as days without alerts."""
     if output_format not in ("text", "csv", "html"):
         raise AccessAuditError(f"--format must be text, csv or html, not '{output_format}'")
-    workspace = _workspace(ctx)
-    built = workspace.report(_parse_date(from_day, "--from"), _parse_date(to_day, "--to"))
+    workspace = _workspace(ctx, home)
+    built = workspace.report(
+        _day(workspace, from_day, "--from"),
+        _day(workspace, to_day, "--to"),
+        allow_empty=allow_empty,
+    )
     workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
     from access_audit.report.render import render_csv, render_html, render_text
 
@@ -531,11 +650,10 @@ def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:
     return parse_window(since, until, timezone=workspace.config.ingest.timezone)
 
 
-def _parse_date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise AccessAuditError(f"{option}: '{text}' is not a YYYY-MM-DD date") from None
+def _day(workspace: Workspace, text: str, option: str) -> date:
+    from access_audit.timewindow import parse_day
+
+    return parse_day(text, timezone=workspace.config.ingest.timezone, option=option)
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -203,7 +204,10 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
     if output_format == "csv":
         import polars as pl
 
+        from access_audit.review.queue import ISO_UTC
+
         flat = queue.with_columns(
+            pl.col("first_access_at", "last_access_at").dt.strftime(ISO_UTC),
             events=pl.col("events")
             .list.eval(
                 pl.concat_str(
@@ -302,6 +306,44 @@ def render_flag_detail(console: Console, detail: Any) -> None:
         )
     if not detail.reviews.is_empty():
         console.print(_frame_table("Review history", detail.reviews))
+
+
+def flag_detail_json(detail: Any) -> str:
+    """`explain FLAG --format json`: the flag (as in `flag --format json`) with its accesses,
+    the user's training and the review history."""
+    import json
+
+    payload = {
+        **detail.flag,
+        "accesses": detail.events.to_dicts(),
+        "training": detail.training.to_dicts(),
+        "reviews": detail.reviews.to_dicts(),
+    }
+    return json.dumps(payload, default=_json_value, indent=1)
+
+
+def event_detail_json(detail: Any) -> str:
+    """`explain EVENT --format json`: the access, what explains it, its indicators, its flags."""
+    import json
+
+    payload = {
+        **detail.event,
+        "explanations": detail.explanations.to_dicts(),
+        "indicators": detail.indicators.to_dicts(),
+        "flags": detail.flags.to_dicts(),
+    }
+    return json.dumps(payload, default=_json_value, indent=1)
+
+
+def _json_value(value: object) -> str:
+    """Dates and times as JSON text: ISO 8601, times in UTC with "Z" like the flag queue's."""
+    from access_audit.review.queue import ISO_UTC
+
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).strftime(ISO_UTC)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def render_event_detail(console: Console, detail: Any) -> None:

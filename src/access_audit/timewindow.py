@@ -1,4 +1,7 @@
-"""`--since` / `--until` as analysts type them: today, yesterday, 7d, 12h, or an ISO date/time."""
+"""Times as analysts type them: today, yesterday, 7d, 12h, or an ISO date/time.
+
+One parser for every command: `flag --since`/`--until` take instants (`parse_window`), `report
+--from`/`--to` take days (`parse_day`), and both accept the same words."""
 
 from __future__ import annotations
 
@@ -56,6 +59,14 @@ def parse_window(
     if start is not None and end is not None and end <= start:
         raise AccessAuditError("--until must be later than --since")
     return TimeWindow(start, end)
+
+
+def parse_day(text: str, *, timezone: str, option: str, now: datetime | None = None) -> date:
+    """A calendar day in the force's time zone: today, yesterday, 7d (seven days ago), an ISO
+    date, or the local day of an ISO date/time."""
+    moment = now or datetime.now(UTC)
+    instant = parse_instant(text, timezone=timezone, now=moment, option=option)
+    return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
 def _local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:

@@ -326,7 +326,11 @@ class Workspace:
 
         return load_rules(self.config)
 
-    def score(self, days: Sequence[date] | None = None) -> ScoreReport:
+    def score(
+        self,
+        days: Sequence[date] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreReport:
         """Explain and score stored days (all of them by default), replacing their outputs."""
         from access_audit.score.run import stored_days, write_scored
 
@@ -348,6 +352,7 @@ class Workspace:
                         self.models.current(),
                         self._reviews_now(),
                         timezone=self.config.ingest.timezone,
+                        progress=progress,
                     )
                 committed = txn.committed
                 self._log_event("score", run_id, started, score=report, committed=committed)
@@ -427,6 +432,7 @@ class Workspace:
                 self.models.current(),
                 self._reviews_now(),
                 timezone=self.config.ingest.timezone,
+                progress=progress,
             )
         return txn.committed
 
@@ -494,6 +500,7 @@ class Workspace:
         """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
         from access_audit.review.queue import select_flags
 
+        self._require_loaded()
         flags = self.scan("flags")
         if min_score is None:
             flags = flags.filter("alert")
@@ -507,6 +514,14 @@ class Workspace:
             status=status,
             limit=limit,
         )
+
+    def _require_loaded(self) -> None:
+        """An empty home has no flags because nothing was looked at, not because all is well."""
+        if self.generation() is None:
+            raise AccessAuditError(
+                f"nothing is loaded yet in {self.home}: run `access-audit ingest` or "
+                "`access-audit nightly` on the drops first"
+            )
 
     def flag_detail(self, flag_id: str) -> FlagDetail | None:
         from access_audit.review.detail import flag_detail
@@ -643,8 +658,9 @@ class Workspace:
         if migrated and self.database_path.exists():
             self.refresh_catalog()
 
-    def report(self, start: date, end: date) -> Report:
-        """The FOI-style report for alerts raised on days start..end (see access_audit.report)."""
+    def report(self, start: date, end: date, *, allow_empty: bool = False) -> Report:
+        """The FOI-style report for alerts raised on days start..end (see access_audit.report);
+        refused over a period with no loaded data unless `allow_empty`."""
         from access_audit.report import build_report
 
         if end < start:
@@ -658,6 +674,7 @@ class Workspace:
             self.scan("access_events"),
             self.scan("explanations"),
             self.rules,
+            allow_empty=allow_empty,
         )
 
     def evaluate(

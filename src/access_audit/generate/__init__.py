@@ -14,13 +14,14 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import polars as pl
-
 from access_audit.errors import AccessAuditError
 
 DEFAULT_START = date(2026, 10, 12)
 MIN_STAFF = 40
+# so that follow-up lookups of a planted episode fit in the period
+MIN_DAYS = 3
+# the synthetic force's local time (force.TZ); here, not in force.py, so --help stays fast
+FORCE_TIMEZONE = "Europe/London"
 
 FileFormat = Literal["csv", "parquet", "jsonl"]
 
@@ -46,14 +47,17 @@ def generate_force(
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerateResult:
     """Generate `days` daily drops for a force of `staff` people into `out`."""
+    import numpy as np
+    import polars as pl
+
     from access_audit.generate import force as f
     from access_audit.generate import scenarios, write
     from access_audit.generate import work as w
 
     if staff < MIN_STAFF:
         raise AccessAuditError(f"--staff must be at least {MIN_STAFF} to staff every role")
-    if days < 3:
-        raise AccessAuditError("--days must be at least 3 so that follow-up lookups fit")
+    if days < MIN_DAYS:
+        raise AccessAuditError(f"--days must be at least {MIN_DAYS} so that follow-up lookups fit")
     if out.exists() and any(out.iterdir()):
         raise AccessAuditError(f"{out} is not empty; choose a new folder for the synthetic force")
     began = time.perf_counter()
@@ -95,4 +99,11 @@ def generate_force(
     )
 
 
-__all__ = ["DEFAULT_START", "GenerateResult", "generate_force"]
+__all__ = [
+    "DEFAULT_START",
+    "FORCE_TIMEZONE",
+    "MIN_DAYS",
+    "MIN_STAFF",
+    "GenerateResult",
+    "generate_force",
+]

@@ -15,9 +15,9 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from access_audit.generate import names
+from access_audit.generate import FORCE_TIMEZONE, names
 
-TZ = "Europe/London"
+TZ = FORCE_TIMEZONE
 UTC = pl.Datetime("us", "UTC")
 SECOND = 1_000_000
 HOUR = 3600

@@ -3,6 +3,10 @@
 Flags raised, reviewed and by outcome; outcomes of APSP-type flags; one line of circumstances per
 upheld case; the training position of flagged users. `build_report` is pure frames in, a typed
 `Report` out; `render.py` turns it into text, CSV or a self-contained HTML page.
+
+A day for which no accesses are loaded is not a day without alerts: `per_day` marks it (`loaded`
+false, `alerts` null), and a period with no loaded data at all is refused unless asked for, so an
+empty or half-loaded home cannot answer "0 flags" to an FOI request.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from access_audit.errors import AccessAuditError
 from access_audit.review import OUTCOMES, UPHELD
 from access_audit.review.queue import current_reviews
 from access_audit.score.rules import Rules
@@ -29,11 +34,16 @@ class Report:
     upheld: pl.DataFrame
     training: pl.DataFrame
     per_day: pl.DataFrame
+    """day, loaded (accesses are stored for it), alerts (null when nothing is loaded)."""
     timeline_user: str | None
     timeline: pl.DataFrame
     overdue_months: int
     audit_gaps: int = 0
     """Audit-gap alerts raised: windows where the audit trail itself went missing (issue 7)."""
+
+    @property
+    def days_without_data(self) -> list[date]:
+        return self.per_day.filter(~pl.col("loaded"))["day"].to_list()
 
 
 def _outcome_table(flags: pl.DataFrame) -> pl.DataFrame:
@@ -46,6 +56,24 @@ def _outcome_table(flags: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _alerts_per_day(
+    start: date, end: date, raised: pl.DataFrame, loaded_days: pl.DataFrame
+) -> pl.DataFrame:
+    """Every day of the period: whether data is loaded for it, and its alerts (null if not)."""
+    return (
+        pl.DataFrame({"day": pl.date_range(start, end, eager=True)})
+        .join(raised.group_by("day").agg(alerts=pl.len()), on="day", how="left")
+        .with_columns(loaded=pl.col("day").is_in(loaded_days["day"].implode()))
+        .select(
+            "day",
+            "loaded",
+            alerts=pl.when(pl.col("loaded") | pl.col("alerts").is_not_null())
+            .then(pl.col("alerts").fill_null(0))
+            .cast(pl.Int64),
+        )
+    )
+
+
 def build_report(
     start: date,
     end: date,
@@ -55,9 +83,20 @@ def build_report(
     events: pl.LazyFrame,
     explanations: pl.LazyFrame,
     rules: Rules,
+    *,
+    allow_empty: bool = False,
 ) -> Report:
-    """The report for alerts raised on days start..end (inclusive)."""
+    """The report for alerts raised on days start..end (inclusive). Refused when no accesses are
+    loaded for any of those days, unless `allow_empty`."""
     settings = rules.reports
+    loaded_days = (
+        events.filter(pl.col("day").is_between(start, end)).select(pl.col("day").unique()).collect()
+    )
+    if loaded_days.is_empty() and not allow_empty:
+        raise AccessAuditError(
+            f"no data is loaded for any day from {start} to {end}, so this report would say "
+            "0 flags without having looked; load the drops first, or pass --allow-empty"
+        )
     raised = (
         flags.filter(pl.col("day").is_between(start, end) & pl.col("alert"))
         .join(current_reviews(reviews), on="flag_id", how="left")
@@ -108,11 +147,7 @@ def build_report(
         .sort(["overdue", "alerts", "user_id"], descending=[True, True, False])
         .collect()
     )
-    per_day = (
-        pl.DataFrame({"day": pl.date_range(start, end, eager=True)})
-        .join(raised.group_by("day").agg(alerts=pl.len()), on="day", how="left")
-        .with_columns(pl.col("alerts").fill_null(0).cast(pl.Int64))
-    )
+    per_day = _alerts_per_day(start, end, raised, loaded_days)
     top_user = (
         with_user.group_by("user_id")
         .agg(pl.col("score").max())

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from html import escape
 
 from access_audit.escape import csv_text, printable
 from access_audit.report import Report
 from access_audit.report.charts import bar_chart, timeline
 
+# What a day with no loaded accesses shows instead of a count: never "0 alerts".
+NO_DATA = "no data loaded"
+
 
 def _rows(report: Report) -> list[tuple[str, str, str]]:
     """Every figure of the report as (section, item, value): the CSV, and the text's source."""
+    days = report.per_day.height
     rows = [
         ("summary", "period", f"{report.start} to {report.end}"),
         ("summary", "flags raised (alerts)", str(report.raised)),
         ("summary", "flags reviewed", str(report.reviewed)),
         ("summary", "audit gaps raised (missing audit trail)", str(report.audit_gaps)),
+        ("summary", "days with data loaded", f"{report.per_day['loaded'].sum()} of {days}"),
+    ]
+    rows += [
+        ("per_day", str(r["day"]), NO_DATA if r["alerts"] is None else str(r["alerts"]))
+        for r in report.per_day.to_dicts()
     ]
     rows += [("status", r["status"], str(r["flags"])) for r in report.by_status.to_dicts()]
     rows += [("outcome", r["outcome"], str(r["flags"])) for r in report.by_outcome.to_dicts()]
@@ -49,6 +59,8 @@ def render_text(report: Report) -> str:
     current = None
     titles = {
         "summary": "Summary",
+        "per_day": f"Alerts per day ('{NO_DATA}': the day's accesses are not in the store, so "
+        "its alerts are unknown, not zero)",
         "status": "Flags by review status",
         "outcome": "Closed flags by outcome",
         "apsp": "Abuse of position for a sexual purpose (APSP-type flags)",
@@ -89,8 +101,19 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#22
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;
 text-align:left;vertical-align:top}th{background:#f0f3f6}.figures td:last-child{text-align:right}
-.overdue{color:#b03a2e;font-weight:bold}svg{max-width:100%;height:auto}
+.overdue,.no-data{color:#b03a2e;font-weight:bold}svg{max-width:100%;height:auto}
 """
+
+
+def _day_ranges(days: list[date]) -> str:
+    """Sorted days as runs: "2026-10-18 to 2026-10-20, 2026-10-28"."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(f"{r[0]} to {r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def render_html(report: Report) -> str:
@@ -101,6 +124,14 @@ def render_html(report: Report) -> str:
         [d.strftime("%d %b") for d in days["day"].to_list()],
         days["alerts"].to_list(),
         colour="alert",
+        missing=NO_DATA,
+    )
+    missing = report.days_without_data
+    no_data = (
+        f'<p class="no-data">No data loaded for {len(missing)} of {days.height} day(s): '
+        f"{escape(_day_ranges(missing))}. Their alerts are unknown, not zero.</p>"
+        if missing
+        else ""
     )
     outcomes = report.by_outcome.filter(report.by_outcome["flags"] > 0)
     outcome_chart = bar_chart(
@@ -162,6 +193,7 @@ def render_html(report: Report) -> str:
 <p>Lookups flagged as possibly made with no legitimate policing purpose, their review and outcome.
 Identifiers only: names stay in the records systems.</p>
 <h2 id="summary">Flags raised and reviewed</h2>{summary}
+{no_data}
 {per_day}
 <h2 id="outcomes">Outcomes</h2>
 <p>APSP-type flags (a victim or vulnerable subject, or someone met on duty): {apsp_total}.</p>

@@ -7,6 +7,9 @@ from datetime import datetime
 
 import polars as pl
 
+# Times in every machine-readable output (flag JSON and CSV, explain JSON): ISO 8601, UTC, "Z".
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
 QUEUE_COLUMNS = [
     "flag_id",
     "kind",
@@ -86,6 +89,6 @@ def select_flags(
 def flag_records(queue: pl.DataFrame) -> list[dict[str, object]]:
     """The queue as JSON-ready dicts (timestamps as ISO 8601 text)."""
     return queue.with_columns(
-        pl.col("first_access_at", "last_access_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        pl.col("first_access_at", "last_access_at").dt.strftime(ISO_UTC),
         pl.col("day").cast(pl.String),
     ).to_dicts()

@@ -135,12 +135,14 @@ def write_scored(
     model: LearnedModel | None = None,
     reviews: pl.LazyFrame | None = None,
     timezone: str = "UTC",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ScoreReport:
     """Score `days` from the transaction's stores and replace those days' outputs in it, a few
     days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
     Each chunk reads the explanations the previous ones wrote. `reviews` (the review history,
     kept outside the stores) decides suppressions; none if not given. `timezone` is the force's
-    local time, whose hours and weekdays the audit-gap baselines follow."""
+    local time, whose hours and weekdays the audit-gap baselines follow. `progress(what, days
+    done, days)` is called after each chunk."""
     if reviews is None:
         reviews = pl.LazyFrame(schema=REVIEWS.schema())
     ordered = sorted(set(days))
@@ -151,6 +153,8 @@ def write_scored(
         part = _write_chunk(
             txn, ordered[start : start + size], rules, now, model, reviews, timezone
         )
+        if progress is not None:
+            progress("scoring days", min(start + size, len(ordered)), len(ordered))
         total.days += part.days
         total.events += part.events
         total.flags += part.flags
