@@ -27,6 +27,8 @@ class Evaluation:
     per_scenario: pl.DataFrame
     pc_b: pl.DataFrame
     overall: dict[str, float | int | None]
+    false_positives: pl.DataFrame
+    """Legitimate flags within the daily budget, by the user's role and the flag's reason codes."""
 
 
 def read_truth(path: Path) -> pl.DataFrame:
@@ -55,9 +57,10 @@ def evaluate(
     budget: int = 20,
     threshold: float = 60.0,
     score_column: str = "score",
+    roles: pl.DataFrame | None = None,
 ) -> Evaluation:
     """Compare ranked daily flags with the planted truth. `events` is (system, event_id, day) of
-    every access in the evaluated days."""
+    every access in the evaluated days; `roles` (user_id, role) names the false positives' roles."""
     days = events.select(pl.col("day").unique()).to_series()
     truth = truth.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
     flags = flags.filter(pl.col("day").is_in(days.implode()))
@@ -155,6 +158,8 @@ def evaluate(
     legit = events.join(truth.select("system", "event_id"), on=["system", "event_id"], how="anti")
     legit_flagged = legit.join(alert_events, on=["system", "event_id"], how="semi").height
     with_truth_days = per_day.filter(pl.col("r") > 0)
+    top_k = ranked.filter(pl.col("rank") <= budget)
+    top_k_legitimate = int((~top_k["positive"]).sum())
     overall: dict[str, float | int | None] = {
         "days": per_day.height,
         "flags": flags.height,
@@ -170,8 +175,32 @@ def evaluate(
         "share_legitimate_flagged": legit_flagged / legit.height if legit.height else None,
         "pc_b_episodes": pc_b.height,
         "pc_b_worst_rank": _worst(pc_b["rank"]),
+        "flags_per_day": flags.height / per_day.height if per_day.height else None,
+        "top_k_flags": top_k.height,
+        "top_k_legitimate": top_k_legitimate,
+        "share_top_k_legitimate": top_k_legitimate / top_k.height if top_k.height else None,
     }
-    return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall)
+    false_positives = false_positive_families(top_k.filter(~pl.col("positive")), roles)
+    return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall, false_positives)
+
+
+def false_positive_families(legitimate: pl.DataFrame, roles: pl.DataFrame | None) -> pl.DataFrame:
+    """Legitimate flags grouped by the user's role and the flag's reason codes, largest first."""
+    if roles is None:
+        roles = pl.DataFrame(schema={"user_id": pl.String, "role": pl.String})
+    return (
+        legitimate.join(roles.select("user_id", "role").unique("user_id"), on="user_id", how="left")
+        .with_columns(
+            role=pl.col("role").fill_null("(unknown)"),
+            reasons=pl.col("reasons")
+            .list.eval(pl.element().struct.field("code"))
+            .list.sort()
+            .list.join("+"),
+        )
+        .group_by("role", "reasons")
+        .agg(flags=pl.len())
+        .sort(["flags", "role", "reasons"], descending=[True, False, False])
+    )
 
 
 def _mean(series: pl.Series) -> float | None:

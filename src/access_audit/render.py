@@ -300,6 +300,7 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
             "per_day": result.per_day.with_columns(result.per_day["day"].cast(str)).to_dicts(),
             "per_scenario": result.per_scenario.to_dicts(),
             "pc_b": result.pc_b.with_columns(result.pc_b["day"].cast(str)).to_dicts(),
+            "false_positives": result.false_positives.to_dicts(),
         }
         print(json.dumps(payload, default=str, indent=1))
         return
@@ -317,6 +318,11 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         "legitimate accesses flagged": f"{overall['legitimate_accesses_flagged']} of "
         f"{overall['legitimate_accesses']} ({_percent(overall['share_legitimate_flagged'])})",
         "PC B-type episodes, worst rank on their day": str(overall["pc_b_worst_rank"]),
+        "flags a day": "n/a"
+        if overall["flags_per_day"] is None
+        else f"{overall['flags_per_day']:.1f}",
+        "legitimate flags in the daily top K": f"{overall['top_k_legitimate']} of "
+        f"{overall['top_k_flags']} ({_percent(overall['share_top_k_legitimate'])})",
     }
     for label, value in lines.items():
         console.print(f"  {label}: {value}", highlight=False)
@@ -324,6 +330,7 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         ("Per day", result.per_day),
         ("Per scenario", result.per_scenario),
         ("PC B-type episodes", result.pc_b),
+        ("Legitimate flags in the daily top K (largest families)", result.false_positives.head(10)),
     ):
         console.print(_frame_table(title, frame, justify="right"))
 

@@ -475,6 +475,7 @@ class Workspace:
             read_truth(truth),
             budget=budget,
             threshold=self.rules.alert_threshold,
+            roles=self.scan("staff").select("user_id", "role").collect(),
         )
 
     def _discover(self, drops: Sequence[Path], report: IngestReport, command: str) -> list[Drop]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from access_audit.score.peers import PEER_COLUMNS, peer_sentence
 from access_audit.score.rules import Rules, fmt, render
 from access_audit.tables import FLAG_EVENTS, FLAGS
 
@@ -41,18 +42,25 @@ def episodes(
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Daily (user, subject) episodes with a trigger, scored; and which events each holds."""
     triggers = [code for code, ind in rules.indicators.items() if ind.trigger]
+    if "peer_rate" not in indicators.collect_schema().names():
+        indicators = indicators.with_columns(
+            peers=pl.lit(None, dtype=pl.String),
+            peer_rate=pl.lit(None, dtype=pl.Float64),
+            today_hits=pl.lit(None, dtype=pl.Int64),
+            today_lookups=pl.lit(None, dtype=pl.Int64),
+        )
     keyed = indicators.join(targets.select("system", "event_id", *GROUP), on=["system", "event_id"])
     per_code = keyed.group_by(*GROUP, "code").agg(
         # the strongest instance; ties broken by the evidence text, so re-runs are identical
         pl.col("points").max(),
-        pl.col("evidence")
+        pl.col("evidence", *PEER_COLUMNS)
         .sort_by(["points", "evidence"], descending=[True, False], nulls_last=True)
         .first(),
     )
     triggered = per_code.filter(pl.col("code").is_in(triggers)).select(GROUP).unique()
     reasons = (
         per_code.join(triggered, on=GROUP)
-        .with_columns(text=reason_text(rules))
+        .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence()))
         .with_columns(total=pl.col("points").sum().over(GROUP))
         .group_by(GROUP)
         .agg(

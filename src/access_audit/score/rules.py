@@ -40,6 +40,9 @@ class Indicator:
     params: dict[str, Any]
     trigger: bool = False
     """A trigger makes an episode reviewable; other indicators only add to a triggered one."""
+    peer_scope: str | None = None
+    """The lookups its peer base rate is measured over ('unexplained', 'explained', 'any');
+    by default the ones it applies to (`when`)."""
 
     def param(self, key: str) -> Any:
         return self.params[key]
@@ -58,6 +61,7 @@ class Rules:
     reviews: dict[str, Any]
     reports: dict[str, Any]
     learning: dict[str, Any]
+    peers: dict[str, Any]
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -103,6 +107,7 @@ def load_rules(config: Config | None = None) -> Rules:
             "reviews",
             "reports",
             "learning",
+            "peers",
         ):
             override = config.section(section)
             if override:
@@ -126,7 +131,13 @@ def load_rules(config: Config | None = None) -> Rules:
     for name, spec in raw["indicators"].items():
         if spec["when"] not in WHEN:
             raise AccessAuditError(f"rules: indicator {name} has unknown 'when' {spec['when']}")
-        params = {k: v for k, v in spec.items() if k not in ("weight", "when", "text", "trigger")}
+        if spec.get("peer_scope", spec["when"]) not in WHEN:
+            raise AccessAuditError(f"rules: indicator {name} has unknown 'peer_scope'")
+        params = {
+            k: v
+            for k, v in spec.items()
+            if k not in ("weight", "when", "text", "trigger", "peer_scope")
+        }
         indicators[name] = Indicator(
             name,
             float(spec["weight"]),
@@ -134,6 +145,7 @@ def load_rules(config: Config | None = None) -> Rules:
             spec["text"],
             params,
             trigger=bool(spec.get("trigger", False)),
+            peer_scope=spec.get("peer_scope"),
         )
     return Rules(
         scale=float(scoring["scale"]),
@@ -147,6 +159,7 @@ def load_rules(config: Config | None = None) -> Rules:
         reviews=dict(raw["reviews"]),
         reports=dict(raw["reports"]),
         learning=dict(raw["learning"]),
+        peers=dict(raw["peers"]),
     )
 
 

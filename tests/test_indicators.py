@@ -1,0 +1,107 @@
+"""Indicators and their weights from peer base rates, on tiny inline frames."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from access_audit.config import parse_config
+from access_audit.score.peers import peer_rates, peer_sentence, peer_weighted
+from access_audit.score.rules import Rules, load_rules
+
+DAY = date(2026, 11, 20)
+STAFF = pl.LazyFrame(
+    {
+        "user_id": ["V1", "V2", "V3", "R1", "R2", "R3"],
+        "role": ["vetting_officer"] * 3 + ["response_officer"] * 3,
+        "team_id": ["VET"] * 3 + ["HAR-A"] * 3,
+    }
+)
+
+
+def _lookups(user: str, colleague: int, other: int) -> list[dict[str, object]]:
+    """`colleague` lookups of staff members' records and `other` of the public, unexplained."""
+    rows = []
+    for n in range(colleague + other):
+        rows.append(
+            {
+                "system": "RMS",
+                "event_id": f"{user}-{n}",
+                "user_id": user,
+                "record_type": "person",
+                "record_id": f"{'S' if n < colleague else 'P'}{user}{n}",
+                "day": DAY,
+                "explained": False,
+            }
+        )
+    return rows
+
+
+def _force() -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Vetting officers look up colleagues in half their lookups; response officers almost
+    never (R1 once today, in four)."""
+    rows = (
+        _lookups("V1", 5, 5)
+        + _lookups("V2", 5, 5)
+        + _lookups("V3", 5, 5)
+        + _lookups("R1", 1, 3)
+        + _lookups("R2", 0, 40)
+        + _lookups("R3", 0, 40)
+    )
+    context = pl.LazyFrame(rows)
+    colleague = context.filter(pl.col("record_id").str.starts_with("S")).select(
+        "system", "event_id", code=pl.lit("colleague")
+    )
+    return context, colleague
+
+
+def _rules(**peers: object) -> Rules:
+    """The default rules with light shrinkage, as a force of six staff needs."""
+    return load_rules(parse_config({"peers": {"peer_prior_lookups": 5.0, **peers}}))
+
+
+def _found(history: pl.LazyFrame, user: str) -> pl.LazyFrame:
+    return (
+        history.filter(pl.col("event_id") == f"{user}-0")
+        .with_columns(points=pl.lit(35.0), evidence=pl.lit("staff X"))
+        .select("system", "event_id", "code", "points", "evidence")
+    )
+
+
+def test_peer_rate_leaves_the_user_out_and_falls_back_from_team_to_role() -> None:
+    context, history = _force()
+    rules = _rules()
+    rates = peer_rates(history, context, STAFF, rules).collect()
+    colleague = {r["user_id"]: r for r in rates.filter(pl.col("code") == "colleague").to_dicts()}
+    # V1's peers (V2, V3): 10 of 20 lookups, shrunk a little towards the role and the force
+    assert 0.4 < colleague["V1"]["peer_rate"] < 0.5
+    assert colleague["V1"]["peers"] == "team VET"
+    # R1's peers (R2, R3): none of their 80 lookups
+    assert colleague["R1"]["peer_rate"] < 0.05
+    assert colleague["R2"]["peer_rate"] > colleague["R1"]["peer_rate"]  # R1's one counts for R2
+
+
+def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting() -> None:
+    context, history = _force()
+    rules = _rules()
+    targets = context
+    vetting = peer_weighted(_found(history, "V1"), history, context, targets, STAFF, rules)
+    response = peer_weighted(_found(history, "R1"), history, context, targets, STAFF, rules)
+    vetting_row = vetting.collect().to_dicts()[0]
+    response_row = response.collect().to_dicts()[0]
+    assert response_row["points"] == pytest.approx(35.0)
+    assert vetting_row["points"] < 1.0
+    assert (response_row["today_hits"], response_row["today_lookups"]) == (1, 4)
+    sentence = pl.DataFrame([response_row]).select(peer_sentence()).item()
+    assert sentence.startswith("; ") and "team HAR-A's lookups" in sentence
+    assert sentence.endswith("1 of 4 of theirs today")
+
+
+def test_peer_weights_can_be_switched_off() -> None:
+    context, history = _force()
+    rules = _rules(enabled=False)
+    out = peer_weighted(_found(history, "V1"), history, context, context, STAFF, rules).collect()
+    assert out["points"].to_list() == [35.0]
+    assert out["peer_rate"].to_list() == [None]
