@@ -211,6 +211,8 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
     for row in queue.to_dicts():
         status = row["status"] + (f"\n{row['outcome']}" if row["outcome"] else "")
         reasons = _reason_line((row["reasons"] or [])[:3])
+        if row.get("cleared_at"):
+            reasons += f"\n[italic]cleared {row['cleared_at']:%Y-%m-%d %H:%M} UTC[/]"
         if row["note"]:
             reasons += f"\n[italic]{row['note']}[/]"
         accesses = f"{len(row['events'] or [])} access(es) {row['first_access_at']:%d %b %H:%M}"
@@ -232,6 +234,8 @@ def render_flag_detail(console: Console, detail: Any) -> None:
     console.print(
         f"status: {flag['status']}" + (f" ({flag['outcome']})" if flag.get("outcome") else "")
     )
+    if flag.get("cleared_at"):
+        console.print(f"cleared: {flag['cleared_at']:%Y-%m-%d %H:%M} UTC", highlight=False)
     if flag.get("note"):
         console.print(f"note: {flag['note']}", highlight=False, soft_wrap=True)
     table = Table(title="Score breakdown")

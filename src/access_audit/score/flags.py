@@ -17,7 +17,6 @@ from access_audit.tables import FLAG_EVENTS, FLAGS
 FLAG_SCHEMA = FLAGS.full_schema()
 FLAG_EVENT_SCHEMA = FLAG_EVENTS.full_schema()
 GROUP = ["user_id", "record_type", "record_id", "day"]
-RULES_VERSION = "rules-1"
 
 
 def score_from_points(points: pl.Expr, scale: float) -> pl.Expr:
@@ -98,8 +97,10 @@ def episodes(
         reasons="reasons",
         event_count="event_count",
         unexplained_count="unexplained_count",
-        model_version=pl.lit(RULES_VERSION),
+        model_version=pl.lit(rules.version),
         note=pl.lit(None, dtype=pl.String),
+        rules_version=pl.lit(rules.version),
+        cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         day="day",
     )
     events = targets.join(triggered, on=GROUP).select(

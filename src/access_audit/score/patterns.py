@@ -210,6 +210,8 @@ def patterns(
         unexplained_count=pl.col("event_count").cast(pl.Int64),
         model_version=pl.lit(MODEL_VERSION),
         note=pl.lit(None, dtype=pl.String),
+        rules_version=pl.lit(rules.version),
+        cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         day="day",
     )
     events = contributing.join(

@@ -6,6 +6,8 @@ Defaults live in `rules.toml` beside this module; a force overrides any value in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -62,6 +64,9 @@ class Rules:
     reports: dict[str, Any]
     learning: dict[str, Any]
     peers: dict[str, Any]
+    version: str = "rules-default"
+    """'rules-' and the start of the SHA-256 of the effective rules (defaults and the home's
+    overrides, as canonical JSON): which rules scored a flag."""
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -160,7 +165,14 @@ def load_rules(config: Config | None = None) -> Rules:
         reports=dict(raw["reports"]),
         learning=dict(raw["learning"]),
         peers=dict(raw["peers"]),
+        version=rules_version(raw),
     )
+
+
+def rules_version(raw: dict[str, Any]) -> str:
+    """A short, stable name for the effective rules: 'rules-' and 12 hex digits of their hash."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "rules-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
 def render(template: str, **fields: pl.Expr) -> pl.Expr:
