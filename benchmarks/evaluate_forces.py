@@ -147,6 +147,9 @@ def main() -> None:
         action="store_true",
         help="drop exact duplicate reference rows first (only for ingest before issue 5's fix)",
     )
+    parser.add_argument(
+        "--only", choices=["Northshire", "own"], help="evaluate one force only (default: both)"
+    )
     parser.add_argument("--families", type=int, default=8, help="false-positive families shown")
     args = parser.parse_args()
     if not args.northshire.exists():
@@ -160,6 +163,8 @@ def main() -> None:
             "own generator": lambda out: generate_own(out, args.staff, args.days, args.seed),
         }
         results = {}
+        if args.only:
+            forces = {n: f for n, f in forces.items() if n.startswith(args.only)}
         for name, make in forces.items():
             folder = work / name.replace(" ", "-")
             make(folder / "drops")

@@ -58,12 +58,16 @@ def evaluate(
     threshold: float = 60.0,
     score_column: str = "score",
     roles: pl.DataFrame | None = None,
+    grouped: bool = False,
 ) -> Evaluation:
     """Compare ranked daily flags with the planted truth. `events` is (system, event_id, day) of
-    every access in the evaluated days; `roles` (user_id, role) names the false positives' roles."""
+    every access in the evaluated days; `roles` (user_id, role) names the false positives' roles.
+    `grouped` ranks the budget queue's entries (review.grouping), not single flags."""
     days = events.select(pl.col("day").unique()).to_series()
     truth = truth.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
     flags = flags.filter(pl.col("day").is_in(days.implode()))
+    if grouped:
+        flags, flag_events = as_entries(flags, flag_events, score_column)
     ranked = flags.sort(
         ["day", score_column, "rule_score", "flag_id"], descending=[False, True, True, False]
     ).with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
@@ -182,6 +186,28 @@ def evaluate(
     }
     false_positives = false_positive_families(top_k.filter(~pl.col("positive")), roles)
     return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall, false_positives)
+
+
+def as_entries(
+    flags: pl.DataFrame, flag_events: pl.DataFrame, score_column: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The budget queue's entries as if each were one flag (named by its strongest flag's id),
+    holding every event of its flags."""
+    from access_audit.review.grouping import budget_queue
+
+    queue = budget_queue(flags.lazy(), score_column).collect()
+    entries = (
+        queue.group_by("day", "entry_id")
+        .agg(pl.all().sort_by("rank_in_entry").first(), alert_any=pl.col("alert").any())
+        .with_columns(flag_id="entry_id", alert="alert_any")
+        .select(flags.columns)
+    )
+    events = (
+        flag_events.join(queue.select("flag_id", "entry_id"), on="flag_id")
+        .select("system", "event_id", flag_id="entry_id")
+        .unique()
+    )
+    return entries, events
 
 
 def false_positive_families(legitimate: pl.DataFrame, roles: pl.DataFrame | None) -> pl.DataFrame:
