@@ -105,3 +105,44 @@ def test_peer_weights_can_be_switched_off() -> None:
     out = peer_weighted(_found(history, "V1"), history, context, context, STAFF, rules).collect()
     assert out["points"].to_list() == [35.0]
     assert out["peer_rate"].to_list() == [None]
+
+
+def test_a_pattern_flag_lists_the_subjects_behind_its_figure() -> None:
+    from access_audit.score.patterns import patterns
+
+    people, rows = [], []
+    for u in range(10):
+        skewed = 18 if u == 0 else 2
+        for n in range(20):
+            person = f"P{u}-{n}"
+            young_woman = n < skewed
+            people.append(
+                {
+                    "person_id": person,
+                    "sex": "F" if young_woman else "M",
+                    "date_of_birth": date(2002, 1, 1) if young_woman else date(1960, 1, 1),
+                }
+            )
+            rows.append(
+                {
+                    "system": "RMS",
+                    "event_id": f"E{u}-{n}",
+                    "user_id": f"U{u}",
+                    "occurred_at": None,
+                    "action": "view",
+                    "record_type": "person",
+                    "record_id": person,
+                    "day": DAY,
+                    "explained": False,
+                }
+            )
+    context = pl.LazyFrame(rows).with_columns(
+        occurred_at=pl.lit(DAY).cast(pl.Datetime("us", "UTC"))
+    )
+    staff = pl.LazyFrame({"user_id": [f"U{u}" for u in range(10)], "role": ["response"] * 10})
+    flags, events = patterns(context, context, pl.LazyFrame(people), staff, load_rules())
+    assert flags["user_id"].to_list() == ["U0"]
+    text = flags["reasons"][0][0]["text"]
+    behind = ", ".join(sorted(f"P0-{n}" for n in range(18)))
+    assert text.endswith(f"the subjects: {behind}")
+    assert events.height == 18

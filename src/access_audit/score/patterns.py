@@ -88,6 +88,22 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     )
 
 
+def _subjects_behind(lookups: pl.LazyFrame, candidates: pl.LazyFrame) -> pl.DataFrame:
+    """The subjects a pattern's figure counts (the analyst checks each one): per flagged user,
+    those of their unexplained look-back lookups that have the flagged feature."""
+    return (
+        lookups.join(candidates.select("user_id", "feature"), on="user_id")
+        .filter(
+            pl.when(pl.col("feature") == "young_women")
+            .then(pl.col("young_women"))
+            .otherwise(pl.col("contact"))
+        )
+        .group_by("user_id")
+        .agg(subjects=pl.col("record_id").unique().sort())
+        .collect()
+    )
+
+
 def patterns(
     targets: pl.LazyFrame,
     context: pl.LazyFrame,
@@ -142,8 +158,9 @@ def patterns(
     )
     if candidates.is_empty():
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
+    behind = _subjects_behind(lookups, candidates.lazy())
     centres = model.select("user_id", *[pl.col(f"centre_{n}").alias(f"centre_{n}") for n in names])
-    candidates = candidates.join(centres, on="user_id")
+    candidates = candidates.join(centres, on="user_id").join(behind, on="user_id", how="left")
     contributing = (
         _lookups(targets, persons, rules)
         .join(candidates.lazy().select("user_id", "feature"), on="user_id")
@@ -178,7 +195,7 @@ def patterns(
     ).with_columns(
         text=fmt(
             "{} of the {} subjects they looked up without explanation in {} days were {}; "
-            "peers' robust centre is {}% ({} robust standard deviations above)",
+            "peers' robust centre is {}% ({} robust standard deviations above); the subjects: {}",
             pl.when(pl.col("feature") == "young_women")
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),
@@ -187,6 +204,7 @@ def patterns(
             what,
             (pl.col("centre_value") * 100).round(1),
             pl.col("z").round(1),
+            pl.col("subjects").list.join(", "),
         )
     )
     identity = fmt("F{}-{}-pattern-{}", pl.col("day").dt.strftime("%Y%m%d"), "user_id", "feature")
