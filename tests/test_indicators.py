@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from access_audit.config import parse_config
+from access_audit.score.explain import Inputs
 from access_audit.score.peers import peer_rates, peer_sentence, peer_weighted
 from access_audit.score.rules import Rules, load_rules
 
@@ -146,3 +147,45 @@ def test_a_pattern_flag_lists_the_subjects_behind_its_figure() -> None:
     behind = ", ".join(sorted(f"P0-{n}" for n in range(18)))
     assert text.endswith(f"the subjects: {behind}")
     assert events.height == 18
+
+
+def _inputs(**tables: pl.LazyFrame) -> Inputs:
+    empty = pl.LazyFrame()
+    names = [
+        "events",
+        "staff",
+        "persons",
+        "incidents",
+        "incident_persons",
+        "assignments",
+        "calls",
+        "shifts",
+        "associations",
+        "training",
+    ]
+    return Inputs(**{n: tables.get(n, empty) for n in names})
+
+
+def test_cited_unlinked_accepts_the_incident_opened_even_before_its_row_arrives() -> None:
+    from access_audit.score.indicators import Frame, cited_unlinked
+
+    targets = pl.LazyFrame(
+        {
+            "system": ["RMS"] * 3,
+            "event_id": ["E1", "E2", "E3"],
+            "record_type": ["incident", "incident", "person"],
+            "record_id": ["CR/2026/023781", "CR/2026/000001", "P1"],
+            "justification": ["Attended CR/2026/023781"] * 3,
+            "explained": [False] * 3,
+        }
+    )
+    inputs = _inputs(
+        incidents=pl.LazyFrame(schema={"incident_id": pl.String}),
+        incident_persons=pl.LazyFrame(schema={"incident_id": pl.String, "person_id": pl.String}),
+    )
+    rules = load_rules()
+    frame = Frame(inputs, rules, targets, targets)
+    hits = cited_unlinked(frame, rules.indicators["cited_unlinked"]).collect()
+    # E1 opens the incident it cites; E2 and E3 open records the citation does not link
+    assert sorted(hits["event_id"]) == ["E2", "E3"]
+    assert set(hits["evidence"]) == {"CR/2026/023781"}

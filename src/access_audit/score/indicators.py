@@ -322,7 +322,15 @@ def cited_unlinked(f: Frame, ind: Indicator) -> pl.LazyFrame:
         ]
     )
     per_event = cited.join(events, on=["system", "event_id"])
-    linked = per_event.join(links, on=["cited", "record_type", "record_id"], how="semi")
+    # citing the very incident opened links it, whether or not the incidents table holds it yet
+    linked = pl.concat(
+        [
+            per_event.join(links, on=["cited", "record_type", "record_id"], how="semi"),
+            per_event.filter(
+                (pl.col("record_type") == "incident") & (pl.col("record_id") == pl.col("cited"))
+            ),
+        ]
+    )
     unlinked = per_event.join(
         linked.select("system", "event_id"), on=["system", "event_id"], how="anti"
     )
