@@ -426,3 +426,13 @@ def test_flags_record_the_rules_that_scored_them(pc_b: Workspace) -> None:
     episodes = flags.filter(pl.col("kind") == "episode")
     assert set(episodes["model_version"]) == {pc_b.rules.version}
     assert flags["cleared_at"].dtype == pl.Datetime("us", "UTC")
+
+
+def test_explain_shows_the_peers_rate_next_to_the_users(pc_b: Workspace) -> None:
+    result = CliRunner().invoke(
+        app, ["--home", str(pc_b.home), "explain", "F20261120-U1-P1"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    # U1 is alone in team VED: its peers are the team shrunk to the role and the force
+    assert flat("of team VED's lookups of this kind do; 1 of 2 of theirs today") in text
