@@ -189,3 +189,37 @@ def test_cited_unlinked_accepts_the_incident_opened_even_before_its_row_arrives(
     # E1 opens the incident it cites; E2 and E3 open records the citation does not link
     assert sorted(hits["event_id"]) == ["E2", "E3"]
     assert set(hits["evidence"]) == {"CR/2026/023781"}
+
+
+def test_an_episode_whose_indicators_peers_find_normal_has_weights_not_nan() -> None:
+    from datetime import datetime
+
+    from access_audit.score.flags import episodes
+
+    at = datetime(2026, 11, 20, 10, 0)
+    targets = pl.LazyFrame(
+        {
+            "system": ["RMS"],
+            "event_id": ["E1"],
+            "user_id": ["V1"],
+            "record_type": ["person"],
+            "record_id": ["P1"],
+            "day": [DAY],
+            "occurred_at": [at],
+            "explained": [False],
+        }
+    ).with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
+    found = pl.LazyFrame(
+        {
+            "system": ["RMS"],
+            "event_id": ["E1"],
+            "code": ["unexplained"],
+            "points": [0.0],  # what a unit that leaves most lookups unexplained gets
+            "evidence": [None],
+        },
+        schema_overrides={"evidence": pl.String},
+    )
+    flags, _ = episodes(targets, found, load_rules())
+    flag = flags.collect().row(0, named=True)
+    assert flag["score"] == 0.0
+    assert [r["weight"] for r in flag["reasons"]] == [0.0]

@@ -65,7 +65,7 @@ def episodes(
         .agg(
             points=pl.col("points").sum(),
             reasons=pl.struct(
-                "code", "text", weight=(pl.col("points") / pl.col("total")).round(3)
+                "code", "text", weight=(pl.col("points") / pl.col("total")).fill_nan(0.0).round(3)
             ).sort_by(["points", "code"], descending=[True, False]),
         )
     )
