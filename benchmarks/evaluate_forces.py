@@ -27,7 +27,7 @@ MEASURES = [
     ("planted episodes caught within the daily budget", "caught"),
     ("mean daily R-precision", "mean_r_precision"),
     ("episode pair AUC", "episode_roc_auc"),
-    ("flags a day", "flags_per_day"),
+    ("flags a day (queue entries when grouped)", "flags_per_day"),
     ("legitimate share of the daily top K", "share_top_k_legitimate"),
     ("PC B-type episodes, worst rank", "pc_b_worst_rank"),
 ]
@@ -67,7 +67,9 @@ def nightly_each_drop(drops: Path, home: Path, logs: Path) -> int:
     return len(folders)
 
 
-def evaluate(home: Path, truth: Path, budget: int) -> dict[str, object]:
+def evaluate(home: Path, truth: Path, budget: int, queue: str) -> dict[str, object]:
+    """`queue` is 'flags' (the budget counts flags) or 'grouped' (it counts the queue's entries:
+    a user, or a crowd's subject, once a day)."""
     out = run(
         [
             ACCESS_AUDIT,
@@ -76,7 +78,7 @@ def evaluate(home: Path, truth: Path, budget: int) -> dict[str, object]:
             "evaluate",
             "--truth",
             str(truth),
-            *["--budget", str(budget), "--format", "json"],
+            *["--budget", str(budget), "--format", "json", f"--{queue}"],
         ]
     )
     result: dict[str, object] = json.loads(out)
@@ -172,11 +174,15 @@ def main() -> None:
                 print(f"{name}: {dedupe_exact_rows(folder / 'drops')} duplicate lines dropped")
             nights = nightly_each_drop(folder / "drops", folder / "home", folder / "logs")
             print(f"{name}: nightly run on {nights} drops", flush=True)
-            results[name] = evaluate(folder / "home", folder / "drops" / "truth.csv", args.budget)
-        print(f"\nBudget K = {args.budget} flags a day\n")
+            truth = folder / "drops" / "truth.csv"
+            results[name] = evaluate(folder / "home", truth, args.budget, "flags")
+            grouped = evaluate(folder / "home", truth, args.budget, "grouped")
+            results[f"{name}, grouped queue"] = grouped
+        print(f"\nBudget K = {args.budget} a day: flags, or entries of the grouped queue\n")
         print(side_by_side(results))
         for name, result in results.items():
-            print(families(name, result, args.families))
+            if not name.endswith("grouped queue"):
+                print(families(name, result, args.families))
 
 
 if __name__ == "__main__":
