@@ -223,3 +223,16 @@ def test_an_episode_whose_indicators_peers_find_normal_has_weights_not_nan() -> 
     flag = flags.collect().row(0, named=True)
     assert flag["score"] == 0.0
     assert [r["weight"] for r in flag["reasons"]] == [0.0]
+
+
+def test_an_indicator_without_a_builder_is_a_load_time_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from access_audit.errors import AccessAuditError
+    from access_audit.score import rules as rules_module
+
+    defaults = rules_module._defaults()
+    defaults["indicators"]["moon_phase"] = {"weight": 5, "when": "any", "text": "full moon"}
+    monkeypatch.setattr(rules_module, "_defaults", lambda: defaults)
+    with pytest.raises(AccessAuditError, match="indicator moon_phase has no builder"):
+        load_rules()

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from access_audit.errors import AccessAuditError
 from access_audit.score.explain import Inputs, cited_incidents
 from access_audit.score.rules import Indicator, Rules, fmt
 from access_audit.tables import INDICATORS
@@ -404,7 +405,7 @@ def indicators(
     for name, indicator in rules.indicators.items():
         builder = BUILDERS.get(name)
         if builder is None:
-            continue
+            raise AccessAuditError(f"rules: indicator {name} has no builder")
         scope = targets
         if indicator.when == "unexplained":
             scope = targets.filter(~pl.col("explained"))

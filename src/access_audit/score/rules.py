@@ -132,8 +132,12 @@ def load_rules(config: Config | None = None) -> Rules:
                 pattern=spec.get("pattern"),
             )
         )
+    from access_audit.score.indicators import BUILDERS
+
     indicators = {}
     for name, spec in raw["indicators"].items():
+        if name not in BUILDERS:
+            raise AccessAuditError(f"rules: indicator {name} has no builder")
         if spec["when"] not in WHEN:
             raise AccessAuditError(f"rules: indicator {name} has unknown 'when' {spec['when']}")
         if spec.get("peer_scope", spec["when"]) not in WHEN:
