@@ -6,11 +6,14 @@ DEMO   ?= demo
 STAFF  ?= 300
 DAYS   ?= 14
 SEED   ?= 7
+# The public independent force (../shared relative to the repo root here and in CI).
+NORTHSHIRE ?= ../shared/forces/northshire.py
+EVALUATE_ARGS ?=
 # The demo force's days end yesterday, so `flag --since 7d` shows them.
 START  ?= $(shell date -u -d "$(DAYS) days ago" +%F)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install browser lint format test test-all demo notebooks bench clean
+.PHONY: help venv install browser lint format test test-all demo notebooks bench evaluate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -65,6 +68,9 @@ bench: venv ## Run the benchmark scripts (not tests; they print timings; several
 	$(BIN)/python benchmarks/bench_score.py --staff 10000 --days 70
 	$(BIN)/python benchmarks/learning_from_decisions.py --staff 3000 --weeks 6 --reviewed-weeks 3
 	$(BIN)/python benchmarks/bench_verify.py --staff 1000 --days 14
+
+evaluate: venv ## Northshire and our own force, nightly per drop, evaluated side by side (minutes)
+	$(BIN)/python benchmarks/evaluate_forces.py --northshire $(NORTHSHIRE) $(EVALUATE_ARGS)
 
 clean: ## Remove the virtual environment, caches and demo data
 	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

@@ -375,9 +375,9 @@ def test_a_gap_whose_rows_arrive_late_is_kept_cleared_with_a_note_that_says_so()
     )
     assert carried["flag_id"].to_list() == ["F20261015-gap-RMS-1000"]
     assert carried["note"].item() == (
-        "cleared 2026-10-16 03:00 UTC: no longer a gap (the missing audit rows arrived late, or "
-        "the settings changed)"
+        "no longer a gap (the missing audit rows arrived late, or the settings changed)"
     )
+    assert carried["cleared_at"].item() == at(TARGET + timedelta(1), 3)
     assert not carried["alert"].item() and events.is_empty()
 
 

@@ -218,7 +218,8 @@ def test_assignment_recorded_late_explains_earlier_work_and_clears_the_flag(
     assert explanations(workspace)["E1"] == {"assigned"}
     flag = workspace.flag_detail("F20261120-U2-P2")
     assert flag is not None and not flag.flag["alert"]
-    assert "cleared" in str(flag.flag["note"])
+    assert flag.flag["cleared_at"] is not None
+    assert not str(flag.flag["note"]).startswith("cleared")
     assert "assigned to CR/2026/000900 as officer_in_charge" in str(flag.flag["note"])
     # a second run of the same drop changes nothing and keeps the note
     again = workspace.nightly([late])
@@ -408,3 +409,30 @@ def test_evaluate_on_a_generated_force(tmp_path: Path) -> None:
     assert overall["share_legitimate_flagged"] is not None
     assert overall["share_legitimate_flagged"] < 0.01
     assert result.pc_b.height >= 1 and result.pc_b["rank"].null_count() == 0
+
+
+def test_rules_version_is_a_hash_of_the_effective_rules() -> None:
+    default = load_rules()
+    assert re.fullmatch(r"rules-[0-9a-f]{12}", default.version)
+    assert load_rules().version == default.version
+    home = load_rules(parse_config({"indicators": {"contact_details": {"weight": 12}}}))
+    assert home.version != default.version
+
+
+def test_flags_record_the_rules_that_scored_them(pc_b: Workspace) -> None:
+    flags = pc_b.flags(min_score=0)
+    assert flags.height > 0
+    assert set(flags["rules_version"]) == {pc_b.rules.version}
+    episodes = flags.filter(pl.col("kind") == "episode")
+    assert set(episodes["model_version"]) == {pc_b.rules.version}
+    assert flags["cleared_at"].dtype == pl.Datetime("us", "UTC")
+
+
+def test_explain_shows_the_peers_rate_next_to_the_users(pc_b: Workspace) -> None:
+    result = CliRunner().invoke(
+        app, ["--home", str(pc_b.home), "explain", "F20261120-U1-P1"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    # U1 is alone in team VED: its peers are the team shrunk to the role and the force
+    assert flat("of team VED's lookups of this kind do; 1 of 2 of theirs today") in text

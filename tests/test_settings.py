@@ -41,7 +41,9 @@ def test_the_rules_read_by_scoring_are_the_defaults_file_values() -> None:
         indicator = rules.indicators[name]
         assert indicator.weight == spec["weight"]
         assert indicator.trigger == spec.get("trigger", False)
-        params = {k: v for k, v in spec.items() if k not in ("weight", "when", "text", "trigger")}
+        assert indicator.peer_scope == spec.get("peer_scope")
+        own = ("weight", "when", "text", "trigger", "peer_scope")
+        params = {k: v for k, v in spec.items() if k not in own}
         assert indicator.params == params
     assert (
         rules.explanation("justification")[0].pattern

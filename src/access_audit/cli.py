@@ -581,13 +581,20 @@ def evaluate(
     truth: Annotated[Path, typer.Option("--truth", help="The generator's truth.csv.")],
     budget: Annotated[int, typer.Option(min=1, help="Flags an analyst reviews per day (K).")] = 20,
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    grouped: Annotated[
+        bool,
+        typer.Option(
+            "--grouped/--flags",
+            help="Rank the budget queue's entries (a user, or a subject, once a day) or flags.",
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Score the flags against planted misuse: precision at K, share caught within the daily
     budget, ROC AUC, legitimate accesses flagged, R-precision, PC B-type ranks."""
     if output_format not in ("text", "json"):
         raise AccessAuditError(f"--format must be text or json, not '{output_format}'")
-    result = _workspace(ctx, home).evaluate(truth, budget=budget)
+    result = _workspace(ctx, home).evaluate(truth, budget=budget, grouped=grouped)
     from access_audit.render import render_evaluation
 
     render_evaluation(console, result, output_format)

@@ -225,6 +225,8 @@ class IndicatorSettings(Section):
     text: NonEmptyText
     trigger: bool = False
     """A trigger makes an episode reviewable; other indicators only add to a triggered one."""
+    peer_scope: IndicatorScope | None = None
+    """The lookups its peer base rate is measured over; by default the ones it applies to."""
 
     @model_validator(mode="after")
     def _text_fields_resolve(self) -> IndicatorSettings:
@@ -336,6 +338,17 @@ class AuditGapsSettings(Section):
     user_weight: NonNegativeFloat
 
 
+class PeersSettings(Section):
+    """[peers]: indicator weights scaled by how surprising each is for the user's peers."""
+
+    enabled: bool
+    prior_rate: float = Field(gt=0, lt=1)
+    force_prior_lookups: NonNegativeFloat
+    peer_prior_lookups: NonNegativeFloat
+    user_prior_lookups: NonNegativeFloat
+    full_weight_ratio: float = Field(gt=1)
+
+
 PATTERN_CODE_PREFIX = "pattern_"
 
 
@@ -354,6 +367,7 @@ class Config(Section):
     reports: ReportSettings
     learning: LearningSettings
     audit_gaps: AuditGapsSettings
+    peers: PeersSettings
 
     @model_validator(mode="after")
     def _names_resolve(self) -> Config:

@@ -34,6 +34,8 @@ class Evaluation:
     per_scenario: pl.DataFrame
     pc_b: pl.DataFrame
     overall: dict[str, float | int | None]
+    false_positives: pl.DataFrame
+    """Legitimate flags within the daily budget, by the user's role and the flag's reason codes."""
     gaps: dict[str, float | int | None] | None = None
 
 
@@ -123,13 +125,19 @@ def evaluate(
     threshold: float = 60.0,
     score_column: str = "score",
     gaps: pl.DataFrame | None = None,
+    roles: pl.DataFrame | None = None,
+    grouped: bool = False,
 ) -> Evaluation:
     """Compare ranked daily flags with the planted truth. `events` is (system, event_id, day) of
-    every access in the evaluated days; `gaps` the planted audit gaps, if any."""
+    every access in the evaluated days; `gaps` the planted audit gaps, if any; `roles` (user_id,
+    role) names the false positives' roles. `grouped` ranks the budget queue's entries
+    (review.grouping), not single flags."""
     days = events.select(pl.col("day").unique()).to_series()
     gap_result = evaluate_gaps(flags, gaps, days) if gaps is not None else None
     truth = truth.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
     flags = flags.filter(pl.col("day").is_in(days.implode()) & (pl.col("kind") != GAP_KIND))
+    if grouped:
+        flags, flag_events = as_entries(flags, flag_events, score_column)
     ranked = flags.sort(
         ["day", score_column, "rule_score", "flag_id"], descending=[False, True, True, False]
     ).with_columns(rank=pl.int_range(1, pl.len() + 1).over("day"))
@@ -224,6 +232,8 @@ def evaluate(
     legit = events.join(truth.select("system", "event_id"), on=["system", "event_id"], how="anti")
     legit_flagged = legit.join(alert_events, on=["system", "event_id"], how="semi").height
     with_truth_days = per_day.filter(pl.col("r") > 0)
+    top_k = ranked.filter(pl.col("rank") <= budget)
+    top_k_legitimate = int((~top_k["positive"]).sum())
     overall: dict[str, float | int | None] = {
         "days": per_day.height,
         "flags": flags.height,
@@ -239,8 +249,56 @@ def evaluate(
         "share_legitimate_flagged": legit_flagged / legit.height if legit.height else None,
         "pc_b_episodes": pc_b.height,
         "pc_b_worst_rank": _worst(pc_b["rank"]),
+        "flags_per_day": flags.height / per_day.height if per_day.height else None,
+        "top_k_flags": top_k.height,
+        "top_k_legitimate": top_k_legitimate,
+        "share_top_k_legitimate": top_k_legitimate / top_k.height if top_k.height else None,
     }
-    return Evaluation(budget, threshold, per_day, per_scenario, pc_b, overall, gap_result)
+    false_positives = false_positive_families(top_k.filter(~pl.col("positive")), roles)
+    return Evaluation(
+        budget, threshold, per_day, per_scenario, pc_b, overall, false_positives, gap_result
+    )
+
+
+def as_entries(
+    flags: pl.DataFrame, flag_events: pl.DataFrame, score_column: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The budget queue's entries as if each were one flag (named by its strongest flag's id),
+    holding every event of its flags."""
+    from access_audit.review.grouping import budget_queue
+
+    queue = budget_queue(flags.lazy(), score_column).collect()
+    entries = (
+        queue.group_by("day", "entry_id")
+        .agg(pl.all().sort_by("rank_in_entry").first(), alert_any=pl.col("alert").any())
+        .with_columns(flag_id="entry_id", alert="alert_any")
+        .select(flags.columns)
+    )
+    events = (
+        flag_events.join(queue.select("flag_id", "entry_id"), on="flag_id")
+        .select("system", "event_id", flag_id="entry_id")
+        .unique()
+    )
+    return entries, events
+
+
+def false_positive_families(legitimate: pl.DataFrame, roles: pl.DataFrame | None) -> pl.DataFrame:
+    """Legitimate flags grouped by the user's role and the flag's reason codes, largest first."""
+    if roles is None:
+        roles = pl.DataFrame(schema={"user_id": pl.String, "role": pl.String})
+    return (
+        legitimate.join(roles.select("user_id", "role").unique("user_id"), on="user_id", how="left")
+        .with_columns(
+            role=pl.col("role").fill_null("(unknown)"),
+            reasons=pl.col("reasons")
+            .list.eval(pl.element().struct.field("code"))
+            .list.sort()
+            .list.join("+"),
+        )
+        .group_by("role", "reasons")
+        .agg(flags=pl.len())
+        .sort(["flags", "role", "reasons"], descending=[True, False, False])
+    )
 
 
 def _mean(series: pl.Series) -> float | None:

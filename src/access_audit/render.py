@@ -234,6 +234,8 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
             f"\n{terminal(row['outcome'])}" if row["outcome"] else ""
         )
         reasons = _reason_line((row["reasons"] or [])[:3])
+        if row.get("cleared_at"):
+            reasons += f"\n[italic]cleared {row['cleared_at']:%Y-%m-%d %H:%M} UTC[/]"
         if row["note"]:
             reasons += f"\n[italic]{terminal(row['note'])}[/]"
         if row.get("review_note"):
@@ -268,6 +270,8 @@ def render_flag_detail(console: Console, detail: Any) -> None:
         + (f" ({terminal(flag['outcome'])})" if flag.get("outcome") else ""),
         highlight=False,
     )
+    if flag.get("cleared_at"):
+        console.print(f"cleared: {flag['cleared_at']:%Y-%m-%d %H:%M} UTC", highlight=False)
     if flag.get("note"):
         console.print(f"note: {terminal(flag['note'])}", highlight=False, soft_wrap=True)
     table = Table(title="Score breakdown")
@@ -389,6 +393,7 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
             "per_scenario": result.per_scenario.to_dicts(),
             "pc_b": result.pc_b.with_columns(result.pc_b["day"].cast(str)).to_dicts(),
             "audit_gaps": result.gaps,
+            "false_positives": result.false_positives.to_dicts(),
         }
         print(json.dumps(payload, default=str, indent=1))
         return
@@ -406,6 +411,11 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         "legitimate accesses flagged": f"{overall['legitimate_accesses_flagged']} of "
         f"{overall['legitimate_accesses']} ({_percent(overall['share_legitimate_flagged'])})",
         "PC B-type episodes, worst rank on their day": str(overall["pc_b_worst_rank"]),
+        "flags a day": "n/a"
+        if overall["flags_per_day"] is None
+        else f"{overall['flags_per_day']:.1f}",
+        "legitimate flags in the daily top K": f"{overall['top_k_legitimate']} of "
+        f"{overall['top_k_flags']} ({_percent(overall['share_top_k_legitimate'])})",
     }
     if result.gaps is not None:
         gaps = result.gaps
@@ -421,6 +431,7 @@ def render_evaluation(console: Console, result: Any, output_format: str) -> None
         ("Per day", result.per_day),
         ("Per scenario", result.per_scenario),
         ("PC B-type episodes", result.pc_b),
+        ("Legitimate flags in the daily top K (largest families)", result.false_positives.head(10)),
     ):
         console.print(_frame_table(title, frame, justify="right"))
 

@@ -165,6 +165,8 @@ FLAGS = StoredTable(
             "unexplained_count": pl.Int64(),
             "model_version": pl.String(),
             "note": pl.String(),
+            "rules_version": pl.String(),
+            "cleared_at": UTC_DATETIME,
         }
     ),
     partition_by="day",
@@ -241,4 +243,6 @@ def scan_stored(generation_path: Path, name: str) -> pl.LazyFrame:
         hive_partitioning=hive,
         hive_schema={table.partition_by: table.partition_dtype} if hive else None,  # type: ignore[dict-item]
         schema=table.schema(),
+        # files written before a column was added read it as null, not as an error
+        missing_columns="insert",
     )

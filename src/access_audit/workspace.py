@@ -678,10 +678,14 @@ class Workspace:
         )
 
     def evaluate(
-        self, truth: Path, budget: int = 20, days: Sequence[date] | None = None
+        self,
+        truth: Path,
+        budget: int = 20,
+        days: Sequence[date] | None = None,
+        grouped: bool = False,
     ) -> Evaluation:
         """The stored flags against a generator's truth file (see access_audit.evaluate),
-        over every stored day or only `days`."""
+        over every stored day or only `days`; `grouped` ranks the budget queue's entries."""
         import polars as pl
 
         from access_audit.evaluate import evaluate, read_gap_truth, read_truth
@@ -699,6 +703,8 @@ class Workspace:
             budget=budget,
             threshold=self.rules.alert_threshold,
             gaps=read_gap_truth(gaps_path) if gaps_path.exists() else None,
+            roles=self.scan("staff").select("user_id", "role").collect(),
+            grouped=grouped,
         )
 
     def _discover(self, drops: Sequence[Path], report: IngestReport, command: str) -> list[Drop]:

@@ -29,7 +29,9 @@ QUEUE_COLUMNS = [
     "outcome",
     "note",
     "review_note",
+    "cleared_at",
     "model_version",
+    "rules_version",
 ]
 
 
@@ -89,6 +91,6 @@ def select_flags(
 def flag_records(queue: pl.DataFrame) -> list[dict[str, object]]:
     """The queue as JSON-ready dicts (timestamps as ISO 8601 text)."""
     return queue.with_columns(
-        pl.col("first_access_at", "last_access_at").dt.strftime(ISO_UTC),
+        pl.col("first_access_at", "last_access_at", "cleared_at").dt.strftime(ISO_UTC),
         pl.col("day").cast(pl.String),
     ).to_dicts()

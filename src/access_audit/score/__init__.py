@@ -19,6 +19,7 @@ from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
 from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
 from access_audit.score.patterns import patterns
+from access_audit.score.peers import peer_weighted
 from access_audit.score.rules import Rules, load_rules
 
 Scan = Callable[[str], pl.LazyFrame]
@@ -158,7 +159,16 @@ def score_days(
     del context_events, explained
     inputs = _inputs(scan, context.lazy())
     targets = context.lazy().filter(in_targets)
-    found = indicators(inputs, rules, targets, context.lazy()).collect()
+    raw = indicators(inputs, rules, targets, context.lazy()).collect()
+    history = pl.concat(
+        [
+            raw.lazy().select("system", "event_id", "code"),
+            scan("indicators").filter(in_range & ~in_targets).select("system", "event_id", "code"),
+        ]
+    )
+    found = peer_weighted(
+        raw.lazy(), history, context.lazy(), targets, inputs.staff, rules
+    ).collect()
     flag_frame, flag_events = episodes(targets, found.lazy(), rules)
     pattern_flags, pattern_events = patterns(
         targets, context.lazy(), inputs.persons, inputs.staff, rules
@@ -169,7 +179,7 @@ def score_days(
     return Scored(
         days=days,
         explanations=new_explanations.join(day_of, on=["system", "event_id"]),
-        indicators=found.join(day_of, on=["system", "event_id"]),
+        indicators=found.select(INDICATOR_SCHEMA.names()).join(day_of, on=["system", "event_id"]),
         flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
         flag_events=events,
         coverage=coverage(context, days, inputs.staff),

@@ -382,6 +382,8 @@ def _as_flags(
         unexplained_count=pl.lit(0, dtype=pl.Int64),
         model_version=pl.lit(MODEL_VERSION),
         note=pl.lit(None, dtype=pl.String),
+        rules_version=pl.lit(rules.version),
+        cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         day="day",
     )
 
@@ -405,7 +407,8 @@ def audit_gap_flags(
     users = user_gap_flags(
         vanished(shift_volumes(events, shifts, horizon), days, settings), rules, timezone
     )
-    return pl.concat([systems, users]).cast(FLAG_SCHEMA)  # type: ignore[arg-type]
+    flags = pl.concat([systems, users]).select(list(FLAG_SCHEMA))
+    return flags.cast(FLAG_SCHEMA)  # type: ignore[arg-type]
 
 
 def find_audit_gaps(scan: Scan, days: Sequence[date], rules: Rules, timezone: str) -> pl.DataFrame:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from access_audit.score.peers import PEER_COLUMNS, peer_sentence
 from access_audit.score.rules import Rules, fmt, render
 from access_audit.tables import FLAG_EVENTS, FLAGS
 
 FLAG_SCHEMA = FLAGS.full_schema()
 FLAG_EVENT_SCHEMA = FLAG_EVENTS.full_schema()
 GROUP = ["user_id", "record_type", "record_id", "day"]
-RULES_VERSION = "rules-1"
 
 
 def score_from_points(points: pl.Expr, scale: float) -> pl.Expr:
@@ -54,24 +54,31 @@ def episodes(
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Daily (user, subject) episodes with a trigger, scored; and which events each holds."""
     triggers = [code for code, ind in rules.indicators.items() if ind.trigger]
+    if "peer_rate" not in indicators.collect_schema().names():
+        indicators = indicators.with_columns(
+            peers=pl.lit(None, dtype=pl.String),
+            peer_rate=pl.lit(None, dtype=pl.Float64),
+            today_hits=pl.lit(None, dtype=pl.Int64),
+            today_lookups=pl.lit(None, dtype=pl.Int64),
+        )
     keyed = indicators.join(targets.select("system", "event_id", *GROUP), on=["system", "event_id"])
     per_code = keyed.group_by(*GROUP, "code").agg(
         # the strongest instance; ties broken by the evidence text, so re-runs are identical
         pl.col("points").max(),
-        pl.col("evidence")
+        pl.col("evidence", *PEER_COLUMNS)
         .sort_by(["points", "evidence"], descending=[True, False], nulls_last=True)
         .first(),
     )
     triggered = per_code.filter(pl.col("code").is_in(triggers)).select(GROUP).unique()
     reasons = (
         per_code.join(triggered, on=GROUP)
-        .with_columns(text=reason_text(rules))
+        .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence()))
         .with_columns(total=pl.col("points").sum().over(GROUP))
         .group_by(GROUP)
         .agg(
             points=pl.col("points").sum(),
             reasons=pl.struct(
-                "code", "text", weight=(pl.col("points") / pl.col("total")).round(3)
+                "code", "text", weight=(pl.col("points") / pl.col("total")).fill_nan(0.0).round(3)
             ).sort_by(["points", "code"], descending=[True, False]),
         )
     )
@@ -103,8 +110,10 @@ def episodes(
         reasons="reasons",
         event_count="event_count",
         unexplained_count="unexplained_count",
-        model_version=pl.lit(RULES_VERSION),
+        model_version=pl.lit(rules.version),
         note=pl.lit(None, dtype=pl.String),
+        rules_version=pl.lit(rules.version),
+        cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         day="day",
     )
     events = targets.join(triggered, on=GROUP).select(

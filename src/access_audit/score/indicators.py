@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from access_audit.errors import AccessAuditError
 from access_audit.score.explain import Inputs, cited_incidents
 from access_audit.score.rules import Indicator, Rules, fmt
 from access_audit.tables import INDICATORS
@@ -322,7 +323,15 @@ def cited_unlinked(f: Frame, ind: Indicator) -> pl.LazyFrame:
         ]
     )
     per_event = cited.join(events, on=["system", "event_id"])
-    linked = per_event.join(links, on=["cited", "record_type", "record_id"], how="semi")
+    # citing the very incident opened links it, whether or not the incidents table holds it yet
+    linked = pl.concat(
+        [
+            per_event.join(links, on=["cited", "record_type", "record_id"], how="semi"),
+            per_event.filter(
+                (pl.col("record_type") == "incident") & (pl.col("record_id") == pl.col("cited"))
+            ),
+        ]
+    )
     unlinked = per_event.join(
         linked.select("system", "event_id"), on=["system", "event_id"], how="anti"
     )
@@ -396,7 +405,7 @@ def indicators(
     for name, indicator in rules.indicators.items():
         builder = BUILDERS.get(name)
         if builder is None:
-            continue
+            raise AccessAuditError(f"rules: indicator {name} has no builder")
         scope = targets
         if indicator.when == "unexplained":
             scope = targets.filter(~pl.col("explained"))

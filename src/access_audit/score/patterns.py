@@ -96,6 +96,22 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     )
 
 
+def _subjects_behind(lookups: pl.LazyFrame, candidates: pl.LazyFrame) -> pl.DataFrame:
+    """The subjects a pattern's figure counts (the analyst checks each one): per flagged user,
+    those of their unexplained look-back lookups that have the flagged feature."""
+    return (
+        lookups.join(candidates.select("user_id", "feature"), on="user_id")
+        .filter(
+            pl.when(pl.col("feature") == "young_women")
+            .then(pl.col("young_women"))
+            .otherwise(pl.col("contact"))
+        )
+        .group_by("user_id")
+        .agg(subjects=pl.col("record_id").unique().sort())
+        .collect()
+    )
+
+
 def patterns(
     targets: pl.LazyFrame,
     context: pl.LazyFrame,
@@ -150,8 +166,9 @@ def patterns(
     )
     if candidates.is_empty():
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
+    behind = _subjects_behind(lookups, candidates.lazy())
     centres = model.select("user_id", *[pl.col(f"centre_{n}").alias(f"centre_{n}") for n in names])
-    candidates = candidates.join(centres, on="user_id")
+    candidates = candidates.join(centres, on="user_id").join(behind, on="user_id", how="left")
     contributing = (
         _lookups(targets, persons, rules)
         .join(candidates.lazy().select("user_id", "feature"), on="user_id")
@@ -186,7 +203,7 @@ def patterns(
     ).with_columns(
         text=fmt(
             "{} of the {} subjects they looked up without explanation in {} days were {}; "
-            "peers' robust centre is {}% ({} robust standard deviations above)",
+            "peers' robust centre is {}% ({} robust standard deviations above); the subjects: {}",
             pl.when(pl.col("feature") == "young_women")
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),
@@ -195,6 +212,7 @@ def patterns(
             what,
             (pl.col("centre_value") * 100).round(1),
             pl.col("z").round(1),
+            pl.col("subjects").list.join(", "),
         )
     )
     identity = fmt(
@@ -223,6 +241,8 @@ def patterns(
         unexplained_count=pl.col("event_count").cast(pl.Int64),
         model_version=pl.lit(MODEL_VERSION),
         note=pl.lit(None, dtype=pl.String),
+        rules_version=pl.lit(rules.version),
+        cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         day="day",
     )
     events = contributing.join(

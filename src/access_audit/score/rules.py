@@ -8,6 +8,8 @@ tree into the `Rules` the scoring code reads.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
@@ -44,6 +46,9 @@ class Indicator:
     params: dict[str, Any]
     trigger: bool = False
     """A trigger makes an episode reviewable; other indicators only add to a triggered one."""
+    peer_scope: str | None = None
+    """The lookups its peer base rate is measured over ('unexplained', 'explained', 'any');
+    by default the ones it applies to (`when`)."""
 
     def param(self, key: str) -> Any:
         return self.params[key]
@@ -63,6 +68,10 @@ class Rules:
     reports: dict[str, Any]
     learning: dict[str, Any]
     audit_gaps: dict[str, Any]
+    peers: dict[str, Any]
+    version: str = "rules-default"
+    """'rules-' and the start of the SHA-256 of the effective rules (defaults and the home's
+    overrides, as canonical JSON): which rules scored a flag."""
 
     def explanation(self, source: str) -> list[ExplanationKind]:
         return [k for k in self.explanations if k.source == source]
@@ -96,13 +105,47 @@ def load_rules(config: Config | None = None) -> Rules:
         reports=settings.reports.model_dump(),
         learning=settings.learning.model_dump(),
         audit_gaps=settings.audit_gaps.model_dump(),
+        peers=settings.peers.model_dump(),
+        version=rules_version(settings.model_dump(mode="json", include=set(RULES_SECTIONS))),
     )
 
 
+RULES_SECTIONS = (
+    "scoring",
+    "explanations",
+    "indicators",
+    "patterns",
+    "reviews",
+    "reports",
+    "learning",
+    "audit_gaps",
+    "peers",
+)
+"""The settings sections that make up the scoring rules (defaults in rules.toml)."""
+
+
 def _indicator(name: str, spec: IndicatorSettings) -> Indicator:
+    from access_audit.score.indicators import BUILDERS
+
+    if name not in BUILDERS:
+        raise AccessAuditError(f"rules: indicator {name} has no builder")
     values = spec.model_dump()
     params = {k: v for k, v in values.items() if k not in _INDICATOR_FIELDS}
-    return Indicator(name, spec.weight, spec.when, spec.text, params, trigger=spec.trigger)
+    return Indicator(
+        name,
+        spec.weight,
+        spec.when,
+        spec.text,
+        params,
+        trigger=spec.trigger,
+        peer_scope=spec.peer_scope,
+    )
+
+
+def rules_version(raw: dict[str, Any]) -> str:
+    """A short, stable name for the effective rules: 'rules-' and 12 hex digits of their hash."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "rules-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
 def render(template: str, **fields: pl.Expr) -> pl.Expr:

@@ -67,8 +67,9 @@ def _cleared(
     scored: Scored,
     now: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Earlier alerts (or earlier cleared flags) the new scores do not raise: kept, with a note."""
-    was_alert = previous.filter(pl.col("alert") | pl.col("note").str.starts_with("cleared"))
+    """Earlier alerts (or earlier cleared flags) the new scores do not raise: kept, marked
+    cleared (`cleared_at`, the first time), with a note naming what explains them now."""
+    was_alert = previous.filter(pl.col("alert") | pl.col("cleared_at").is_not_null())
     still = scored.flags.filter(pl.col("alert")).select("flag_id")
     gone = was_alert.join(still, on="flag_id", how="anti")
     if gone.is_empty():
@@ -88,16 +89,14 @@ def _cleared(
         )
     )
     rescored = scored.flags.select("flag_id", new_score="score")
-    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
     note = (
-        pl.when(pl.col("note").str.starts_with("cleared"))
+        pl.when(pl.col("cleared_at").is_not_null())
         .then(pl.col("note"))
         .when(pl.col("kind") == AUDIT_GAP)
-        .then(fmt("cleared {}: {}", pl.lit(stamp), pl.lit(GAP_CLEARED)))
+        .then(pl.lit(GAP_CLEARED))
         .otherwise(
             fmt(
-                "cleared {}: {} of {} accesses now explained ({})",
-                pl.lit(stamp),
+                "{} of {} accesses now explained ({})",
                 pl.col("explained").fill_null(0),
                 pl.col("events").fill_null(0),
                 pl.col("details").fill_null(
@@ -109,7 +108,12 @@ def _cleared(
     carried = (
         gone.join(why, on="flag_id", how="left")
         .join(rescored, on="flag_id", how="left")
-        .with_columns(note=note, alert=pl.lit(False), score=pl.col("new_score").fill_null(0.0))
+        .with_columns(
+            note=note,
+            alert=pl.lit(False),
+            score=pl.col("new_score").fill_null(0.0),
+            cleared_at=pl.col("cleared_at").fill_null(pl.lit(now).dt.convert_time_zone("UTC")),
+        )
         .select(previous.columns)
     )
     events = previous_events.join(carried.select("flag_id"), on="flag_id", how="semi")

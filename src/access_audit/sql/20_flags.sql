@@ -17,7 +17,7 @@ GROUP BY flag_id;
 CREATE VIEW flag_queue AS
 SELECT f.day, f.flag_id, f.kind, f.user_id, f.subject_type, f.subject_id, f.person_id,
        f.score, f.rule_score, f.alert, f.first_access_at, f.last_access_at, f.event_count,
-       f.unexplained_count, f.note, f.model_version,
+       f.unexplained_count, f.note, f.model_version, f.rules_version, f.cleared_at,
        coalesce(r.status, 'open') AS status, r.outcome, r.reviewer, r.reviewed_at,
        list_transform(f.reasons, lambda x: x.text) AS reasons
 FROM flags f

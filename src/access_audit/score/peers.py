@@ -1,0 +1,200 @@
+"""Weights from peer base rates: an indicator counts for as much as it surprises the user's peers.
+
+A *lookup* is a user opening one record on one day (however many audit rows it wrote). For each
+indicator, over the look-back, the peers' rate is the share of their lookups in the indicator's
+scope (`when`) that carry it. Peers are the user's team, shrunk towards their role, shrunk towards
+the whole force, shrunk towards a prior rate; the user's own lookups are left out of their peers'.
+The user's rate is the share of *their* lookups that day, shrunk towards the peers' rate. An
+indicator's points are its prior weight (rules.toml) times
+
+    clip(ln(user rate / peer rate) / ln([peers] full_weight_ratio), 0, 1)
+
+so what a unit does every day (vetting looking up colleagues, a safeguarding hub reading vulnerable
+people) counts for little there, and in full where it is rare. All joins and group-bys; no rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from access_audit.score.rules import Rules, fmt
+
+LOOKUP = ["user_id", "record_type", "record_id", "day"]
+PEER_COLUMNS = ["peers", "peer_rate", "today_hits", "today_lookups"]
+
+
+def _lookups(context: pl.LazyFrame) -> pl.LazyFrame:
+    """Each lookup, and whether it had unexplained or explained rows: its scopes."""
+    return (
+        context.filter(pl.col("record_id").is_not_null())
+        .group_by(LOOKUP)
+        .agg(
+            unexplained=(~pl.col("explained")).any(),
+            explained=pl.col("explained").any(),
+        )
+        .with_columns(any=pl.lit(True))
+    )
+
+
+def _scopes(rules: Rules) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {
+            "code": list(rules.indicators),
+            "when": [i.peer_scope or i.when for i in rules.indicators.values()],
+        },
+        schema={"code": pl.String, "when": pl.String},
+    )
+
+
+def _in_scope(lookups: pl.LazyFrame, rules: Rules, keys: list[str]) -> pl.LazyFrame:
+    """Lookups in each indicator's scope, counted by `keys`: (keys..., code, n)."""
+    counted = lookups.group_by(keys).agg(
+        unexplained=pl.col("unexplained").sum(),
+        explained=pl.col("explained").sum(),
+        any=pl.len(),
+    )
+    scopes = _scopes(rules)
+    long = counted.unpivot(
+        index=keys, on=["unexplained", "explained", "any"], variable_name="when", value_name="n"
+    )
+    return long.join(scopes, on="when").select(*keys, "code", pl.col("n").cast(pl.Int64))
+
+
+def _hits(history: pl.LazyFrame, context: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Lookups carrying each indicator, counted by `keys`: (keys..., code, k)."""
+    events = context.select("system", "event_id", *LOOKUP)
+    return (
+        history.select("system", "event_id", "code")
+        .join(events, on=["system", "event_id"])
+        .select(*LOOKUP, "code")
+        .unique()
+        .group_by(*keys, "code")
+        .agg(k=pl.len().cast(pl.Int64))
+    )
+
+
+def _shrunk(k: pl.Expr, n: pl.Expr, prior: pl.Expr, strength: float) -> pl.Expr:
+    return (k + strength * prior) / (n + strength)
+
+
+def peer_rates(
+    history: pl.LazyFrame, context: pl.LazyFrame, staff: pl.LazyFrame, rules: Rules
+) -> pl.LazyFrame:
+    """Each (user, code): their peers' rate of the indicator over the look-back, and who the
+    peers are ('team X' or 'role Y'). `history` is (system, event_id, code) of the look-back."""
+    settings = rules.peers
+    lookups = _lookups(context)
+    per_user = (
+        _in_scope(lookups, rules, ["user_id"])
+        .join(_hits(history, context, ["user_id"]), on=["user_id", "code"], how="left")
+        .with_columns(pl.col("k").fill_null(0))
+        .join(staff.select("user_id", "role", "team_id"), on="user_id", how="left")
+        .with_columns(
+            role=pl.col("role").fill_null("(unknown)"),
+        )
+    )
+    force = per_user.group_by("code").agg(force_k=pl.col("k").sum(), force_n=pl.col("n").sum())
+    role = per_user.group_by("role", "code").agg(role_k=pl.col("k").sum(), role_n=pl.col("n").sum())
+    team = (
+        per_user.filter(pl.col("team_id").is_not_null())
+        .group_by("team_id", "code")
+        .agg(team_k=pl.col("k").sum(), team_n=pl.col("n").sum())
+    )
+    p_force = _shrunk(
+        pl.col("force_k"),
+        pl.col("force_n"),
+        pl.lit(float(settings["prior_rate"])),
+        float(settings["force_prior_lookups"]),
+    )
+    strength = float(settings["peer_prior_lookups"])
+    # leave the user's own lookups out of their peers'
+    p_role = _shrunk(
+        pl.col("role_k") - pl.col("k"), pl.col("role_n") - pl.col("n"), pl.col("p_force"), strength
+    )
+    p_team = _shrunk(
+        (pl.col("team_k") - pl.col("k")).fill_null(0),
+        (pl.col("team_n") - pl.col("n")).fill_null(0),
+        pl.col("p_role"),
+        strength,
+    )
+    return (
+        per_user.join(force, on="code")
+        .join(role, on=["role", "code"])
+        .join(team, on=["team_id", "code"], how="left")
+        .with_columns(p_force=p_force)
+        .with_columns(p_role=p_role)
+        .with_columns(
+            peer_rate=pl.when(pl.col("team_n").is_not_null()).then(p_team).otherwise("p_role"),
+            peers=pl.when(pl.col("team_n").is_not_null())
+            .then(fmt("team {}", "team_id"))
+            .otherwise(fmt("role {}", pl.col("role").str.replace_all("_", " "))),
+        )
+        .select("user_id", "code", "peers", "peer_rate")
+    )
+
+
+def peer_weighted(
+    found: pl.LazyFrame,
+    history: pl.LazyFrame,
+    context: pl.LazyFrame,
+    targets: pl.LazyFrame,
+    staff: pl.LazyFrame,
+    rules: Rules,
+) -> pl.LazyFrame:
+    """The target indicators `found`, their points scaled by how surprising each is for the
+    user's peers, with the figures `explain` shows (peers, peer_rate, today_hits, today_lookups).
+    `history` is every indicator over the look-back, the targets' included."""
+    settings = rules.peers
+    keyed = found.join(
+        targets.select("system", "event_id", *LOOKUP), on=["system", "event_id"], how="left"
+    )
+    if not settings["enabled"]:
+        return keyed.with_columns(
+            peers=pl.lit(None, dtype=pl.String),
+            peer_rate=pl.lit(None, dtype=pl.Float64),
+            today_hits=pl.lit(None, dtype=pl.Int64),
+            today_lookups=pl.lit(None, dtype=pl.Int64),
+        ).select(*found.collect_schema().names(), *PEER_COLUMNS)
+    today_keys = ["user_id", "day"]
+    today = (
+        _in_scope(_lookups(targets), rules, today_keys)
+        .join(_hits(history, targets, today_keys), on=[*today_keys, "code"], how="left")
+        .select(*today_keys, "code", today_lookups="n", today_hits=pl.col("k").fill_null(0))
+    )
+    rates = peer_rates(history, context, staff, rules)
+    user_strength = float(settings["user_prior_lookups"])
+    user_rate = _shrunk(
+        pl.col("today_hits"), pl.col("today_lookups"), pl.col("peer_rate"), user_strength
+    )
+    surprise = (user_rate / pl.col("peer_rate")).log() / math.log(
+        float(settings["full_weight_ratio"])
+    )
+    return (
+        keyed.join(today, on=[*today_keys, "code"], how="left")
+        .join(rates, on=["user_id", "code"], how="left")
+        .with_columns(
+            points=pl.when(pl.col("peer_rate").is_not_null())
+            .then(pl.col("points") * surprise.clip(0.0, 1.0))
+            .otherwise(pl.col("points"))
+        )
+        .select(*found.collect_schema().names(), *PEER_COLUMNS)
+    )
+
+
+def peer_sentence() -> pl.Expr:
+    """'; 0.4% of team MASH's lookups of this kind do; 1 of 3 of theirs today' (or '')."""
+    return (
+        pl.when(pl.col("peer_rate").is_not_null())
+        .then(
+            fmt(
+                "; {}% of {}'s lookups of this kind do; {} of {} of theirs today",
+                (pl.col("peer_rate") * 100).round(1),
+                "peers",
+                "today_hits",
+                "today_lookups",
+            )
+        )
+        .otherwise(pl.lit(""))
+    )

@@ -1,0 +1,253 @@
+"""Indicators and their weights from peer base rates, on tiny inline frames."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from access_audit.config import parse_config
+from access_audit.score.explain import Inputs
+from access_audit.score.peers import peer_rates, peer_sentence, peer_weighted
+from access_audit.score.rules import Rules, load_rules
+
+DAY = date(2026, 11, 20)
+STAFF = pl.LazyFrame(
+    {
+        "user_id": ["V1", "V2", "V3", "R1", "R2", "R3"],
+        "role": ["vetting_officer"] * 3 + ["response_officer"] * 3,
+        "team_id": ["VET"] * 3 + ["HAR-A"] * 3,
+    }
+)
+
+
+def _lookups(user: str, colleague: int, other: int) -> list[dict[str, object]]:
+    """`colleague` lookups of staff members' records and `other` of the public, unexplained."""
+    rows = []
+    for n in range(colleague + other):
+        rows.append(
+            {
+                "system": "RMS",
+                "event_id": f"{user}-{n}",
+                "user_id": user,
+                "record_type": "person",
+                "record_id": f"{'S' if n < colleague else 'P'}{user}{n}",
+                "day": DAY,
+                "explained": False,
+            }
+        )
+    return rows
+
+
+def _force() -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Vetting officers look up colleagues in half their lookups; response officers almost
+    never (R1 once today, in four)."""
+    rows = (
+        _lookups("V1", 5, 5)
+        + _lookups("V2", 5, 5)
+        + _lookups("V3", 5, 5)
+        + _lookups("R1", 1, 3)
+        + _lookups("R2", 0, 40)
+        + _lookups("R3", 0, 40)
+    )
+    context = pl.LazyFrame(rows)
+    colleague = context.filter(pl.col("record_id").str.starts_with("S")).select(
+        "system", "event_id", code=pl.lit("colleague")
+    )
+    return context, colleague
+
+
+def _rules(**peers: object) -> Rules:
+    """The default rules with light shrinkage, as a force of six staff needs."""
+    return load_rules(parse_config({"peers": {"peer_prior_lookups": 5.0, **peers}}))
+
+
+def _found(history: pl.LazyFrame, user: str) -> pl.LazyFrame:
+    return (
+        history.filter(pl.col("event_id") == f"{user}-0")
+        .with_columns(points=pl.lit(35.0), evidence=pl.lit("staff X"))
+        .select("system", "event_id", "code", "points", "evidence")
+    )
+
+
+def test_peer_rate_leaves_the_user_out_and_falls_back_from_team_to_role() -> None:
+    context, history = _force()
+    rules = _rules()
+    rates = peer_rates(history, context, STAFF, rules).collect()
+    colleague = {r["user_id"]: r for r in rates.filter(pl.col("code") == "colleague").to_dicts()}
+    # V1's peers (V2, V3): 10 of 20 lookups, shrunk a little towards the role and the force
+    assert 0.4 < colleague["V1"]["peer_rate"] < 0.5
+    assert colleague["V1"]["peers"] == "team VET"
+    # R1's peers (R2, R3): none of their 80 lookups
+    assert colleague["R1"]["peer_rate"] < 0.05
+    assert colleague["R2"]["peer_rate"] > colleague["R1"]["peer_rate"]  # R1's one counts for R2
+
+
+def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting() -> None:
+    context, history = _force()
+    rules = _rules()
+    targets = context
+    vetting = peer_weighted(_found(history, "V1"), history, context, targets, STAFF, rules)
+    response = peer_weighted(_found(history, "R1"), history, context, targets, STAFF, rules)
+    vetting_row = vetting.collect().to_dicts()[0]
+    response_row = response.collect().to_dicts()[0]
+    assert response_row["points"] == pytest.approx(35.0)
+    assert vetting_row["points"] < 1.0
+    assert (response_row["today_hits"], response_row["today_lookups"]) == (1, 4)
+    sentence = pl.DataFrame([response_row]).select(peer_sentence()).item()
+    assert sentence.startswith("; ") and "team HAR-A's lookups" in sentence
+    assert sentence.endswith("1 of 4 of theirs today")
+
+
+def test_peer_weights_can_be_switched_off() -> None:
+    context, history = _force()
+    rules = _rules(enabled=False)
+    out = peer_weighted(_found(history, "V1"), history, context, context, STAFF, rules).collect()
+    assert out["points"].to_list() == [35.0]
+    assert out["peer_rate"].to_list() == [None]
+
+
+def test_a_pattern_flag_lists_the_subjects_behind_its_figure() -> None:
+    from access_audit.score.patterns import patterns
+
+    people, rows = [], []
+    for u in range(10):
+        skewed = 18 if u == 0 else 2
+        for n in range(20):
+            person = f"P{u}-{n}"
+            young_woman = n < skewed
+            people.append(
+                {
+                    "person_id": person,
+                    "sex": "F" if young_woman else "M",
+                    "date_of_birth": date(2002, 1, 1) if young_woman else date(1960, 1, 1),
+                }
+            )
+            rows.append(
+                {
+                    "system": "RMS",
+                    "event_id": f"E{u}-{n}",
+                    "user_id": f"U{u}",
+                    "occurred_at": None,
+                    "action": "view",
+                    "record_type": "person",
+                    "record_id": person,
+                    "day": DAY,
+                    "explained": False,
+                }
+            )
+    context = pl.LazyFrame(rows).with_columns(
+        occurred_at=pl.lit(DAY).cast(pl.Datetime("us", "UTC"))
+    )
+    staff = pl.LazyFrame({"user_id": [f"U{u}" for u in range(10)], "role": ["response"] * 10})
+    flags, events = patterns(context, context, pl.LazyFrame(people), staff, load_rules())
+    assert flags["user_id"].to_list() == ["U0"]
+    text = flags["reasons"][0][0]["text"]
+    behind = ", ".join(sorted(f"P0-{n}" for n in range(18)))
+    assert text.endswith(f"the subjects: {behind}")
+    assert events.height == 18
+
+
+def _inputs(**tables: pl.LazyFrame) -> Inputs:
+    empty = pl.LazyFrame()
+    names = [
+        "events",
+        "staff",
+        "persons",
+        "incidents",
+        "incident_persons",
+        "assignments",
+        "calls",
+        "shifts",
+        "associations",
+        "training",
+    ]
+    return Inputs(**{n: tables.get(n, empty) for n in names})
+
+
+def test_cited_unlinked_accepts_the_incident_opened_even_before_its_row_arrives() -> None:
+    from access_audit.score.indicators import Frame, cited_unlinked
+
+    targets = pl.LazyFrame(
+        {
+            "system": ["RMS"] * 3,
+            "event_id": ["E1", "E2", "E3"],
+            "record_type": ["incident", "incident", "person"],
+            "record_id": ["CR/2026/023781", "CR/2026/000001", "P1"],
+            "justification": ["Attended CR/2026/023781"] * 3,
+            "explained": [False] * 3,
+        }
+    )
+    inputs = _inputs(
+        incidents=pl.LazyFrame(schema={"incident_id": pl.String}),
+        incident_persons=pl.LazyFrame(schema={"incident_id": pl.String, "person_id": pl.String}),
+    )
+    rules = load_rules()
+    frame = Frame(inputs, rules, targets, targets)
+    hits = cited_unlinked(frame, rules.indicators["cited_unlinked"]).collect()
+    # E1 opens the incident it cites; E2 and E3 open records the citation does not link
+    assert sorted(hits["event_id"]) == ["E2", "E3"]
+    assert set(hits["evidence"]) == {"CR/2026/023781"}
+
+
+def test_an_episode_whose_indicators_peers_find_normal_has_weights_not_nan() -> None:
+    from datetime import datetime
+
+    from access_audit.score.flags import episodes
+
+    at = datetime(2026, 11, 20, 10, 0)
+    targets = pl.LazyFrame(
+        {
+            "system": ["RMS"],
+            "event_id": ["E1"],
+            "user_id": ["V1"],
+            "record_type": ["person"],
+            "record_id": ["P1"],
+            "day": [DAY],
+            "occurred_at": [at],
+            "explained": [False],
+        }
+    ).with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
+    found = pl.LazyFrame(
+        {
+            "system": ["RMS"],
+            "event_id": ["E1"],
+            "code": ["unexplained"],
+            "points": [0.0],  # what a unit that leaves most lookups unexplained gets
+            "evidence": [None],
+        },
+        schema_overrides={"evidence": pl.String},
+    )
+    flags, _ = episodes(targets, found, load_rules())
+    flag = flags.collect().row(0, named=True)
+    assert flag["score"] == 0.0
+    assert [r["weight"] for r in flag["reasons"]] == [0.0]
+
+
+def test_an_indicator_without_a_builder_is_a_load_time_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An indicator the settings declare (config.IndicatorsSettings) but no code computes is
+    refused when the rules load, not silently scored as zero."""
+    import importlib
+
+    from access_audit.errors import AccessAuditError
+
+    # by module path: `access_audit.score.indicators` the attribute is a function of that name
+    module = importlib.import_module("access_audit.score.indicators")
+    without = {k: v for k, v in module.BUILDERS.items() if k != "same_postcode"}
+    monkeypatch.setattr(module, "BUILDERS", without)
+    with pytest.raises(AccessAuditError, match="indicator same_postcode has no builder"):
+        load_rules()
+
+
+def test_every_declared_indicator_has_a_builder_and_an_unknown_one_is_refused() -> None:
+    from access_audit.config import IndicatorsSettings, parse_config
+    from access_audit.errors import AccessAuditError
+    from access_audit.score.indicators import BUILDERS
+
+    assert set(IndicatorsSettings.model_fields) <= set(BUILDERS)
+    moon = {"weight": 5, "when": "any", "text": "full moon"}
+    with pytest.raises(AccessAuditError, match=r"\[indicators.moon_phase\]: unknown table"):
+        parse_config({"indicators": {"moon_phase": moon}})
