@@ -333,3 +333,24 @@ def test_verify_catches_a_line_deleted_from_an_append_only_log(home: Workspace, 
     assert result.exit_code == 1
     broken = [line for line in result.stdout.splitlines() if "BROKEN" in line]
     assert len(broken) == 1 and log in broken[0], result.stdout
+    # and the jobs refuse to build on it, in one line, changing nothing
+    generation = home.generation()
+    refused = runner.invoke(app, [*where, "score"])
+    assert refused.exit_code == 2
+    assert f"the {log} log is broken" in refused.output and "line 2" in refused.output
+    assert home.generation() == generation
+
+
+def test_a_torn_last_log_line_does_not_stop_the_jobs(home: Workspace) -> None:
+    """A write cut short (disk full, kill) leaves an unterminated last line: `verify` reports it,
+    but the nightly job still runs, and the next append moves the torn line aside."""
+    home.record_view("flag", [FIRST], ["P77"])
+    path = home.home / "audit" / "flag_views.jsonl"
+    os.chmod(path, 0o600)
+    with open(path, "ab") as handle:
+        handle.write(b'{"viewed_at": "2026-')
+    assert not home.verify_ledgers()[1].ok
+    assert home.verify_ledgers(torn_tail_ok=True)[1].ok
+    before = home.generation()
+    home.score()
+    assert home.generation() != before

@@ -227,9 +227,11 @@ class Ledger:
             _fsync_folder(self.path.parent)
 
 
-def verify_ledger(path: Path, name: str) -> ChainCheck:
+def verify_ledger(path: Path, name: str, *, torn_tail_ok: bool = False) -> ChainCheck:
     """Walk a ledger and name its first broken line: deleted, inserted, reordered, edited or torn.
-    A missing file is an empty, valid chain."""
+    A missing file is an empty, valid chain. ``torn_tail_ok`` accepts an unterminated last line
+    (a write cut short by a full disk or a kill, which the next append moves aside): the jobs
+    build on such a log; ``verify`` still reports it."""
     previous = GENESIS
     count = 0
     try:
@@ -239,6 +241,8 @@ def verify_ledger(path: Path, name: str) -> ChainCheck:
     with handle:
         for number, raw in enumerate(handle, start=1):
             problem = _line_problem(raw, previous)
+            if problem is not None and torn_tail_ok and not raw.endswith(b"\n"):
+                break  # only the last line can lack its newline
             if problem is not None:
                 head = previous if count else None
                 return ChainCheck(name, False, count, head, f"{path.name} line {number}: {problem}")

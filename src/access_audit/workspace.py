@@ -277,8 +277,16 @@ class Workspace:
     def _building(
         self, run_id: str, command: str
     ) -> contextlib.AbstractContextManager[Transaction]:
-        """A store transaction that first checks the generation it builds on and refuses
-        (StoreDamagedError) if it no longer matches its manifest."""
+        """A store transaction that first checks the generation it builds on and the review and
+        view logs, and refuses (StoreDamagedError) if the generation no longer matches its
+        manifest or a log's hash chain is broken (a line deleted, edited or reordered): reviews
+        decide suppressions, so a run never builds on an edited history."""
+        for check in self.verify_ledgers(torn_tail_ok=True):
+            if not check.ok:
+                raise StoreDamagedError(
+                    f"the {check.name} log is broken ({check.problem}); nothing was built on "
+                    "it. Run `access-audit verify`, and restore the log from a backup"
+                )
         return self.store.transaction(
             run_id, {"command": command}, verify=self.config.store.verify_before_build
         )
@@ -625,11 +633,15 @@ class Workspace:
 
         return views_ledger(self.home)
 
-    def verify_ledgers(self) -> list[ChainCheck]:
-        """Walk the review and view logs' hash chains; each check names its first broken line."""
+    def verify_ledgers(self, *, torn_tail_ok: bool = False) -> list[ChainCheck]:
+        """Walk the review and view logs' hash chains; each check names its first broken line
+        (see ledger.verify_ledger for ``torn_tail_ok``)."""
         from access_audit.ledger import verify_ledger
 
-        return [verify_ledger(ledger.path, ledger.name) for ledger in self._ledgers()]
+        return [
+            verify_ledger(ledger.path, ledger.name, torn_tail_ok=torn_tail_ok)
+            for ledger in self._ledgers()
+        ]
 
     def _ledgers(self) -> list[Ledger]:
         return [self.reviews_ledger, self.views_ledger]
