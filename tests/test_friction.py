@@ -304,3 +304,27 @@ def test_notebooks_open_their_home_through_one_helper_that_prints_it(
     monkeypatch.setenv("PWD", str(tmp_path))
     assert open_workspace().home == tmp_path / "home"
     assert f"access-audit home: {tmp_path / 'home'}" in capsys.readouterr().out
+
+
+def test_a_cleared_flags_time_is_iso_utc_in_csv_and_json() -> None:
+    """`cleared_at` (a flag kept after late explanations cleared it) follows the same format."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from access_audit.review.queue import flag_records, flat_flags
+
+    cleared = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    at = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    queue = pl.DataFrame(
+        {
+            "first_access_at": [at],
+            "last_access_at": [at],
+            "cleared_at": [cleared],
+            "day": [at.date()],
+            "events": [[{"system": "RMS", "event_id": "E1"}]],
+            "reasons": [[{"code": "unexplained", "text": "nothing explains it", "weight": 1.0}]],
+        }
+    )
+    assert flat_flags(queue)["cleared_at"].item() == "2026-11-21T10:00:00Z"
+    assert flag_records(queue)[0]["cleared_at"] == "2026-11-21T10:00:00Z"

@@ -14,6 +14,10 @@ from access_audit.schema import TABLES_BY_NAME
 if TYPE_CHECKING:
     import polars as pl
 
+    from access_audit.evaluate import Evaluation
+    from access_audit.generate import GenerateResult
+    from access_audit.review.detail import EventDetail, FlagDetail
+    from access_audit.score.run import ScoreReport
     from access_audit.workspace import IngestReport, VerifyReport, WorkspaceStatus
 
 
@@ -137,7 +141,7 @@ def _value(row: dict[str, Any], show_values: bool) -> str:
     return _text(row["raw_value"])
 
 
-def render_generate_result(console: Console, result: Any) -> None:
+def render_generate_result(console: Console, result: GenerateResult) -> None:
     table = Table(title=f"Synthetic force in {terminal(result.out)}")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -157,7 +161,7 @@ def _text(value: object) -> str:
     return terminal(value)
 
 
-def render_score_report(console: Console, report: Any) -> None:
+def render_score_report(console: Console, report: ScoreReport) -> None:
     if not report.days:
         console.print("nothing to score: no accesses are stored")
         return
@@ -192,7 +196,7 @@ def _reason_line(reasons: list[dict[str, Any]] | None) -> str:
     return "; ".join(f"{terminal(r['text'])} ({100 * r['weight']:.0f}%)" for r in reasons)
 
 
-def render_flags(console: Console, queue: Any, output_format: str) -> None:
+def render_flags(console: Console, queue: pl.DataFrame, output_format: str) -> None:
     """The review queue as a table, a JSON array of flag objects, or CSV."""
     import json
 
@@ -202,23 +206,9 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
         print(json.dumps(flag_records(queue), default=str, indent=1))
         return
     if output_format == "csv":
-        import polars as pl
+        from access_audit.review.queue import flat_flags
 
-        from access_audit.review.queue import ISO_UTC
-
-        flat = queue.with_columns(
-            pl.col("first_access_at", "last_access_at").dt.strftime(ISO_UTC),
-            events=pl.col("events")
-            .list.eval(
-                pl.concat_str(
-                    pl.element().struct.field("system"),
-                    pl.lit(":"),
-                    pl.element().struct.field("event_id"),
-                )
-            )
-            .list.join(" "),
-            reasons=pl.col("reasons").list.eval(pl.element().struct.field("text")).list.join("; "),
-        )
+        flat = flat_flags(queue)
         print(csv_text(flat), end="")
         return
     if queue.is_empty():
@@ -250,7 +240,7 @@ def render_flags(console: Console, queue: Any, output_format: str) -> None:
     console.print(table)
 
 
-def render_flag_detail(console: Console, detail: Any) -> None:
+def render_flag_detail(console: Console, detail: FlagDetail) -> None:
     flag = detail.flag
     console.print(
         f"[bold]{terminal(flag['flag_id'])}[/] — score {flag['score']:.0f} "
@@ -312,7 +302,7 @@ def render_flag_detail(console: Console, detail: Any) -> None:
         console.print(_frame_table("Review history", detail.reviews))
 
 
-def flag_detail_json(detail: Any) -> str:
+def flag_detail_json(detail: FlagDetail) -> str:
     """`explain FLAG --format json`: the flag (as in `flag --format json`) with its accesses,
     the user's training and the review history."""
     import json
@@ -326,7 +316,7 @@ def flag_detail_json(detail: Any) -> str:
     return json.dumps(payload, default=_json_value, indent=1)
 
 
-def event_detail_json(detail: Any) -> str:
+def event_detail_json(detail: EventDetail) -> str:
     """`explain EVENT --format json`: the access, what explains it, its indicators, its flags."""
     import json
 
@@ -350,7 +340,7 @@ def _json_value(value: object) -> str:
     return str(value)
 
 
-def render_event_detail(console: Console, detail: Any) -> None:
+def render_event_detail(console: Console, detail: EventDetail) -> None:
     event = detail.event
     console.print(
         f"[bold]{terminal(event['system'])}:{terminal(event['event_id'])}[/] "
@@ -381,7 +371,7 @@ def render_event_detail(console: Console, detail: Any) -> None:
         )
 
 
-def render_evaluation(console: Console, result: Any, output_format: str) -> None:
+def render_evaluation(console: Console, result: Evaluation, output_format: str) -> None:
     import json
 
     if output_format == "json":

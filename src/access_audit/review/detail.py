@@ -4,6 +4,7 @@ over the stores; the caller decides what to print."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -25,7 +26,7 @@ EVENT_FIELDS = [
 
 @dataclass(frozen=True)
 class FlagDetail:
-    flag: dict[str, object]
+    flag: dict[str, Any]
     events: pl.DataFrame
     """Each access with its explanations and indicators."""
     training: pl.DataFrame
@@ -34,7 +35,7 @@ class FlagDetail:
 
 @dataclass(frozen=True)
 class EventDetail:
-    event: dict[str, object]
+    event: dict[str, Any]
     explanations: pl.DataFrame
     indicators: pl.DataFrame
     flags: pl.DataFrame

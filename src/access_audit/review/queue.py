@@ -94,3 +94,21 @@ def flag_records(queue: pl.DataFrame) -> list[dict[str, object]]:
         pl.col("first_access_at", "last_access_at", "cleared_at").dt.strftime(ISO_UTC),
         pl.col("day").cast(pl.String),
     ).to_dicts()
+
+
+def flat_flags(queue: pl.DataFrame) -> pl.DataFrame:
+    """The queue with one text value per cell, for CSV: times as ISO 8601 with `Z` (as in the
+    JSON), events as `system:event_id` separated by spaces, reasons' texts joined by `; `."""
+    return queue.with_columns(
+        pl.col("first_access_at", "last_access_at", "cleared_at").dt.strftime(ISO_UTC),
+        events=pl.col("events")
+        .list.eval(
+            pl.concat_str(
+                pl.element().struct.field("system"),
+                pl.lit(":"),
+                pl.element().struct.field("event_id"),
+            )
+        )
+        .list.join(" "),
+        reasons=pl.col("reasons").list.eval(pl.element().struct.field("text")).list.join("; "),
+    )

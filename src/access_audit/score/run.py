@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -40,7 +41,7 @@ class ScoreReport:
     """Audit-gap alerts among them: hours or shifts whose audit rows went missing."""
     cleared: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    coverage: list[dict[str, object]] = field(default_factory=list)
+    coverage: list[dict[str, Any]] = field(default_factory=list)
 
 
 def stored_days(txn: Transaction) -> list[date]:
