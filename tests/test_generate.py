@@ -111,3 +111,17 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
 def test_too_small_a_force_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AccessAuditError, match="--staff"):
         generate_force(tmp_path / "f", staff=5, days=5, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("staff", "days", "seed"), [(60, 3, 3), (60, 4, 3), (40, 3, 2), (40, 4, 5)]
+)
+def test_a_small_force_plants_what_it_can_and_never_crashes(
+    tmp_path: Path, staff: int, days: int, seed: int
+) -> None:
+    """Regression: `generate --staff 60 --days 3 --seed 3` crashed (ValueError: high <= 0) when a
+    scenario found no candidate (no young woman met on an incident, no handled call). A scenario
+    the force cannot hold is skipped; the count says how many episodes were planted."""
+    made = generate_force(tmp_path / "drops", staff=staff, days=days, seed=seed)
+    truth = pl.read_csv(made.truth_path)
+    assert made.episodes == truth["episode_id"].n_unique() > 0

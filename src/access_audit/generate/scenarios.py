@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from access_audit.generate.force import (
@@ -66,9 +68,22 @@ def _row(
     }
 
 
+class NothingToPlantError(Exception):
+    """A scenario needs something this force does not hold (too few staff, days or incidents)."""
+
+
 def _pick(force: Force, values: list[str] | pl.Series) -> str:
     seq = list(values)
+    if not seq:
+        raise NothingToPlantError
     return str(seq[int(force.rng.integers(0, len(seq)))])
+
+
+def _any_row(rng: np.random.Generator, frame: pl.DataFrame) -> dict[str, Any]:
+    """One row of ``frame`` drawn at random (NothingToPlantError if it is empty)."""
+    if frame.is_empty():
+        raise NothingToPlantError
+    return frame.row(int(rng.integers(0, frame.height)), named=True)
 
 
 def _shift(force: Force, user: str, first_day: float, last_day: float) -> tuple[datetime, datetime]:
@@ -156,7 +171,7 @@ def pc_b(force: Force, count: int, ids: list[str]) -> list[Row]:
     calls = []
     for episode in ids:
         user = _pick(force, desk["user_id"])
-        victim = victims.row(int(rng.integers(0, victims.height)), named=True)
+        victim = _any_row(rng, victims)
         shift_start, _ = _shift(force, user, 0.5, _days(force) - 4)
         started = shift_start + _minutes(rng.uniform(60, 300))
         ended = started + _minutes(rng.uniform(6, 15))
@@ -210,7 +225,7 @@ def post_closure_pursuit(force: Force, count: int, ids: list[str]) -> list[Row]:
         lambda: _cases(force, tuple(NEW_CATEGORIES)),
     )
     for episode in ids:
-        case = cases.row(int(rng.integers(0, cases.height)), named=True)
+        case = _any_row(rng, cases)
         closed = case["closed_at"] or force.last_utc() - timedelta(days=3)
         at = closed + timedelta(days=float(rng.uniform(1, 2.5)))
         for k in range(int(rng.integers(3, 7))):
@@ -247,7 +262,7 @@ def pcso_contacts(force: Force, count: int, ids: list[str]) -> list[Row]:
     for episode in ids:
         user = _pick(force, pcsos["user_id"])
         for _ in range(int(rng.integers(3, 6))):
-            met = women.row(int(rng.integers(0, women.height)), named=True)
+            met = _any_row(rng, women)
             arrived = met["opened_at"] + _minutes(rng.uniform(20, 90))
             left = arrived + timedelta(hours=float(rng.uniform(1, 3)))
             assignments.append(
@@ -299,7 +314,7 @@ def call_handler_followup(force: Force, count: int, ids: list[str]) -> list[Row]
     )
     targets = []
     for episode in ids:
-        call = calls.row(int(rng.integers(0, calls.height)), named=True)
+        call = _any_row(rng, calls)
         targets.append(call["person_id"])
         at = call["ended_at"] + timedelta(days=float(rng.uniform(1.5, 3)))
         for action in ("view", "view_contact"):
@@ -357,7 +372,7 @@ def colleague(force: Force, count: int, ids: list[str]) -> list[Row]:
     rng, rows = force.rng, []
     records = force.staff.filter(pl.col("person_id").is_not_null())
     for episode in ids:
-        target = records.row(int(rng.integers(0, records.height)), named=True)
+        target = _any_row(rng, records)
         others = force.staff.filter(
             (pl.col("user_id") != target["user_id"]) & (pl.col("sex") != target["sex"])
         )
@@ -486,7 +501,7 @@ def excess_access(force: Force, count: int, ids: list[str]) -> list[Row]:
         lambda: _cases(force, tuple(NEW_CATEGORIES)),
     )
     for episode in ids:
-        case = cases.row(int(rng.integers(0, cases.height)), named=True)
+        case = _any_row(rng, cases)
         end = min(case["closed_at"] or last, last)
         span = (end - case["work_from"]).total_seconds()
         for _ in range(int(rng.integers(15, 30))):
@@ -599,7 +614,7 @@ def user_vanish(force: Force, ids: list[str]) -> list[Row]:
     if shifts.is_empty():
         return []  # a force too small to have an analyst with a PND trail
     for gap in ids:
-        shift = shifts.row(int(rng.integers(0, shifts.height)), named=True)
+        shift = _any_row(rng, shifts)
         gaps.append(
             {
                 "gap_id": gap,
@@ -650,25 +665,34 @@ def plant_gaps(force: Force) -> int:
     for scenario in GAP_SCENARIOS:
         count = max(1, round(scenario.per_thousand_staff_month * scale))
         first = len(windows) + 1
-        windows += scenario.build(force, [f"GAP{n:03d}" for n in range(first, first + count)])
+        try:
+            windows += scenario.build(force, [f"GAP{n:03d}" for n in range(first, first + count)])
+        except NothingToPlantError:
+            continue
     force.gaps = pl.DataFrame(windows, schema=GAP_COLUMNS)
     force.event_parts = [delete_in_windows(pl.concat(force.event_parts), force.gaps)]
     return len(windows)
 
 
 def plant(force: Force) -> int:
-    """Plant every scenario (at least one episode each), then the audit gaps; returns the number
-    of episodes."""
+    """Plant every scenario (at least one episode each, where the force holds what it needs),
+    then the audit gaps; returns the number of episodes planted."""
     scale = force.staff.height / 1000 * force.days / 30
     next_id = 1
     for scenario in SCENARIOS:
         count = max(1, round(scenario.per_thousand_staff_month * scale))
         ids = [f"EP{n:04d}" for n in range(next_id, next_id + count)]
         next_id += count
-        rows = scenario.build(force, count, ids)
+        try:
+            rows = scenario.build(force, count, ids)
+        except NothingToPlantError:
+            continue
+        if not rows:
+            continue  # e.g. the crowd scenario in a force with no public figure
         frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
             pl.col("occurred_at").cast(UTC)
         )
         force.add_events(events(frame))
     plant_gaps(force)
-    return next_id - 1
+    # what the truth file will hold: an audit gap may have deleted a whole short episode
+    return pl.concat(force.event_parts).get_column("episode_id").drop_nulls().n_unique()
