@@ -125,10 +125,6 @@ RULES_SECTIONS = (
 
 
 def _indicator(name: str, spec: IndicatorSettings) -> Indicator:
-    from access_audit.score.indicators import BUILDERS
-
-    if name not in BUILDERS:
-        raise AccessAuditError(f"rules: indicator {name} has no builder")
     values = spec.model_dump()
     params = {k: v for k, v in values.items() if k not in _INDICATOR_FIELDS}
     return Indicator(
