@@ -604,7 +604,7 @@ class Workspace:
         rows = decide(
             decisions,
             self.scan("flags"),
-            suppress_days=int(self.rules.reviews["suppress_days"]),
+            suppress_days=self.config.reviews.suppress_days,
             now=datetime.now(UTC),
         )
         with owner_only(), _writing(f"the review log {self.reviews_ledger.path}"):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from access_audit.errors import AccessAuditError
-from access_audit.score.rules import fmt
+from access_audit.exprs import fmt
 from access_audit.tables import REVIEWS, UTC_DATETIME
 
 STATUSES = ("open", "under_review", "closed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from access_audit.score.rules import fmt
+from access_audit.exprs import fmt
 
 ORDER = ["score", "rule_score", "flag_id"]
 DESCENDING = [True, True, False]

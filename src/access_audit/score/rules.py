@@ -18,6 +18,7 @@ import polars as pl
 
 from access_audit.config import ExplanationSource, IndicatorScope, IndicatorSettings
 from access_audit.errors import AccessAuditError
+from access_audit.exprs import fmt as fmt  # noqa: PLC0414 - re-exported for the stages
 
 if TYPE_CHECKING:
     from access_audit.config import Config
@@ -153,18 +154,3 @@ def render(template: str, **fields: pl.Expr) -> pl.Expr:
     if missing:
         raise AccessAuditError(f"rules: text {template!r} uses unknown field(s) {missing}")
     return fmt(re.sub(r"\{\w+\}", "{}", template), *[fields[n] for n in names])
-
-
-def fmt(template: str, *args: pl.Expr | str) -> pl.Expr:
-    """Like `pl.format` (strings name columns), built from `concat_str`: polars 2.1's streaming
-    engine panics on `pl.format` over filtered string columns."""
-    pieces = template.split("{}")
-    if len(pieces) != len(args) + 1:
-        raise ValueError(f"{template!r} needs {len(pieces) - 1} argument(s)")
-    parts: list[pl.Expr] = []
-    for piece, arg in zip(pieces, [*args, None], strict=True):
-        if piece:
-            parts.append(pl.lit(piece))
-        if arg is not None:
-            parts.append((pl.col(arg) if isinstance(arg, str) else arg).cast(pl.String))
-    return pl.concat_str(parts) if parts else pl.lit("")
