@@ -186,6 +186,25 @@ def _flag_views_sql(home: Path) -> str:
     )
 
 
+def _case_log_sql(home: Path) -> str:
+    """The case log (``review/case_log.py``): assignments and decisions on cases."""
+    from access_audit.review.case_log import CASE_LOG_SCHEMA, CASES_LOG
+
+    columns = {name: duckdb_type(dtype) for name, dtype in CASE_LOG_SCHEMA.items()}
+    raw = {
+        **{name: kind for name, kind in columns.items() if not kind.endswith("[]")},
+        "flag_ids": "VARCHAR[]",
+        "review_ids": "VARCHAR[]",
+        "recorded_at": "VARCHAR",
+        "due": "VARCHAR",
+    }
+    select = ", ".join(
+        f"CAST({quote_identifier(c)} AS {kind}) AS {quote_identifier(c)}"
+        for c, kind in columns.items()
+    )
+    return _ledger_view_sql("case_log", home / "audit" / CASES_LOG, raw, select, "case_id")
+
+
 def analyst_view_files() -> list[tuple[str, str]]:
     """(file name, SQL) of the analysts' views, in the order their names sort."""
     folder = resources.files("access_audit") / "sql"
@@ -208,7 +227,9 @@ def check_home_path(home: Path) -> None:
         )
 
 
-def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> Path:
+def build_catalog(
+    home: Path, generation: Generation | None, runs_dir: Path, *, case_span_days: int = 30
+) -> Path:
     """Write a fresh database of views, copy it beside the old one, then rename it into place.
 
     It is written in a private scratch folder first: DuckDB cannot write a database (its WAL)
@@ -220,7 +241,7 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
     try:
         with tempfile.TemporaryDirectory(prefix="access-audit-catalog-") as scratch:
             built = Path(scratch) / DATABASE_NAME
-            _write_views(built, home, generation, runs_dir)
+            _write_views(built, home, generation, runs_dir, case_span_days)
             shutil.copyfile(built, temporary)
         os.replace(temporary, target)
     finally:
@@ -228,7 +249,9 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
     return target
 
 
-def _write_views(path: Path, home: Path, generation: Generation | None, runs_dir: Path) -> None:
+def _write_views(
+    path: Path, home: Path, generation: Generation | None, runs_dir: Path, case_span_days: int
+) -> None:
     import duckdb
 
     connection = duckdb.connect(
@@ -240,6 +263,12 @@ def _write_views(path: Path, home: Path, generation: Generation | None, runs_dir
         connection.execute(_runs_view_sql(runs_dir))
         connection.execute(_reviews_sql(home))
         connection.execute(_flag_views_sql(home))
+        connection.execute(_case_log_sql(home))
+        # the settings the case views group by (sql/40_cases.sql), as the home had them
+        connection.execute(
+            "CREATE TABLE case_settings AS SELECT CAST($span AS INTEGER) AS span_days",
+            {"span": case_span_days},
+        )
         number = generation.number if generation is not None else 0
         connection.execute(
             "CREATE TABLE catalog_info AS SELECT CAST($number AS INTEGER) AS generation, "

@@ -651,6 +651,16 @@ def report(
     console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
 
 
+def _register_case_commands() -> None:
+    """`access-audit case …`, kept in its own module (case_cli.py)."""
+    from access_audit.case_cli import case_app
+
+    app.add_typer(case_app, name="case")
+
+
+_register_case_commands()
+
+
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:
     from access_audit.timewindow import parse_window
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from access_audit.ledger import Ledger
     from access_audit.report import Report
     from access_audit.review import Review
+    from access_audit.review.casework import CaseDesk
     from access_audit.review.detail import EventDetail, FlagDetail
     from access_audit.review.learn import LearnedModel, ModelStore
     from access_audit.score.rules import Rules
@@ -281,7 +282,12 @@ class Workspace:
         view logs, and refuses (StoreDamagedError) if the generation no longer matches its
         manifest or a log's hash chain is broken (a line deleted, edited or reordered): reviews
         decide suppressions, so a run never builds on an edited history."""
-        for check in self.verify_ledgers(torn_tail_ok=True):
+        from access_audit.ledger import verify_ledger
+
+        # the case log decides nothing the run derives, so a broken one does not stop the run
+        built_on = (self.reviews_ledger, self.views_ledger)
+        for ledger in built_on:
+            check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
             if not check.ok:
                 raise StoreDamagedError(
                     f"the {check.name} log is broken ({check.problem}); nothing was built on "
@@ -634,7 +640,7 @@ class Workspace:
         return views_ledger(self.home)
 
     def verify_ledgers(self, *, torn_tail_ok: bool = False) -> list[ChainCheck]:
-        """Walk the review and view logs' hash chains; each check names its first broken line
+        """Walk the review, view and case logs' hash chains; each check names its first broken line
         (see ledger.verify_ledger for ``torn_tail_ok``)."""
         from access_audit.ledger import verify_ledger
 
@@ -644,7 +650,16 @@ class Workspace:
         ]
 
     def _ledgers(self) -> list[Ledger]:
-        return [self.reviews_ledger, self.views_ledger]
+        return [self.reviews_ledger, self.views_ledger, self.cases.ledger]
+
+    # -- cases ---------------------------------------------------------------------------------
+    @property
+    def cases(self) -> CaseDesk:
+        """The cases: flags grouped per user and subject, assigned and decided as one
+        (access_audit.review.casework)."""
+        from access_audit.review.casework import CaseDesk
+
+        return CaseDesk(self)
 
     def _scan_reviews(self) -> pl.LazyFrame:
         from access_audit.review.log import read_reviews
@@ -687,6 +702,8 @@ class Workspace:
             self.scan("explanations"),
             self.rules,
             allow_empty=allow_empty,
+            case_flags=self.cases.members(),
+            cases=self.cases.summaries(),
         )
 
     def evaluate(
@@ -739,8 +756,14 @@ class Workspace:
         self._migrate_ledgers()
         with owner_only():
             self._clean_debris()
+            self.cases.ledger.ensure_exists()  # so the case_log view reads it from the start
             with _writing(f"the analysts' database {self.database_path}"):
-                return build_catalog(self.home, self.generation(), self.runs_dir)
+                return build_catalog(
+                    self.home,
+                    self.generation(),
+                    self.runs_dir,
+                    case_span_days=self.config.cases.span_days,
+                )
 
     def _refresh_catalog_or_record(self, command: str) -> None:
         """Rebuild the analysts' database after a run whose stores are committed; if that fails
