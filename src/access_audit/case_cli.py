@@ -23,6 +23,14 @@ case_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@case_app.callback()
+@cli._reports_errors
+def case_options() -> None:
+    """Cases: one user's flags on one subject (or their pattern flags) within \\[cases]
+    span_days, assigned, reviewed and decided as one."""
+
+
 CaseId = Annotated[str, typer.Argument(help="The case, e.g. C20261128-U00141-person:P0001421.")]
 
 

@@ -1,7 +1,7 @@
 """Workspace settings: one typed tree, validated once when a home's `access-audit.toml` is loaded.
 
-The tree has the home's own sections ([ingest], [store], [columns.<table>]) and the scoring
-sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
+The tree has the home's own sections ([ingest], [store], [cases], [columns.<table>]) and the
+scoring sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
 [reports], [learning]), whose defaults are `score/rules.toml`. That file is validated by the same
 models, then the home's file is laid over it and the result validated again. Adding a setting is
 adding a field to one model below; an unknown section or key, or a value of the wrong type, is a

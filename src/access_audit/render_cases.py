@@ -85,12 +85,8 @@ def render_cases(console: Console, cases: pl.DataFrame, output_format: str) -> N
 def case_detail_json(detail: CaseDetail) -> str:
     """`case show --format json`: the case (as in `case list --format json`), its flags and its
     history."""
-    import polars as pl
-
-    from access_audit.review.cases import case_records
-
     payload = {
-        **case_records(pl.DataFrame([detail.case]))[0],
+        **detail.case,
         "flag_details": detail.flags.to_dicts(),
         "history": detail.history.to_dicts(),
     }

@@ -36,6 +36,7 @@ ORDER BY case_id, day, flag_id;
 
 -- One row per case: its flags, its latest assignment and decision, and its status. A case closed
 -- before a later flag joined it is open again (reopened) until that flag is decided too.
+-- `overdue` compares with the session's current_date (the CLI uses [ingest] timezone's today).
 CREATE VIEW cases AS
 WITH grouped AS (
     SELECT case_id, any_value(user_id) AS user_id, any_value(subject_type) AS subject_type,
