@@ -154,7 +154,7 @@ def render_case_detail(console: Console, detail: CaseDetail) -> None:
             if row["purpose"]:
                 what += f"; purpose: {terminal(row['purpose'])}"
         history.add_row(
-            f"{row['recorded_at']:%Y-%m-%d %H:%M}",
+            f"{row['recorded_at']:%Y-%m-%d %H:%M}" if row["recorded_at"] else "",
             terminal(row["analyst"]),
             what,
             terminal(row["note"]),
