@@ -462,3 +462,17 @@ def test_case_list_and_show_are_written_to_the_view_log(home: Workspace) -> None
     assert sorted(shown["flag_ids"]) == ["F20261017-U1-P1", "F20261019-U1-P1"]
     assert shown["subject_ids"] == ["P1"]
     assert home.views_ledger.verify().ok
+
+
+def test_a_case_no_flag_belongs_to_any_more_is_named_not_lost(home: Workspace) -> None:
+    home.cases.assign(NEXT_CASE, "analyst1", due=date(2026, 12, 1))
+    # a narrower span moves the span that holds 2026-11-20: NEXT_CASE matches no flag now
+    config = home.home / "access-audit.toml"
+    config.write_text(config.read_text() + "[cases]\nspan_days = 7\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["case", "list", "--home", str(home.home)])
+    assert result.exit_code == 0, result.output
+    assert "C20261114-U1-person:P1" in result.stdout
+    assert "1 case(s) in the case log match no flags now" in result.stderr
+    assert NEXT_CASE in result.stderr
+    error = run(home, "case", "show", NEXT_CASE, exit_code=2)
+    assert "is in the case log, but no flag belongs to it any more" in error

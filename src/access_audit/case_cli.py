@@ -75,9 +75,10 @@ def list_cases(
         cases["flag_ids"].explode().drop_nulls().to_list(),
         cases["subject_id"].drop_nulls().to_list(),
     )
-    from access_audit.render_cases import render_cases
+    from access_audit.render_cases import render_cases, render_unmatched
 
     render_cases(cli.console, cases, output_format)
+    render_unmatched(cli.err_console, workspace.cases.unmatched())
 
 
 @case_app.command("show")

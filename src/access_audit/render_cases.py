@@ -180,3 +180,16 @@ def render_case_decision(console: Console, decision: CaseDecision) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+def render_unmatched(err_console: Console, case_ids: list[str]) -> None:
+    """A warning naming case-log entries whose case no flag belongs to any more."""
+    if not case_ids:
+        return
+    err_console.print(
+        f"warning: {len(case_ids)} case(s) in the case log match no flags now (re-scored, or a "
+        f"late drop moved the span; their decisions stay on the flags): "
+        + ", ".join(terminal(c) for c in case_ids),
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -91,9 +91,22 @@ class CaseDesk:
             self.summaries(today), status=status, assignee=assignee, overdue=overdue, limit=limit
         ).collect()
 
+    def unmatched(self) -> list[str]:
+        """Case ids in the case log that no flag belongs to any more: a case's first flag was
+        re-scored away, or a late drop moved its span. Their assignments and decisions stay in
+        the log (and on the flags' reviews), and `case list` names them so none is lost unseen."""
+        logged = self.log().select("case_id").unique()
+        current = self.members().select("case_id").unique()
+        return sorted(logged.join(current, on="case_id", how="anti").collect()["case_id"])
+
     def detail(self, case_id: str, today: date | None = None) -> CaseDetail:
         """One case: its summary, its flags (strongest first) and its history."""
         members = self.members().filter(pl.col("case_id") == case_id).collect()
+        if members.is_empty() and case_id in self.unmatched():
+            raise AccessAuditError(
+                f"case {case_id} is in the case log, but no flag belongs to it any more (its "
+                "flags were re-scored or a late drop moved its span): see `case list`"
+            )
         if members.is_empty():
             raise AccessAuditError(f"no case {case_id} (`access-audit case list` lists them)")
         log = self.log().filter(pl.col("case_id") == case_id)
