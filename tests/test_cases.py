@@ -22,6 +22,7 @@ from access_audit.cli import app
 from access_audit.config import parse_config
 from access_audit.errors import AccessAuditError
 from access_audit.report import apsp_type
+from access_audit.report.render import render_html
 from access_audit.review.case_log import CASE_LOG_SCHEMA
 from access_audit.review.cases import case_members, case_summaries
 from access_audit.tables import FLAGS, REVIEWS
@@ -406,6 +407,9 @@ def test_the_report_counts_cases_as_well_as_alerts(home: Workspace) -> None:
     )  # fmt: skip
     assert ["summary", "cases raised (alerts grouped per user and subject)", "4"] in rows
     assert ["case_status", "closed", "1"] in rows
+    page = render_html(report)
+    assert "<td>Cases raised (alerts grouped per user and subject)</td><td>4</td>" in page
+    assert "<td>Management action</td><td>1</td><td>2</td>" in page  # 1 case, 2 flags
 
 
 def test_apsp_type_needs_a_victim_or_vulnerable_subject_and_a_contact_signal() -> None:

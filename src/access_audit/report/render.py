@@ -217,7 +217,7 @@ Identifiers only: names stay in the records systems.</p>
 {per_day}
 <h2 id="outcomes">Outcomes</h2>
 <p>APSP-type flags (a victim or vulnerable subject and a contact-type signal: met on duty,
-contact details, repeated or off-shift lookups, or a user-level pattern): {apsp_total}, in
+contact details viewed, repeated lookups, or a user-level pattern): {apsp_total}, in
 {report.apsp_cases} case(s).</p>
 {outcome_table}
 {outcome_chart}
