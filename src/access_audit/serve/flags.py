@@ -208,10 +208,12 @@ def load_flag(desk: Desk, flag_id: str) -> FlagView | None:
         return None
     timelines = workspace.flag_timelines(detail.flag)
     user, subject = timelines.user, timelines.subject
-    shown = user.head(TIMELINE_ROWS)["record_id"].drop_nulls().to_list()
+    # the chart names every record the user opened (lanes, tooltips), not only the listed rows
+    shown = user["record_id"].drop_nulls().unique().sort().to_list()
     desk.record_view([flag_id], [str(detail.flag.get("subject_id") or ""), *shown])
-    lanes = pl.concat_str(
-        pl.col("record_type").fill_null(""), pl.lit(" "), pl.col("record_id").fill_null("")
+    # one lane per record opened; a search (no record) has a lane of its own
+    lanes = pl.coalesce(
+        pl.concat_str("record_type", pl.lit(" "), "record_id"), pl.col("action"), pl.lit("")
     )
     charts = {
         "user": timeline(

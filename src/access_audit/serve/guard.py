@@ -38,6 +38,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "access_audit_session"
+"""The session cookie's name, followed by the server's own suffix: browsers share cookies between
+ports, and two servers (two homes) must not overwrite each other's session."""
 TOKEN_PARAMETER = "token"
 MAX_SESSIONS = 64
 """Sessions kept in memory; opening one more forgets the oldest (its browser must use the start
@@ -109,6 +111,7 @@ class Guard:
         self.app = app
         self.token = token
         self.sessions = sessions
+        self.cookie = f"{COOKIE}_{secrets.token_hex(4)}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -123,7 +126,7 @@ class Guard:
         if offered is not None:
             await self._open_session(request, offered)(scope, receive, send)
             return
-        session = self.sessions.get(request.cookies.get(COOKIE))
+        session = self.sessions.get(request.cookies.get(self.cookie))
         if session is None:
             await _refuse(
                 "no session: open the address that `access-audit serve` printed when it started"
@@ -141,7 +144,9 @@ class Guard:
         path = "/" + quote(request.scope["path"], safe="/").lstrip("/")
         target = path + (f"?{urlencode(rest)}" if rest else "")
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, session.session_id, httponly=True, samesite="strict", path="/")
+        response.set_cookie(
+            self.cookie, session.session_id, httponly=True, samesite="strict", path="/"
+        )
         return response
 
 
