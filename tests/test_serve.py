@@ -431,3 +431,29 @@ def test_serve_and_flag_user_have_help(tmp_path: Path) -> None:
     assert shown.exit_code == 0 and "127.0.0.1" in shown.stdout and "--port" in shown.stdout
     flag_help = CliRunner().invoke(cli_app, ["flag", "--help"])
     assert "--user" in flag_help.stdout
+
+
+def test_decisions_are_by_the_reviewer_given_to_serve(force: Workspace) -> None:
+    app, token = create_app(force, reviewer="jsmith")
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
+    client.get(f"/?token={token}")
+    flag_id = _first_flag(client)
+    csrf = _csrf(client.get(flag_url(flag_id)).text)
+    decision = {"csrf": csrf, "status": "under_review", "note": "pulling the call recording"}
+    assert client.post(flag_url(flag_id), data=decision, headers=ORIGIN).status_code == 303
+    detail = force.flag_detail(flag_id)
+    assert detail is not None and detail.reviews["reviewer"].to_list()[-1] == "jsmith"
+
+
+def test_a_bug_shows_one_line_and_keeps_its_traceback_in_the_home(
+    force: Workspace, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(flag_id: str) -> None:
+        raise ValueError("Jane Victim, 1 High Street")  # a message may quote personal data
+
+    monkeypatch.setattr(force, "flag_detail", broken)
+    page = client.get(flag_url("F20261013-U1-P1"))
+    assert page.status_code == 500
+    assert "Jane" not in page.text and "internal error (ValueError)" in page.text
+    kept = Path(re.findall(r"traceback is in (\S+?\.traceback\.txt)", page.text)[0])
+    assert kept.parent == force.runs_dir and "Jane Victim" in kept.read_text()
