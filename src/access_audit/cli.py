@@ -435,6 +435,7 @@ def flag(
         str | None,
         typer.Option(help="Only flags in this review status: open, under_review, closed."),
     ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's flags.")] = None,
     output_format: Annotated[
         str,
         typer.Option(
@@ -453,7 +454,12 @@ def flag(
     workspace = _workspace(ctx, home)
     window = _window(workspace, since, until)
     queue = workspace.flags(
-        since=window.start, until=window.end, min_score=min_score, status=status, limit=limit
+        since=window.start,
+        until=window.end,
+        min_score=min_score,
+        status=status,
+        user=user,
+        limit=limit,
     )
     workspace.record_view("flag", queue["flag_id"].to_list(), queue["subject_id"].to_list())
     from access_audit.render import render_flags
@@ -543,6 +549,40 @@ def review(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command()
+@_reports_errors
+def serve(
+    ctx: typer.Context,
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."),
+    ] = 8765,
+    reviewer: Annotated[
+        str | None,
+        typer.Option(help="Who the decisions recorded there are by (default: the logged-in user)."),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """The review queue in the browser: the queue, each flag's evidence and timelines, and a
+    review form, on 127.0.0.1 only. Open the address it prints (its token opens a session);
+    every page shown is recorded in the view log. Ctrl-C stops it."""
+    from access_audit.escape import terminal
+    from access_audit.serve.server import serve as serve_review_page
+
+    workspace = _workspace(ctx, home)
+
+    def announce(url: str) -> None:
+        console.print(
+            f"Review page for {terminal(workspace.home)}: open {url}\n"
+            "(the token in it is the key: do not share it; Ctrl-C stops the server)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.file.flush()
+
+    serve_review_page(workspace, port=port, reviewer=reviewer, announce=announce)
 
 
 @app.command()

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from access_audit.review import Review
     from access_audit.review.detail import EventDetail, FlagDetail
     from access_audit.review.learn import LearnedModel, ModelStore
+    from access_audit.review.timelines import Timelines
     from access_audit.score.rules import Rules
     from access_audit.score.run import ScoreReport
 
@@ -503,9 +504,11 @@ class Workspace:
         until: datetime | None = None,
         min_score: float | None = None,
         status: str | None = None,
+        user: str | None = None,
         limit: int | None = None,
     ) -> pl.DataFrame:
-        """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
+        """Flags whose accesses fall in [since, until), best first (alerts only by default);
+        only `user`'s flags when given."""
         from access_audit.review.queue import select_flags
 
         self._require_loaded()
@@ -520,6 +523,7 @@ class Workspace:
             until=until,
             min_score=min_score,
             status=status,
+            user=user,
             limit=limit,
         )
 
@@ -543,6 +547,15 @@ class Workspace:
             self.scan("indicators"),
             self.scan("training"),
             self.scan("reviews"),
+        )
+
+    def flag_timelines(self, flag: dict[str, Any]) -> Timelines:
+        """The flag's user's accesses around it and everyone's accesses to its subject
+        (``FlagDetail.flag`` is such a row)."""
+        from access_audit.review.timelines import flag_timelines
+
+        return flag_timelines(
+            flag, self.scan("access_events"), self.scan("explanations"), self.scan("flag_events")
         )
 
     def event_detail(self, identifier: str) -> EventDetail | None:
