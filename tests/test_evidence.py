@@ -20,8 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from access_audit.cli import app
 from access_audit.evidence import pack as pack_module
