@@ -656,7 +656,10 @@ def report(
 def evidence(
     ctx: typer.Context,
     flag_ids: Annotated[
-        list[str], typer.Argument(help="The flags the pack is about (one or more flag ids).")
+        list[str],
+        typer.Argument(
+            metavar="FLAG_ID", help="The flags the pack is about (one or more flag ids)."
+        ),
     ],
     output: Annotated[
         Path,

@@ -93,6 +93,8 @@ def write_evidence(
     if not ids:
         raise AccessAuditError("name at least one flag id")
     refuse_existing(output)
+    if output.absolute().resolve().is_relative_to(workspace.store.root.resolve()):
+        raise AccessAuditError(f"{output}: inside the store; write the pack elsewhere")
     chromium = find_chromium() if pdf else None
     if workspace.generation() is None:
         raise AccessAuditError(f"nothing is loaded yet in {workspace.home}: no flags to export")

@@ -201,7 +201,7 @@ def access_rows(
 
 
 def _windows(accesses: pl.LazyFrame) -> pl.LazyFrame:
-    """(user_id, around_from, around_to) for each access in scope."""
+    """(user_id, around_from, around_to) for each moment in scope (an access, a flag's ends)."""
     return accesses.select(
         "user_id",
         around_from=pl.col("occurred_at") - AROUND,
@@ -210,7 +210,8 @@ def _windows(accesses: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def shifts_around(scope: EvidenceScope, accesses: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
-    """The users' rostered shifts that overlap a day either side of any access in scope."""
+    """The users' rostered shifts that overlap a day either side of any access in scope (or a
+    flag's first or last moment)."""
     return (
         scope.shifts.select("user_id", "starts_at", "ends_at")
         .join(_windows(accesses), on="user_id")
@@ -235,8 +236,8 @@ def assignments_around(
     scope: EvidenceScope, accesses: pl.LazyFrame, subjects: pl.LazyFrame, timezone: str
 ) -> pl.LazyFrame:
     """The users' own assignments, and their team's, that were active within a day of any
-    access in scope; ``links_subject`` says whether the incident is, or links, a subject of the
-    pack's accesses."""
+    access in scope (or a flag's first or last moment); ``links_subject`` says whether the
+    incident is, or links, a subject of the pack's accesses."""
     teams = scope.staff.select("user_id", "team_id").filter(pl.col("team_id").is_not_null())
     own = scope.assignments.filter(pl.col("user_id").is_not_null()).select(
         "user_id", "incident_id", "role", "assigned_from", "assigned_to", via=pl.lit("own")
@@ -368,6 +369,15 @@ def gather_evidence(
     flags = flags_in_pack(scope, flag_ids).collect().lazy()
     accesses = access_rows(scope, flags, timezone, unexplained_text).collect()
     in_scope = accesses.lazy().select("user_id", "occurred_at")
+    # shifts and assignments around each access, and around each flag's own window (an audit
+    # gap of a vanished user has no access, but the shift it vanished from matters)
+    moments = pl.concat(
+        [
+            in_scope,
+            flags.select("user_id", occurred_at=pl.col("first_access_at")),
+            flags.select("user_id", occurred_at=pl.col("last_access_at")),
+        ]
+    ).filter(pl.col("user_id").is_not_null() & pl.col("occurred_at").is_not_null())
     subjects = (
         accesses.lazy()
         .filter(pl.col("record_id").is_not_null())
@@ -379,7 +389,12 @@ def gather_evidence(
         .filter(pl.col("user_id").is_not_null())
         .unique()
     )
-    last_access = in_scope.group_by("user_id").agg(last_access=pl.col("occurred_at").max())
+    # judged at the user's last access in scope, or the flag's end (an audit gap has no access)
+    last_access = (
+        pl.concat([in_scope, flags.select("user_id", occurred_at=pl.col("last_access_at"))])
+        .group_by("user_id")
+        .agg(last_access=pl.col("occurred_at").max())
+    )
     reviews = (
         scope.reviews.join(flags.select("flag_id"), on="flag_id", how="semi")
         .sort("reviewed_at", "review_id")
@@ -397,8 +412,8 @@ def gather_evidence(
     return EvidenceTables(
         flags=_flag_rows(flags).collect(),
         accesses=accesses.drop("occurred_at"),
-        shifts=shifts_around(scope, in_scope, timezone).collect(),
-        assignments=assignments_around(scope, in_scope, subjects, timezone).collect(),
+        shifts=shifts_around(scope, moments, timezone).collect(),
+        assignments=assignments_around(scope, moments, subjects, timezone).collect(),
         training=scope.training.join(users, on="user_id", how="semi")
         .sort("user_id", "completed_at", "course", descending=[False, True, False])
         .select("user_id", "course", completed_at=pl.col("completed_at").cast(pl.String))
