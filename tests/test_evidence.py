@@ -24,8 +24,9 @@ from typer.testing import CliRunner, Result
 
 from access_audit.cli import app
 from access_audit.evidence import pack as pack_module
-from access_audit.evidence.scope import EvidenceScope, access_rows
+from access_audit.evidence.scope import EvidenceScope, access_rows, gather_evidence
 from access_audit.generate import generate_force
+from access_audit.tables import REVIEWS, stored_table
 from access_audit.workspace import Workspace
 from conftest import event
 
@@ -397,3 +398,83 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
         "2026-11-20T10:00:00+00:00",
         "2026-11-20T12:00:00+00:00",
     ]
+
+
+def _typed(table: str, rows: dict[str, list[object]] | None = None) -> pl.LazyFrame:
+    """A stored table's frame, typed as the store types it: empty, or these rows."""
+    schema = stored_table(table).full_schema()
+    if rows is None:
+        return pl.LazyFrame(schema=schema)
+    frame = pl.DataFrame(rows).with_columns(
+        pl.col(c).str.to_datetime(time_zone="UTC")
+        for c, t in schema.items()
+        if c in rows and isinstance(t, pl.Datetime)
+    )
+    return (
+        frame.lazy()
+        .cast({c: schema[c] for c in rows})
+        .select(  # type: ignore[arg-type]
+            pl.col(c) if c in rows else pl.lit(None, dtype=t).alias(c) for c, t in schema.items()
+        )
+    )
+
+
+def test_an_audit_gap_of_a_vanished_user_shows_the_shift_it_vanished_from() -> None:
+    gap = "F20261021-U9-gap-PND-0800"
+    scope = EvidenceScope(
+        flags=_typed(
+            "flags",
+            {
+                "flag_id": [gap],
+                "kind": ["audit_gap"],
+                "user_id": ["U9"],
+                "subject_type": ["system"],
+                "subject_id": ["PND"],
+                "first_access_at": ["2026-10-21T08:00:00Z"],
+                "last_access_at": ["2026-10-21T16:00:00Z"],
+                "reasons": [[]],
+            },
+        ),
+        flag_events=_typed("flag_events"),
+        events=_typed("access_events"),
+        explanations=_typed("explanations"),
+        indicators=_typed("indicators"),
+        shifts=_typed(
+            "shifts",
+            {
+                "user_id": ["U9", "U9", "U8"],
+                "starts_at": [
+                    "2026-10-21T08:00:00Z",
+                    "2026-10-25T08:00:00Z",
+                    "2026-10-21T08:00:00Z",
+                ],
+                "ends_at": ["2026-10-21T16:00:00Z", "2026-10-25T16:00:00Z", "2026-10-21T16:00:00Z"],
+            },
+        ),
+        assignments=_typed("assignments"),
+        incident_persons=_typed("incident_persons"),
+        staff=_typed("staff", {"user_id": ["U9"], "role": ["analyst"], "team_id": ["INTEL"]}),
+        training=_typed("training"),
+        reviews=pl.LazyFrame(schema=REVIEWS.schema()),
+    )
+    tables = gather_evidence(
+        scope,
+        [gap],
+        timezone="Europe/London",
+        unexplained_text="-",
+        training_course="APSP",
+        overdue_months=24,
+    )
+    assert tables.accesses.is_empty()
+    assert tables.shifts.select("user_id", "starts_at_utc").rows() == [
+        ("U9", "2026-10-21T08:00:00Z")
+    ]
+    assert tables.shifts["starts_at_local"].to_list() == ["2026-10-21T09:00:00+01:00"]
+    assert tables.apsp.row(0, named=True) == {
+        "user_id": "U9",
+        "course": "APSP",
+        "last_completed": "never",
+        "judged_at": "2026-10-21T16:00:00Z",
+        "position": "OVERDUE (older than 24 months or never)",
+    }
+    assert tables.users.rows() == [("U9", "analyst", "INTEL")]
