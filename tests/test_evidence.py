@@ -478,3 +478,14 @@ def test_an_audit_gap_of_a_vanished_user_shows_the_shift_it_vanished_from() -> N
         "position": "OVERDUE (older than 24 months or never)",
     }
     assert tables.users.rows() == [("U9", "analyst", "INTEL")]
+
+
+def test_the_pack_shows_reviews_up_to_the_verified_head_only(hostile) -> None:
+    """A decision appended after the chains were walked is not in the pack: the review log head
+    in its manifest covers every review it shows."""
+    from access_audit.evidence import _verified_reviews
+
+    workspace, flag_id = hostile
+    workspace.review(flag_id, status="closed", outcome="no_case_to_answer", note="later")
+    assert _verified_reviews(workspace, 1).collect()["note"].to_list() == [HOSTILE_NOTE]
+    assert _verified_reviews(workspace, 2).collect()["note"].to_list() == [HOSTILE_NOTE, "later"]
