@@ -65,7 +65,10 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
     accesses = tables.accesses.with_columns(
         record=pl.concat_str(
             "record_type", pl.col("record_id").fill_null("(search)"), separator=" "
-        )
+        ),
+        held=pl.when("held_by_flag")
+        .then(pl.lit("held by the flag"))
+        .otherwise(pl.lit("another access to the subject")),
     )
     title = ", ".join(provenance.flag_ids[:3]) + (
         f" and {len(provenance.flag_ids) - 3} more" if len(provenance.flag_ids) > 3 else ""
