@@ -196,6 +196,9 @@ def test_a_used_output_folder_and_an_unknown_flag_are_refused(force, pack: Path,
     assert unknown.exit_code == 2
     assert unknown.stderr.strip() == "error: no flag F20991231-NOBODY-P0; nothing was written"
     assert list(tmp_path.iterdir()) == []  # the empty folder given stays empty
+    inside = _evidence(workspace.home, flags[0], "--output", str(workspace.home / "store" / "p"))
+    assert inside.exit_code == 2 and "inside the store" in inside.stderr
+    assert not (workspace.home / "store" / "p").exists()
     assert workspace.views_ledger.complete_bytes() == before  # nothing exported, nothing logged
 
 

@@ -102,8 +102,11 @@ def staged_pack(output: Path) -> Iterator[Path]:
         yield staging
         for path in staging.iterdir():
             path.chmod(FILE_MODE)
+            _fsync(path)
         staging.chmod(FOLDER_MODE)
+        _fsync(staging)
         _publish(staging, output)
+        _fsync(output.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -120,6 +123,16 @@ def _publish(staging: Path, output: Path) -> None:
                 f"{output}: something was written there meanwhile; choose a new --output"
             ) from None
         raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or folder's contents to disk: a pack renamed into place is whole even
+    after a power cut."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _remove_dead_staging(folder: Path) -> None:
