@@ -307,9 +307,12 @@ def test_without_chromium_it_refuses_unless_no_pdf(hostile, tmp_path: Path, monk
     assert refused.exit_code == 2
     assert "--no-pdf" in refused.stderr and "make browser" in refused.stderr
     assert not (tmp_path / "a").exists()
-    html_only = _evidence(workspace.home, flag_id, "--output", str(tmp_path / "b"), "--no-pdf")
+    html_only = _evidence(
+        workspace.home, flag_id, "--output", str(tmp_path / "b"), "--no-pdf", "--quiet"
+    )
     assert html_only.exit_code == 0, html_only.output
-    assert "warning: no PDF" in html_only.stderr
+    assert "warning: no PDF" in html_only.stderr  # --quiet keeps warnings
+    assert html_only.stdout == ""
     assert {p.name for p in (tmp_path / "b").iterdir()} == FILES - {"evidence.pdf"}
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["pdf"] is False
     assert "No PDF was printed" in (tmp_path / "b" / "evidence.html").read_text()

@@ -676,6 +676,7 @@ def evidence(
         ),
     ] = True,
     progress: ProgressOption = True,
+    quiet: QuietOption = False,
     home: HomeOption = None,
 ) -> None:
     """Write an evidence pack for a misconduct hearing: an HTML page and its PDF, a CSV of every
@@ -684,7 +685,7 @@ def evidence(
     file's SHA-256 with the store's verified chain head. Refused if the home fails
     verification; owner-only files; the export is recorded in the view log."""
     workspace = _workspace(ctx, home)
-    with _progress_bar(progress) as update:
+    with _progress_bar(progress and not quiet) as update:
         pack = workspace.evidence(
             flag_ids, output.expanduser().absolute(), pdf=pdf, progress=update
         )
@@ -697,7 +698,7 @@ def evidence(
             highlight=False,
             soft_wrap=True,
         )
-    console.print(
+    _output(quiet).print(
         f"evidence pack written to {terminal(pack.path)}: {len(pack.files)} files, "
         f"{pack.accesses} access(es), {pack.reviews} review(s); store head "
         f"{terminal(pack.store_head)}",
