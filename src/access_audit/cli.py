@@ -691,6 +691,62 @@ def report(
     console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
 
 
+@app.command()
+@_reports_errors
+def evidence(
+    ctx: typer.Context,
+    flag_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FLAG_ID", help="The flags the pack is about (one or more flag ids)."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", help="The pack's folder: must not exist yet, or be an empty folder."
+        ),
+    ],
+    pdf: Annotated[
+        bool,
+        typer.Option(
+            "--pdf/--no-pdf",
+            help="Print evidence.pdf from the HTML page with headless Chromium (needed: "
+            "`make browser`); --no-pdf writes the pack without it, with a warning.",
+        ),
+    ] = True,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Write an evidence pack for a misconduct hearing: an HTML page and its PDF, a CSV of every
+    access in scope (UTC and local times, what explains it or why nothing does), the user's
+    shifts, assignments and training, the review history with notes, and a manifest of every
+    file's SHA-256 with the store's verified chain head. Refused if the home fails
+    verification; owner-only files; the export is recorded in the view log."""
+    workspace = _workspace(ctx, home)
+    with _progress_bar(progress and not quiet) as update:
+        pack = workspace.evidence(
+            flag_ids, output.expanduser().absolute(), pdf=pdf, progress=update
+        )
+    from access_audit.escape import terminal
+
+    if not pack.pdf:
+        err_console.print(
+            "[bold red]warning:[/] no PDF in this pack (--no-pdf): the hearing gets the HTML "
+            "page only",
+            highlight=False,
+            soft_wrap=True,
+        )
+    _output(quiet).print(
+        f"evidence pack written to {terminal(pack.path)}: {len(pack.files)} files, "
+        f"{pack.accesses} access(es), {pack.reviews} review(s); store head "
+        f"{terminal(pack.store_head)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:
     from access_audit.timewindow import parse_window
 

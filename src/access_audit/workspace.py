@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from access_audit.config import Config
     from access_audit.evaluate import Evaluation
+    from access_audit.evidence import EvidencePack
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
     from access_audit.integrity import ChainCheck
     from access_audit.ledger import Ledger
@@ -632,6 +633,24 @@ class Workspace:
         self._migrate_ledgers()
         with owner_only(), _writing(f"the view log {self.views_ledger.path}"):
             self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
+
+    def evidence(
+        self,
+        flag_ids: Sequence[str],
+        output: Path,
+        *,
+        pdf: bool = True,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> EvidencePack:
+        """Write an evidence pack for a misconduct hearing about ``flag_ids`` to the folder
+        ``output`` (absent or empty): see ``access_audit.evidence``. A case is exported by
+        passing its flags' ids. Refused unless every chain of the home verifies; the export is
+        logged in the view log."""
+        from access_audit.evidence import write_evidence
+
+        self._migrate_ledgers()
+        with owner_only(), _writing(f"the evidence pack {output}"):
+            return write_evidence(self, flag_ids, output, pdf=pdf, progress=progress)
 
     # -- the ledgers ---------------------------------------------------------------------------
     @property
