@@ -435,6 +435,7 @@ def flag(
         str | None,
         typer.Option(help="Only flags in this review status: open, under_review, closed."),
     ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's flags.")] = None,
     output_format: Annotated[
         str,
         typer.Option(
@@ -453,7 +454,12 @@ def flag(
     workspace = _workspace(ctx, home)
     window = _window(workspace, since, until)
     queue = workspace.flags(
-        since=window.start, until=window.end, min_score=min_score, status=status, limit=limit
+        since=window.start,
+        until=window.end,
+        min_score=min_score,
+        status=status,
+        user=user,
+        limit=limit,
     )
     workspace.record_view("flag", queue["flag_id"].to_list(), queue["subject_id"].to_list())
     from access_audit.render import render_flags
@@ -543,6 +549,40 @@ def review(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command()
+@_reports_errors
+def serve(
+    ctx: typer.Context,
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."),
+    ] = 8765,
+    reviewer: Annotated[
+        str | None,
+        typer.Option(help="Who the decisions recorded there are by (default: the logged-in user)."),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """The review queue in the browser: the queue, each flag's evidence and timelines, and a
+    review form, on 127.0.0.1 only. Open the address it prints (its token opens a session);
+    every page shown is recorded in the view log. Ctrl-C stops it."""
+    from access_audit.escape import terminal
+    from access_audit.serve.server import serve as serve_review_page
+
+    workspace = _workspace(ctx, home)
+
+    def announce(url: str) -> None:
+        console.print(
+            f"Review page for {terminal(workspace.home)}: open {url}\n"
+            "(the token in it is the key: do not share it; Ctrl-C stops the server)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.file.flush()
+
+    serve_review_page(workspace, port=port, reviewer=reviewer, announce=announce)
 
 
 @app.command()
@@ -649,6 +689,62 @@ def report(
 
     write_private_text(output, text)
     console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_reports_errors
+def evidence(
+    ctx: typer.Context,
+    flag_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FLAG_ID", help="The flags the pack is about (one or more flag ids)."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", help="The pack's folder: must not exist yet, or be an empty folder."
+        ),
+    ],
+    pdf: Annotated[
+        bool,
+        typer.Option(
+            "--pdf/--no-pdf",
+            help="Print evidence.pdf from the HTML page with headless Chromium (needed: "
+            "`make browser`); --no-pdf writes the pack without it, with a warning.",
+        ),
+    ] = True,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Write an evidence pack for a misconduct hearing: an HTML page and its PDF, a CSV of every
+    access in scope (UTC and local times, what explains it or why nothing does), the user's
+    shifts, assignments and training, the review history with notes, and a manifest of every
+    file's SHA-256 with the store's verified chain head. Refused if the home fails
+    verification; owner-only files; the export is recorded in the view log."""
+    workspace = _workspace(ctx, home)
+    with _progress_bar(progress and not quiet) as update:
+        pack = workspace.evidence(
+            flag_ids, output.expanduser().absolute(), pdf=pdf, progress=update
+        )
+    from access_audit.escape import terminal
+
+    if not pack.pdf:
+        err_console.print(
+            "[bold red]warning:[/] no PDF in this pack (--no-pdf): the hearing gets the HTML "
+            "page only",
+            highlight=False,
+            soft_wrap=True,
+        )
+    _output(quiet).print(
+        f"evidence pack written to {terminal(pack.path)}: {len(pack.files)} files, "
+        f"{pack.accesses} access(es), {pack.reviews} review(s); store head "
+        f"{terminal(pack.store_head)}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _register_case_commands() -> None:

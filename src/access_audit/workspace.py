@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from access_audit.config import Config
     from access_audit.evaluate import Evaluation
+    from access_audit.evidence import EvidencePack
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
     from access_audit.integrity import ChainCheck
     from access_audit.ledger import Ledger
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from access_audit.review.casework import CaseDesk
     from access_audit.review.detail import EventDetail, FlagDetail
     from access_audit.review.learn import LearnedModel, ModelStore
+    from access_audit.review.timelines import Timelines
     from access_audit.score.rules import Rules
     from access_audit.score.run import ScoreReport
 
@@ -509,9 +511,11 @@ class Workspace:
         until: datetime | None = None,
         min_score: float | None = None,
         status: str | None = None,
+        user: str | None = None,
         limit: int | None = None,
     ) -> pl.DataFrame:
-        """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
+        """Flags whose accesses fall in [since, until), best first (alerts only by default);
+        only `user`'s flags when given."""
         from access_audit.review.queue import select_flags
 
         self._require_loaded()
@@ -526,6 +530,7 @@ class Workspace:
             until=until,
             min_score=min_score,
             status=status,
+            user=user,
             limit=limit,
         )
 
@@ -549,6 +554,15 @@ class Workspace:
             self.scan("indicators"),
             self.scan("training"),
             self.scan("reviews"),
+        )
+
+    def flag_timelines(self, flag: dict[str, Any]) -> Timelines:
+        """The flag's user's accesses around it and everyone's accesses to its subject
+        (``FlagDetail.flag`` is such a row)."""
+        from access_audit.review.timelines import flag_timelines
+
+        return flag_timelines(
+            flag, self.scan("access_events"), self.scan("explanations"), self.scan("flag_events")
         )
 
     def event_detail(self, identifier: str) -> EventDetail | None:
@@ -625,6 +639,24 @@ class Workspace:
         self._migrate_ledgers()
         with owner_only(), _writing(f"the view log {self.views_ledger.path}"):
             self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
+
+    def evidence(
+        self,
+        flag_ids: Sequence[str],
+        output: Path,
+        *,
+        pdf: bool = True,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> EvidencePack:
+        """Write an evidence pack for a misconduct hearing about ``flag_ids`` to the folder
+        ``output`` (absent or empty): see ``access_audit.evidence``. A case is exported by
+        passing its flags' ids. Refused unless every chain of the home verifies; the export is
+        logged in the view log."""
+        from access_audit.evidence import write_evidence
+
+        self._migrate_ledgers()
+        with owner_only(), _writing(f"the evidence pack {output}"):
+            return write_evidence(self, flag_ids, output, pdf=pdf, progress=progress)
 
     # -- the ledgers ---------------------------------------------------------------------------
     @property
