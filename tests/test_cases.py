@@ -480,3 +480,15 @@ def test_a_case_no_flag_belongs_to_any_more_is_named_not_lost(home: Workspace) -
     assert NEXT_CASE in result.stderr
     error = run(home, "case", "show", NEXT_CASE, exit_code=2)
     assert "is in the case log, but no flag belongs to it any more" in error
+
+
+def test_an_evidence_pack_of_a_case_holds_its_flags(home: Workspace, tmp_path: Path) -> None:
+    shown = run(home, "evidence", FIRST_CASE, "--output", str(tmp_path / "pack"), "--no-pdf")
+    assert "evidence pack written" in shown
+    flags = list(csv.DictReader(io.StringIO((tmp_path / "pack" / "flags.csv").read_text())))
+    assert sorted(f["flag_id"] for f in flags) == ["F20261017-U1-P1", "F20261019-U1-P1"]
+    assert home.cases.flag_ids_of([FIRST_CASE, "F20261017-U1-P2"]) == [
+        "F20261017-U1-P1",
+        "F20261019-U1-P1",
+        "F20261017-U1-P2",
+    ]

@@ -698,7 +698,9 @@ def evidence(
     flag_ids: Annotated[
         list[str],
         typer.Argument(
-            metavar="FLAG_ID", help="The flags the pack is about (one or more flag ids)."
+            metavar="FLAG_OR_CASE",
+            help="The flags the pack is about: flag ids, or case ids (a case stands for its "
+            "flags, as `case show` lists them).",
         ),
     ],
     output: Annotated[

@@ -11,7 +11,7 @@ log's lock is held, so two decisions on one case cannot interleave; if the secon
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -90,6 +90,19 @@ class CaseDesk:
         return select_cases(
             self.summaries(today), status=status, assignee=assignee, overdue=overdue, limit=limit
         ).collect()
+
+    def flag_ids_of(self, identifiers: Sequence[str]) -> list[str]:
+        """The identifiers as flag ids: each case id replaced by its flags' ids (oldest day
+        first), anything else kept as given (e.g. for `evidence`)."""
+        members = (
+            self.members()
+            .filter(pl.col("case_id").is_in(list(identifiers)))
+            .group_by("case_id")
+            .agg(pl.col("flag_id").sort_by("day", "flag_id"))
+            .collect()
+        )
+        by_case: dict[str, list[str]] = dict(members.rows())
+        return [flag for given in identifiers for flag in by_case.get(given, [given])]
 
     def unmatched(self) -> list[str]:
         """Case ids in the case log that no flag belongs to any more: a case's first flag was
