@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +188,7 @@ def render_score_report(console: Console, report: ScoreReport) -> None:
 
 
 def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def _reason_line(reasons: list[dict[str, Any]] | None) -> str:

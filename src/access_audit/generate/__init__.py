@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +22,8 @@ MIN_STAFF = 40
 MIN_DAYS = 3
 # the synthetic force's local time (force.TZ); here, not in force.py, so --help stays fast
 FORCE_TIMEZONE = "Europe/London"
+# [ingest] max_days_after_drop's default: a drop dated later than today plus this is refused
+FUTURE_DAYS_ALLOWED = 7
 
 FileFormat = Literal["csv", "parquet", "jsonl"]
 
@@ -58,10 +60,18 @@ def generate_force(
         raise AccessAuditError(f"--staff must be at least {MIN_STAFF} to staff every role")
     if days < MIN_DAYS:
         raise AccessAuditError(f"--days must be at least {MIN_DAYS} so that follow-up lookups fit")
+    first = start or DEFAULT_START
+    last_allowed = datetime.now(UTC).date() + timedelta(days=FUTURE_DAYS_ALLOWED)
+    if (last_allowed - first).days < days - 1:
+        raise AccessAuditError(
+            f"--start {first}: the last drop would be dated after {last_allowed} (today plus "
+            f"{FUTURE_DAYS_ALLOWED} days), and ingest refuses drops from the future; choose an "
+            "earlier --start"
+        )
     if out.exists() and any(out.iterdir()):
         raise AccessAuditError(f"{out} is not empty; choose a new folder for the synthetic force")
     began = time.perf_counter()
-    force = f.Force(start=start or DEFAULT_START, days=days, rng=np.random.default_rng(seed))
+    force = f.Force(start=first, days=days, rng=np.random.default_rng(seed))
     force.associations = pl.DataFrame(schema=write.ASSOCIATION_SCHEMA)
     steps: list[Callable[[], object]] = [
         lambda: f.build_persons(force, f.build_staff(force, staff)),

@@ -162,15 +162,20 @@ def ingest_drop(
     drop: Drop,
     config: IngestConfig,
     progress: ProgressCallback | None = None,
+    now: datetime | None = None,
 ) -> DropIngest:
-    """Validate and merge every file of ``drop`` into the transaction's stores."""
+    """Validate and merge every file of ``drop`` into the transaction's stores.
+
+    A drop dated beyond the wall clock's reach (``now``, default the clock) is refused whole."""
     started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    check_drop_date(drop, config, now)
     result = DropIngest(drop.drop_id, str(drop.path), drop.as_of)
     result.unrecognised_files = list(drop.unrecognised)
     result.ignored_files = dict(drop.ignored)
     loaded_before = _scan(txn, LOADED_FILES.name).select("drop_id", "file", "sha256").collect()
     pending = _pending_files(drop, loaded_before, result)
-    rules = time_rules(config, drop.as_of)
+    rules = time_rules(config, drop.as_of, now)
     rejected_frames: list[pl.DataFrame] = []
     done = 0
     for spec in TABLES:
@@ -198,11 +203,34 @@ def ingest_drop(
     return result
 
 
-def time_rules(config: IngestConfig, as_of: datetime) -> TimeRules:
-    """How this drop's timestamps are read, with the plausibility window around its date."""
+def check_drop_date(drop: Drop, config: IngestConfig, now: datetime) -> None:
+    """Refuse a drop whose date (from its folder name) no export could carry: after today plus
+    ``max_days_after_drop`` (it would set the re-explain window and win every upsert for years),
+    or, with the timestamp window on, before ``earliest_timestamp`` (every row would be refused).
+    """
+    day = drop.as_of.date()
+    allowance = config.max_days_after_drop
+    if day > now.date() + timedelta(days=allowance):
+        raise AccessAuditError(
+            f"the drop is dated {day}, later than today ({now.date()}) plus [ingest] "
+            f"max_days_after_drop ({allowance} day(s)): a drop cannot come from the future; "
+            "check the folder's name"
+        )
+    if config.timestamp_window and day < config.earliest_timestamp:
+        raise AccessAuditError(
+            f"the drop is dated {day}, before [ingest] earliest_timestamp "
+            f"({config.earliest_timestamp}): check the folder's name"
+        )
+
+
+def time_rules(config: IngestConfig, as_of: datetime, now: datetime | None = None) -> TimeRules:
+    """How this drop's timestamps are read, with the plausibility window around its date: from
+    ``earliest_timestamp`` to ``max_days_after_drop`` after the drop's date or the wall clock
+    (``now``), whichever is earlier."""
     if config.timestamp_window:
         earliest = datetime.combine(config.earliest_timestamp, clock_time(), UTC)
-        latest = as_of + timedelta(days=config.max_days_after_drop)
+        anchor = min(as_of, now or datetime.now(UTC))
+        latest = anchor + timedelta(days=config.max_days_after_drop)
     else:
         earliest, latest = TimeRules.earliest, TimeRules.latest
     return TimeRules(config.timezone, config.ambiguous_local_times, earliest, latest)

@@ -21,8 +21,8 @@ REJECTION_REASONS: dict[str, str] = {
     "missing_value": "a required value is empty",
     "invalid_choice": "the value is not one the column allows",
     "bad_timestamp": "not an ISO 8601 date and time (or an offset beyond ±14:00)",
-    "implausible_timestamp": "outside [ingest] earliest_timestamp .. the drop's date plus "
-    "max_days_after_drop",
+    "implausible_timestamp": "outside [ingest] earliest_timestamp .. the drop's date (or today, "
+    "if earlier) plus max_days_after_drop",
     "ambiguous_local_time": "local time in the repeated autumn hour: could be either instant",
     "nonexistent_local_time": "local time in the skipped spring hour: no such instant",
     "bad_date": "not a YYYY-MM-DD calendar date",

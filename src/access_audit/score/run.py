@@ -174,7 +174,10 @@ def write_scored(
             pl.concat(coverage)
             .group_by("scope", "group", maintain_order=True)
             .agg(pl.col("accesses").sum(), pl.col("explained").sum())
-            .with_columns(share=pl.col("explained") / pl.col("accesses"))
+            # No access in a group is no share at all (null, shown "n/a"), never 0/0 = NaN.
+            .with_columns(
+                share=pl.when(pl.col("accesses") > 0).then(pl.col("explained") / pl.col("accesses"))
+            )
         )
         total.coverage = merged.to_dicts()
         shares = dict(zip(merged["scope"], merged["share"], strict=True))

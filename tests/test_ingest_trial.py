@@ -1,0 +1,130 @@
+"""Ingest defects found by a second adversarial trial: drops dated in the future, line endings,
+JSON Lines numbers, failure lines naming their drop, file names, and settings out of range."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from access_audit.cli import app
+from access_audit.config import IngestConfig
+from access_audit.ingest import time_rules
+from access_audit.render import _percent
+from access_audit.workspace import Workspace
+from conftest import event
+from test_score import reference
+
+runner = CliRunner()
+
+
+# -- 1: a drop dated in the future -------------------------------------------------------------
+
+
+def _flagged_then_assigned(make_drop) -> tuple[Path, Path]:
+    """A night whose lookup is an alert, and the next night's late assignment that explains it."""
+    first = make_drop(
+        "2026-11-20",
+        {
+            **reference(),
+            "access_log": [
+                event("E1", "2026-11-20T09:00:00Z", user_id="U2", record_id="P2"),
+                event(
+                    "E2",
+                    "2026-11-20T09:05:00Z",
+                    user_id="U2",
+                    record_id="P2",
+                    justification="enquiries re CR/2099/000001",
+                ),
+            ],
+        },
+    )
+    late = make_drop(
+        "2026-11-21",
+        {
+            "assignments": [
+                {
+                    "incident_id": "CR/2026/000900",
+                    "user_id": "U2",
+                    "team_id": None,
+                    "role": "officer_in_charge",
+                    "assigned_from": "2026-11-21T15:00:00Z",
+                    "assigned_to": None,
+                }
+            ],
+            "access_log": [event("E9", "2026-11-21T16:00:00Z", user_id="U2", record_id="P2")],
+        },
+    )
+    return first, late
+
+
+def test_a_drop_from_the_future_is_refused_and_late_assignments_still_clear_flags(
+    workspace: Workspace, make_drop
+) -> None:
+    first, late = _flagged_then_assigned(make_drop)
+    assert workspace.nightly([first]).ok
+    assert workspace.flags(min_score=0)["alert"].to_list() == [True]
+    future = make_drop(
+        "2100-01-01",
+        {
+            "access_log": [event("X1", "2099-12-31T10:00:00Z")],
+            "staff": [{"user_id": "U2", "surname": "Okafor", "role": "analyst"}],
+        },
+    )
+    report = workspace.nightly([future])
+    assert [f.drop for f in report.ingest.failed] == ["2100-01-01"]
+    assert "dated 2100-01-01, later than today" in report.ingest.failed[0].error
+    assert "max_days_after_drop" in report.ingest.failed[0].error
+    assert workspace.scan("access_events").collect()["event_id"].sort().to_list() == ["E1", "E2"]
+    report = workspace.nightly([late])
+    assert report.score is not None and report.score.cleared == ["F20261120-U2-P2"]
+    assert report.score.days[-1].isoformat() == "2026-11-21"
+    # the refused drop's reference rows did not win over the later, real ones
+    assert workspace.scan("staff").filter(user_id="U2").collect()["role"].to_list() == ["detective"]
+
+
+def test_a_drop_dated_before_the_earliest_timestamp_is_refused_whole(
+    workspace: Workspace, make_drop
+) -> None:
+    drop = make_drop("1980-01-01", {"access_log": [event("E1", "1980-01-01T10:00:00Z")]})
+    report = workspace.ingest([drop])
+    assert [f.drop for f in report.failed] == ["1980-01-01"]
+    assert "before [ingest] earliest_timestamp (1990-01-01)" in report.failed[0].error
+    assert workspace.scan("access_events").collect().height == 0
+
+
+def test_a_drop_dated_9999_12_31_is_a_one_line_refusal(workspace: Workspace, make_drop) -> None:
+    (workspace.home / "access-audit.toml").write_text(
+        "[ingest]\ntimestamp_window = false\n", encoding="utf-8"
+    )
+    workspace = Workspace.open(workspace.home)
+    drop = make_drop("9999-12-31", {"access_log": [event("E1")]})
+    report = workspace.nightly([drop])
+    assert "dated 9999-12-31, later than today" in report.ingest.failed[0].error
+    assert "bug" not in report.ingest.failed[0].error
+
+
+def test_the_timestamp_window_ends_a_few_days_after_today_whatever_the_drops_date() -> None:
+    config = IngestConfig()
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    in_a_week = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    assert time_rules(config, datetime(2026, 11, 28, tzinfo=UTC), now).latest == in_a_week
+    assert time_rules(config, datetime(2026, 11, 20, tzinfo=UTC), now).latest == datetime(
+        2026, 11, 27, tzinfo=UTC
+    )
+
+
+def test_a_share_of_nothing_is_shown_as_not_applicable_never_nan() -> None:
+    assert _percent(float("nan")) == "n/a"
+    assert _percent(None) == "n/a"
+    assert _percent(0.5) == "50.0%"
+
+
+def test_generate_refuses_drops_dated_in_the_future(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["generate", str(tmp_path / "f"), "--start", "2100-01-01", "--no-progress"]
+    )
+    assert result.exit_code == 2
+    assert "ingest refuses drops from the future" in result.output
+    assert not (tmp_path / "f").exists()
