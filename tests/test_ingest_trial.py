@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from access_audit.cli import app
 from access_audit.config import IngestConfig
 from access_audit.ingest import time_rules
+from access_audit.ingest.lines import split_lines
 from access_audit.render import _percent
 from access_audit.workspace import Workspace
 from conftest import event
@@ -128,3 +129,63 @@ def test_generate_refuses_drops_dated_in_the_future(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "ingest refuses drops from the future" in result.output
     assert not (tmp_path / "f").exists()
+
+
+# -- 2: line endings decided by the header, mixed endings quarantined --------------------------
+
+HEADER = "event_id,occurred_at,user_id,system,action,record_type,record_id,justification"
+
+
+def _row(event_id: str, justification: str = "") -> str:
+    return f"{event_id},2026-11-21T10:00:00Z,U1,RMS,view,person,P1,{justification}"
+
+
+def _ingest_csv(workspace: Workspace, tmp_path: Path, data: str) -> tuple[int, int, int]:
+    folder = tmp_path / "drops" / "2026-11-21"
+    folder.mkdir(parents=True)
+    (folder / "access_log.csv").write_bytes(data.encode())
+    report = workspace.ingest([folder])
+    assert report.ok, report.failed
+    load = report.loaded[0].tables["access_log"]
+    return load.rows_read, load.loaded, load.rejected_rows
+
+
+def test_a_cr_only_file_whose_last_line_ends_crlf_loads(workspace, tmp_path) -> None:
+    data = f"{HEADER}\r{_row('X1')}\r\n"
+    assert _ingest_csv(workspace, tmp_path, data) == (1, 1, 0)
+
+
+def test_a_cr_only_file_with_a_line_break_inside_a_quoted_value_loads(workspace, tmp_path) -> None:
+    quoted = '"two\nlines"'
+    data = f"{HEADER}\r{_row('X1', quoted)}\r{_row('X2')}\r"
+    assert _ingest_csv(workspace, tmp_path, data) == (2, 2, 0)
+    stored = workspace.scan("access_events").sort("event_id").collect()
+    assert stored["justification"].to_list() == ["two\nlines", None]
+
+
+def test_a_bare_lf_in_a_cr_only_file_quarantines_its_line(workspace, tmp_path) -> None:
+    data = f"{HEADER}\r{_row('X1')}\n{_row('X2')}\r{_row('X3')}\r"
+    assert _ingest_csv(workspace, tmp_path, data) == (2, 1, 1)
+    assert _reasons(workspace) == [(2, "mixed_line_endings")]
+    assert workspace.scan("access_events").collect()["event_id"].to_list() == ["X3"]
+
+
+def test_a_bare_cr_in_an_lf_file_quarantines_its_line(workspace, tmp_path) -> None:
+    quoted = '"a\rb"'
+    data = f"{HEADER}\n{_row('X1')}\r{_row('X2')}\n{_row('X3')}\r\n{_row('X4', quoted)}\n"
+    assert _ingest_csv(workspace, tmp_path, data) == (3, 2, 1)
+    assert _reasons(workspace) == [(2, "mixed_line_endings")]
+
+
+def test_the_header_s_line_ending_is_the_first_outside_quotes() -> None:
+    lines = split_lines(b'a,"b\nc"\rx,y\r', csv_quotes=True)
+    assert lines.frame["text"].to_list() == ['a,"b\nc"', "x,y", ""]
+    assert split_lines(b"a,b\r\nx,y\rz\n", csv_quotes=True).frame["text"].to_list() == [
+        "a,b",
+        "x,y\rz",
+        "",
+    ]
+
+
+def _reasons(workspace: Workspace) -> list[tuple[int, str]]:
+    return workspace.rejected_rows().select("source_line", "reason").rows()

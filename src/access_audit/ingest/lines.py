@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,12 +26,14 @@ LINE_REASONS: dict[str, str] = {
     "not_utf8": "the line holds bytes that are not UTF-8",
     "wrong_field_count": "the line has more or fewer fields than the header",
     "malformed_quotes": "a quote that does not open or close a field as RFC 4180 says",
+    "mixed_line_endings": "the line holds a line ending (CR or LF) unlike the file's own",
     "not_json_object": "the line is not one JSON object",
 }
 
 _BOM = b"\xef\xbb\xbf"
 _FIELD = r'(?:"(?:[^"]|"")*"|[^",\n]*)'
 _ANY_RECORD = rf"^{_FIELD}(?:,{_FIELD})*$"
+_BARE_LINE_ENDING_OUTSIDE_QUOTES = r'^(?:"(?:[^"]|"")*"|[^"])*?[\r\n]'
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,15 @@ class Records:
     refused: pl.DataFrame
 
 
-def split_lines(data: bytes) -> Lines:
-    """Numbered lines of a file's bytes: LF, CRLF or (old Mac) CR-only line endings."""
+def split_lines(data: bytes, csv_quotes: bool = False) -> Lines:
+    """Numbered lines of a file's bytes: LF, CRLF or (old Mac) CR-only line endings.
+
+    The file's first line ending decides which (with ``csv_quotes``, the first outside a quoted
+    field: a header's quoted name may hold a line break). CRLF is a line break in either kind of
+    file; a bare line ending of the other kind is not, and stays in its line's text, where the
+    CSV reader refuses that line (``mixed_line_endings``)."""
     data = data.removeprefix(_BOM)
-    separator = "\n" if b"\n" in data or b"\r" not in data else "\r"
+    separator = _line_ending(data, csv_quotes)
     text, bad_offsets = _decode_marking_bad_bytes(data)
     bad_lines = _lines_of_offsets(data, bad_offsets, separator.encode())
     frame = (
@@ -62,11 +70,25 @@ def split_lines(data: bytes) -> Lines:
         .with_row_index("line", offset=1)
         .with_columns(
             pl.col("line").cast(pl.Int64),
-            pl.col("text").str.strip_suffix("\r"),
+            pl.col("text").str.strip_suffix("\r")
+            if separator == "\n"
+            else pl.col("text").str.strip_prefix("\n"),
         )
         .with_columns(pl.col("line").is_in(bad_lines.tolist()).alias("bad_bytes"))
     )
     return Lines(frame)
+
+
+_FIRST_BREAK_OUTSIDE_QUOTES = re.compile(rb'(?:"[^"]*"|[^"\r\n])*(\r\n?|\n)')
+_FIRST_BREAK = re.compile(rb"[^\r\n]*(\r\n?|\n)")
+
+
+def _line_ending(data: bytes, csv_quotes: bool) -> str:
+    """``"\\r"`` when the file's first line ends with a bare CR, else ``"\\n"``."""
+    found = (_FIRST_BREAK_OUTSIDE_QUOTES.match(data) if csv_quotes else None) or (
+        _FIRST_BREAK.match(data)
+    )
+    return "\r" if found is not None and found.group(1) == b"\r" else "\n"
 
 
 def _decode_marking_bad_bytes(data: bytes) -> tuple[str, np.ndarray]:
@@ -110,7 +132,12 @@ def csv_header(text: str, display_name: str) -> list[str]:
     """The header's column names; blank names become ``column_<n>``; duplicates are an error."""
     if text.count('"') % 2:
         raise AccessAuditError(f"{display_name}: the header line has an unbalanced quote")
-    names = next(csv.reader(io.StringIO(text)))
+    try:
+        names = next(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise AccessAuditError(
+            f"{display_name}: the header line cannot be read as CSV ({exc})"
+        ) from exc
     names = [n if n.strip() else f"column_{i + 1}" for i, n in enumerate(names)]
     first_seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
@@ -191,6 +218,8 @@ def _csv_problem(exact: str) -> pl.Expr:
     return (
         pl.when(pl.col("bad_bytes"))
         .then(pl.lit("not_utf8"))
+        .when(text.str.contains(_BARE_LINE_ENDING_OUTSIDE_QUOTES))
+        .then(pl.lit("mixed_line_endings"))
         .when(text.str.contains(exact))
         .then(None)
         .when(text.str.contains(_ANY_RECORD))

@@ -130,7 +130,7 @@ Reader = Callable[[Path, str], tuple[pl.DataFrame | None, pl.DataFrame]]
 
 
 def _read_csv(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    lines = split_lines(path.read_bytes())
+    lines = split_lines(path.read_bytes(), csv_quotes=True)
     first = first_content_line(lines)
     if first is None:
         return None, pl.DataFrame(schema=REFUSED_SCHEMA)
