@@ -3,6 +3,7 @@ JSON Lines numbers, failure lines naming their drop, file names, and settings ou
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from access_audit.ingest import time_rules
 from access_audit.ingest.lines import split_lines
 from access_audit.render import _percent
 from access_audit.workspace import Workspace
-from conftest import event
+from conftest import event, write_table
 from test_score import reference
 
 runner = CliRunner()
@@ -189,3 +190,63 @@ def test_the_header_s_line_ending_is_the_first_outside_quotes() -> None:
 
 def _reasons(workspace: Workspace) -> list[tuple[int, str]]:
     return workspace.rejected_rows().select("source_line", "reason").rows()
+
+
+# -- 3: JSON Lines values are their exact source text ------------------------------------------
+
+
+def _jsonl_drop(tmp_path: Path, name: str, objects: list[str]) -> Path:
+    folder = tmp_path / "drops" / "2026-11-21"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(o + "\n" for o in objects), encoding="utf-8")
+    return folder
+
+
+def test_jsonl_ids_written_as_numbers_keep_their_source_text(workspace, tmp_path) -> None:
+    rest = (
+        '"occurred_at": "2026-11-21T10:00:00Z", "user_id": "U1", "system": "RMS", '
+        '"action": "view", "record_type": "person", "record_id": "P1"'
+    )
+    ids = ["10", "1e1", '"1.5"', "1.50", '"007"', "true", "9007199254740993", "-0", "1E+1"]
+    drop = _jsonl_drop(tmp_path, "access_log.jsonl", [f'{{"event_id": {i}, {rest}}}' for i in ids])
+    report = workspace.ingest([drop])
+    load = report.loaded[0].tables["access_log"]
+    assert (load.rows_read, load.loaded, load.duplicates) == (9, 9, 0)
+    stored = workspace.scan("access_events").collect()["event_id"].to_list()
+    assert sorted(stored) == sorted(i.strip('"') for i in ids)
+
+
+def test_jsonl_reference_rows_keep_numbers_booleans_and_nested_values_as_written(
+    workspace, tmp_path
+) -> None:
+    drop = _jsonl_drop(
+        tmp_path,
+        "persons.jsonl",
+        [
+            '{"person_id": 10, "surname": "A", "postcode": 1.50}',
+            '{"person_id": 1e1, "surname": "B", "extra": {"n": 1.50, "b": false}}',
+            '{"person_id": 1.0, "surname": "C", "x": [1e1, true]}',
+        ],
+    )
+    write_table(drop, "access_log", [event("E1")])
+    report = workspace.ingest([drop])
+    assert report.ok, report.failed
+    assert report.loaded[0].tables["persons"].loaded == 3
+    persons = workspace.scan("persons").sort("person_id").collect()
+    assert persons["person_id"].to_list() == ["1.0", "10", "1e1"]
+    assert persons.filter(person_id="10")["postcode"].to_list() == ["1.50"]
+    extra = dict(zip(persons["person_id"], persons["extra"], strict=True))
+    assert json.loads(extra["1e1"]) == {"extra": '{"n": 1.50, "b": false}', "x": None}
+    assert json.loads(extra["1.0"])["x"] == "[1e1, true]"
+
+
+def test_jsonl_lines_python_would_read_but_json_does_not_are_refused(workspace, tmp_path) -> None:
+    rest = (
+        '"occurred_at": "2026-11-21T10:00:00Z", "user_id": "U1", "system": "RMS", '
+        '"action": "view", "record_type": "person", "record_id": "P1"'
+    )
+    lines = [f'{{"event_id": "E1", {rest}}}', f'{{"event_id": NaN, {rest}}}']
+    report = workspace.ingest([_jsonl_drop(tmp_path, "access_log.jsonl", lines)])
+    load = report.loaded[0].tables["access_log"]
+    assert (load.rows_read, load.loaded, load.rejected_rows) == (2, 1, 1)
+    assert _reasons(workspace) == [(2, "not_json_object")]

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from access_audit.errors import AccessAuditError, MissingColumnError
+from access_audit.ingest.jsonl import source_text_frame
 from access_audit.ingest.lines import (
     csv_header,
     csv_records,
@@ -160,15 +161,20 @@ def _read_jsonl(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.
     if first_content_line(lines) is None:
         return None, pl.DataFrame(schema=REFUSED_SCHEMA)
     records = jsonl_records(lines)
-    body = joined_text(records.good)
-    if not body:
+    # Every value as its exact source text: `1e1` and `10`, `1.50` and `1.5` are distinct ids.
+    frame, not_objects = source_text_frame(records.good)
+    refused = pl.concat(
+        [
+            records.refused,
+            not_objects.with_columns(pl.lit("not_json_object").alias("reason")).select(
+                records.refused.columns
+            ),
+        ]
+    ).sort("source_line")
+    if frame.height == 0:
         # No object to take column names from: every line is refused on its own.
-        return None, records.refused
-    # Every value as its exact text (an id 9007199254740993 must not pass through a float);
-    # the keys come from a first read, the values from a second with every key as text.
-    keys = pl.read_ndjson(io.BytesIO(body), infer_schema_length=None).columns
-    frame = pl.read_ndjson(io.BytesIO(body), schema={k: pl.String() for k in keys})
-    return frame.with_columns(records.good["source_line"]), records.refused
+        return None, refused
+    return frame, refused
 
 
 def _read_parquet(path: Path, display_name: str) -> tuple[pl.DataFrame | None, pl.DataFrame]:
