@@ -250,3 +250,36 @@ def test_jsonl_lines_python_would_read_but_json_does_not_are_refused(workspace, 
     load = report.loaded[0].tables["access_log"]
     assert (load.rows_read, load.loaded, load.rejected_rows) == (2, 1, 1)
     assert _reasons(workspace) == [(2, "not_json_object")]
+
+
+# -- 4: a failed drop is named in its failure line ---------------------------------------------
+
+
+def test_the_failure_line_names_the_drop_escaped(tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    (drops / "2026-11-17[bold]x").mkdir(parents=True)
+    (drops / "2026-11-17[bold]x" / "access_log.csv").write_text(
+        "event_id,occurred_at,user_id,system,action,record_id\n"
+        "E0,2026-11-17T10:00:00Z,U1,RMS,view,P1\n",
+        encoding="utf-8",
+    )
+    write_table(drops / "2026-11-18", "access_log", [event("E1")])
+    result = runner.invoke(
+        app,
+        [
+            "nightly",
+            str(drops / "2026-11-17[bold]x"),
+            str(drops / "2026-11-18"),
+            str(drops / "missing"),
+            "--home",
+            str(tmp_path / "home"),
+            "--no-progress",
+        ],
+    )
+    lines = sorted(line for line in result.output.splitlines() if line.startswith("failed:"))
+    assert len(lines) == 2
+    assert lines[0].startswith(f"failed: {drops / 'missing'}: not a folder")
+    assert lines[1].startswith(
+        "failed: 2026-11-17[bold]x: access_log.csv: required column 'record_type'"
+    )
+    assert "1 drop(s) loaded, 2 failed" in result.output

@@ -81,8 +81,12 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
         console.print(rejections)
         console.print("List them with `access-audit rejected`.")
     for failure in report.failed:
+        # A drop that could not be opened is named in its error already (its path).
+        named = failure.error.startswith(failure.drop)
+        drop = "" if named else f"{terminal(failure.drop)}: "
         err_console.print(
-            f"[bold red]failed:[/] {terminal(failure.error)} (nothing from this drop was loaded)",
+            f"[bold red]failed:[/] {drop}{terminal(failure.error)} "
+            "(nothing from this drop was loaded)",
             highlight=False,
             soft_wrap=True,
         )
