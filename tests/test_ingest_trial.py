@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from access_audit.cli import app
@@ -14,6 +15,7 @@ from access_audit.config import IngestConfig
 from access_audit.ingest import time_rules
 from access_audit.ingest.lines import split_lines
 from access_audit.render import _percent
+from access_audit.schema import table_for_file
 from access_audit.workspace import Workspace
 from conftest import event, write_table
 from test_score import reference
@@ -283,3 +285,45 @@ def test_the_failure_line_names_the_drop_escaped(tmp_path: Path) -> None:
         "failed: 2026-11-17[bold]x: access_log.csv: required column 'record_type'"
     )
     assert "1 drop(s) loaded, 2 failed" in result.output
+
+
+# -- 5: every file whose name starts with a table's name belongs to it ------------------------
+
+
+@pytest.mark.parametrize(
+    ("file_name", "table"),
+    [
+        ("access_log.csv", "access_log"),
+        ("access_log (1).csv", "access_log"),
+        ("access_log copy.csv", "access_log"),
+        ("Access_Log2.jsonl", "access_log"),
+        ("access_log_2026-11-21_part2.csv", "access_log"),
+        ("incident_persons.csv", "incident_persons"),
+        ("incident_persons (2).parquet", "incident_persons"),
+        ("incidents_persons.csv", "incidents"),
+        ("incidentsx.csv", "incidents"),
+        ("staffing.csv", "staff"),
+        ("assignments-old.csv", "assignments"),
+        ("associations.csv", "associations"),
+        ("notes.txt", None),
+        ("incident.csv", None),
+        ("my access_log.csv", None),
+    ],
+)
+def test_a_file_belongs_to_the_longest_table_name_it_starts_with(
+    file_name: str, table: str | None
+) -> None:
+    spec = table_for_file(file_name)
+    assert (spec.name if spec else None) == table
+
+
+def test_copies_of_a_table_file_are_loaded_not_ignored(workspace, tmp_path) -> None:
+    folder = tmp_path / "drops" / "2026-11-21"
+    write_table(folder, "access_log", [event("E1")])
+    write_table(folder, "access_log (1)", [event("E2")])
+    write_table(folder, "access_log copy", [event("E3")])
+    report = workspace.ingest([folder])
+    assert report.ok, report.failed
+    loaded = report.loaded[0]
+    assert loaded.unrecognised_files == []
+    assert (loaded.tables["access_log"].files, loaded.tables["access_log"].loaded) == (3, 3)

@@ -260,12 +260,12 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 
 
 def table_for_file(file_name: str) -> TableSpec | None:
-    """The table a file belongs to: the longest table name its name starts with."""
+    """The table a file belongs to: the longest table name its name starts with.
+
+    As the export bundle says, every file whose name starts with a table's name belongs to it,
+    whatever follows: `access_log (1).csv`, `access_log copy.csv`, `incidents_2.csv`."""
     lowered = file_name.lower()
     for name in TABLE_NAMES_LONGEST_FIRST:
         if lowered.startswith(name):
-            rest = lowered[len(name) :]
-            # `incidents.csv` and `incidents_2.csv` belong; `incidentsx.csv` does not.
-            if rest[:1] in ("", ".", "_", "-"):
-                return TABLES_BY_NAME[name]
+            return TABLES_BY_NAME[name]
     return None
