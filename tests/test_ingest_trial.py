@@ -327,3 +327,70 @@ def test_copies_of_a_table_file_are_loaded_not_ignored(workspace, tmp_path) -> N
     loaded = report.loaded[0]
     assert loaded.unrecognised_files == []
     assert (loaded.tables["access_log"].files, loaded.tables["access_log"].loaded) == (3, 3)
+
+
+# -- 6: out-of-range settings, times and drop dates are one-line user errors -------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            "[scoring]\nreexplain_days = 100000000",
+            r"[scoring] reexplain_days: must be at most 36600, got 100000000",
+        ),
+        (
+            "[explanations.assigned]\ngrace_before_hours = 1e12",
+            r"[explanations.assigned] grace_before_hours: must be at most 878400",
+        ),
+        (
+            "[explanations.assigned]\ngrace_after_hours = inf",
+            r"[explanations.assigned] grace_after_hours: input should be a finite number",
+        ),
+        ("[indicators.unexplained]\nweight = nan", "[indicators.unexplained] weight: input should"),
+        ("[indicators.off_shift]\ngrace_hours = 1e300", "[indicators.off_shift] grace_hours: must"),
+        ("[store]\nkeep_hours = 1e300", "[store] keep_hours: must be at most"),
+        ("[cases]\nspan_days = 99999999", "[cases] span_days: must be at most 36600"),
+        ("[reviews]\nsuppress_days = 99999999", "[reviews] suppress_days: must be at most"),
+    ],
+)
+def test_out_of_range_settings_are_a_one_line_error(
+    tmp_path: Path, setting: str, message: str
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "access-audit.toml").write_text(setting + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["score", "--home", str(home), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "internal error" not in result.output
+
+
+def test_the_largest_settings_allowed_still_score(workspace: Workspace, make_drop) -> None:
+    (workspace.home / "access-audit.toml").write_text(
+        "[scoring]\nreexplain_days = 36600\nlookback_days = 36600\n"
+        "[explanations.assigned]\ngrace_before_hours = 878400\ngrace_after_hours = 878400\n"
+        "[indicators.off_shift]\ngrace_hours = 878400\n[reviews]\nsuppress_days = 36600\n",
+        encoding="utf-8",
+    )
+    workspace = Workspace.open(workspace.home)
+    first, late = _flagged_then_assigned(make_drop)
+    report = workspace.nightly([first, late])
+    assert report.ok and report.score is not None and report.score.events == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--since", "10000000000000h"),
+        ("--since", "99999999999999999999999d"),
+        ("--until", "9999-12-31T23:59:59-05:00"),
+    ],
+)
+def test_a_time_out_of_range_is_a_one_line_error(
+    workspace: Workspace, make_drop, option: str, value: str
+) -> None:
+    assert workspace.nightly([make_drop("2026-11-21", {"access_log": [event("E1")]})]).ok
+    result = runner.invoke(app, ["flag", option, value, "--home", str(workspace.home)])
+    assert result.exit_code == 2, result.output
+    assert f"{option}: '{value}' is out of range" in result.output

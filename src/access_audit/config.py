@@ -54,7 +54,15 @@ class Section(BaseModel):
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+# Durations are bounded so that date arithmetic cannot overflow: no window, grace or retention
+# is longer than a century of records.
+MAX_DAYS = 36_600
+Days = Annotated[int, Field(ge=0, le=MAX_DAYS)]
+PositiveDays = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+Hours = Annotated[float, Field(ge=0, le=24 * MAX_DAYS, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, le=24 * 3600 * MAX_DAYS, allow_inf_nan=False)]
 NonEmptyText = Annotated[str, Field(min_length=1)]
 
 
@@ -109,10 +117,10 @@ class StoreConfig(Section):
 
     keep_generations: Annotated[int, Field(ge=2)] = 5
     """The fewest committed generations kept on disk, whatever their age."""
-    keep_hours: NonNegativeFloat = 36.0
+    keep_hours: Hours = 36.0
     """A generation is kept while it was current within this many hours, so an analyst's DuckDB
     session opened on it keeps working (see store.py)."""
-    lock_timeout_seconds: NonNegativeFloat = 600.0
+    lock_timeout_seconds: Seconds = 600.0
     verify_before_build: VerifyMode = "full"
     """How nightly, score and ingest check the generation they build on: full (re-hash every
     file) or quick (sizes and Parquet row counts)."""
@@ -128,10 +136,10 @@ class StoreConfig(Section):
 class CasesConfig(Section):
     """How flags are grouped into cases ([cases], see review/cases.py)."""
 
-    span_days: PositiveInt = 30
+    span_days: PositiveDays = 30
     """A case holds one user's flags on one subject (or their user-level flags) from its first
     flag's day for this many days; a later flag starts the next case."""
-    due_days: PositiveInt = 28
+    due_days: PositiveDays = 28
     """An assignment without --due is due this many days after it is made."""
 
 
@@ -159,11 +167,11 @@ ColumnMappings = Annotated[
 
 # -- the scoring sections (defaults in score/rules.toml) -----------------------------------------
 class ScoringSettings(Section):
-    scale: float = Field(gt=0)
+    scale: float = Field(gt=0, allow_inf_nan=False)
     alert_threshold: float = Field(ge=0, le=100)
-    lookback_days: PositiveInt
-    reexplain_days: NonNegativeInt
-    chunk_days: PositiveInt
+    lookback_days: PositiveDays
+    reexplain_days: Days
+    chunk_days: PositiveDays
 
 
 def _compiles(pattern: str | None) -> str | None:
@@ -207,8 +215,8 @@ class ExplanationSettings(Section):
 
     source: ExplanationSource
     text: NonEmptyText
-    grace_before_hours: NonNegativeFloat
-    grace_after_hours: NonNegativeFloat
+    grace_before_hours: Hours
+    grace_after_hours: Hours
     pattern: Annotated[str | None, AfterValidator(_compiles)] = None
 
     @model_validator(mode="after")
@@ -245,12 +253,12 @@ class IndicatorSettings(Section):
 
 
 class MetOnDutySettings(IndicatorSettings):
-    call_days: NonNegativeInt
-    assignment_days: NonNegativeInt
+    call_days: Days
+    assignment_days: Days
 
 
 class DormantIncidentSettings(IndicatorSettings):
-    dormant_days: PositiveInt
+    dormant_days: PositiveDays
 
 
 class SameSurnameSettings(IndicatorSettings):
@@ -263,16 +271,16 @@ class CrowdSettings(IndicatorSettings):
 
 
 class RepeatedSettings(IndicatorSettings):
-    min_days: PositiveInt
+    min_days: PositiveDays
 
 
 class OffShiftSettings(IndicatorSettings):
-    grace_hours: NonNegativeFloat
+    grace_hours: Hours
 
 
 class ExplainedExcessSettings(IndicatorSettings):
     min_count: PositiveInt
-    peer_ratio: float = Field(gt=0)
+    peer_ratio: float = Field(gt=0, allow_inf_nan=False)
 
 
 class IndicatorsSettings(Section):
@@ -306,22 +314,22 @@ class IndicatorsSettings(Section):
 class PatternSettings(Section):
     min_lookups: PositiveInt
     min_role_users: PositiveInt
-    young_women_min_age: NonNegativeInt
-    young_women_max_age: NonNegativeInt
-    threshold: float = Field(gt=0)
+    young_women_min_age: Annotated[int, Field(ge=0, le=150)]
+    young_women_max_age: Annotated[int, Field(ge=0, le=150)]
+    threshold: float = Field(gt=0, allow_inf_nan=False)
     base_points: NonNegativeFloat
     points_per_z: NonNegativeFloat
     max_points: NonNegativeFloat
 
 
 class ReviewSettings(Section):
-    suppress_days: NonNegativeInt
+    suppress_days: Days
     not_new_risk: list[str]
 
 
 class ReportSettings(Section):
     training_course: NonEmptyText
-    training_overdue_months: PositiveInt
+    training_overdue_months: Annotated[int, Field(ge=1, le=1200)]
     apsp_subject_codes: list[str]
     """An APSP-type alert's subject is marked by one of these (a victim, a vulnerable person) ..."""
     apsp_contact_codes: list[str]
@@ -339,9 +347,9 @@ class LearningSettings(Section):
 class AuditGapsSettings(Section):
     """[audit_gaps]: when missing audit rows make a flag (see score/audit_gaps.py)."""
 
-    lookback_days: PositiveInt
+    lookback_days: PositiveDays
     min_hourly_volume: NonNegativeFloat
-    min_baseline_hours: PositiveInt
+    min_baseline_hours: Annotated[int, Field(ge=1, le=24 * MAX_DAYS)]
     max_share: float = Field(ge=0, le=1)
     min_z: NonNegativeFloat
     min_user_shift_volume: NonNegativeFloat
@@ -361,7 +369,7 @@ class PeersSettings(Section):
     force_prior_lookups: NonNegativeFloat
     peer_prior_lookups: NonNegativeFloat
     user_prior_lookups: NonNegativeFloat
-    full_weight_ratio: float = Field(gt=1)
+    full_weight_ratio: float = Field(gt=1, allow_inf_nan=False)
 
 
 PATTERN_CODE_PREFIX = "pattern_"

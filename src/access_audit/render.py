@@ -83,9 +83,9 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
     for failure in report.failed:
         # A drop that could not be opened is named in its error already (its path).
         named = failure.error.startswith(failure.drop)
-        drop = "" if named else f"{terminal(failure.drop)}: "
+        which = "" if named else f"{terminal(failure.drop)}: "
         err_console.print(
-            f"[bold red]failed:[/] {drop}{terminal(failure.error)} "
+            f"[bold red]failed:[/] {which}{terminal(failure.error)} "
             "(nothing from this drop was loaded)",
             highlight=False,
             soft_wrap=True,

@@ -25,7 +25,18 @@ class TimeWindow:
 
 
 def parse_instant(text: str, *, timezone: str, now: datetime, option: str) -> datetime:
-    """One point in time. Days (today, yesterday, a date) start at local midnight."""
+    """One point in time. Days (today, yesterday, a date) start at local midnight.
+
+    An instant outside the years 1 to 9999 (``10000000000000h`` ago) is a one-line error."""
+    try:
+        return _parse_instant(text, timezone=timezone, now=now, option=option)
+    except OverflowError:
+        raise AccessAuditError(
+            f"{option}: '{text}' is out of range (before the year 1 or after 9999)"
+        ) from None
+
+
+def _parse_instant(text: str, *, timezone: str, now: datetime, option: str) -> datetime:
     value = text.strip().lower()
     zone = zoneinfo.ZoneInfo(timezone)
     local_now = now.astimezone(zone)
@@ -66,7 +77,10 @@ def parse_day(text: str, *, timezone: str, option: str, now: datetime | None = N
     date, or the local day of an ISO date/time."""
     moment = now or datetime.now(UTC)
     instant = parse_instant(text, timezone=timezone, now=moment, option=option)
-    return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+    try:
+        return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
+    except OverflowError:
+        raise AccessAuditError(f"{option}: '{text}' is out of range") from None
 
 
 def _local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
