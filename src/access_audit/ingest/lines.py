@@ -218,10 +218,12 @@ def _csv_problem(exact: str) -> pl.Expr:
     return (
         pl.when(pl.col("bad_bytes"))
         .then(pl.lit("not_utf8"))
-        .when(text.str.contains(_BARE_LINE_ENDING_OUTSIDE_QUOTES))
-        .then(pl.lit("mixed_line_endings"))
         .when(text.str.contains(exact))
         .then(None)
+        # A bare CR in an LF file (or LF in a CR file) outside quotes that leaves the line short
+        # of a record is a line break of another kind; a field that merely holds a CR loads.
+        .when(text.str.contains(_BARE_LINE_ENDING_OUTSIDE_QUOTES))
+        .then(pl.lit("mixed_line_endings"))
         .when(text.str.contains(_ANY_RECORD))
         .then(pl.lit("wrong_field_count"))
         .otherwise(pl.lit("malformed_quotes"))
