@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from typer.testing import CliRunner
 
 from access_audit import cli
 from access_audit.cli import app
-from access_audit.escape import csv_text, printable, terminal
+from access_audit.escape import csv_text, html_text, printable, terminal, visible
 from access_audit.evaluate import read_truth
 from access_audit.workspace import Workspace
 from conftest import event, write_table
@@ -109,9 +111,12 @@ def test_control_characters_are_shown_not_obeyed(hostile: HostileHome) -> None:
 
 
 def test_flag_csv_cells_never_start_a_formula(hostile: HostileHome) -> None:
-    rows = list(csv.reader(io.StringIO(hostile.run("flag", "--since", DAY, "--format", "csv"))))
+    text = hostile.run("flag", "--since", DAY, "--format", "csv")
+    _no_control_characters(text)  # a cell cannot clear the terminal it is printed to
+    rows = list(csv.reader(io.StringIO(text)))
     cells = [cell for row in rows[1:] for cell in row]
     assert "'" + FORMULA_RECORD in cells and "'-2+3" in cells
+    assert "U0\\u202eX" in cells  # a right-to-left override is shown, not obeyed
     assert not [cell for cell in cells if cell.startswith(FORMULA_CHARACTERS)]
 
 
@@ -136,6 +141,8 @@ def test_report_text_csv_and_html_show_hostile_values_inertly(
     html = page.read_text(encoding="utf-8")
     assert "[link=https://evil.example]U00001[/link]" in html
     assert "=HYPERLINK(&quot;http://evil.example&quot;)" in html
+    _no_control_characters(html)  # a browser would show U0\u202eX reversed, as "UX0"
+    assert "U0\\u202eX" in html
     assert '"http://evil.example"' not in html
 
 
@@ -159,6 +166,36 @@ def test_csv_text_quotes_every_cell_and_prefixes_formulas() -> None:
     lines = csv_text(frame).splitlines()
     assert lines[:5] == ['"id"', '"\'=1+1"', '"\'+x"', '"\'-2"', '"\'@SUM(A1)"']
     assert lines[-2:] == ['"ok"', '""']
+    controls = pl.DataFrame({"id": ["a\x1b[2Jb", "\u202eLIVE", "two\nlines", "\x00"]})
+    assert csv_text(controls).splitlines() == [
+        '"id"',
+        '"a\\x1b[2Jb"',
+        '"\\u202eLIVE"',
+        '"two\\nlines"',
+        '"\\x00"',
+    ]
+
+
+def test_html_shows_controls_and_bidi_marks_but_keeps_lines_and_markup() -> None:
+    from markupsafe import Markup
+
+    assert html_text("<b>\u202e10000U\x1b</b>") == "&lt;b&gt;\\u202e10000U\\x1b&lt;/b&gt;"
+    assert visible("two\nlines\tand a tab") == "two\nlines\tand a tab"
+    assert visible(Markup("<svg/>")) == Markup("<svg/>") and visible(3) == 3
+
+
+def test_emoji_codes_in_a_note_are_shown_as_typed(hostile: HostileHome) -> None:
+    """Rich replaces `:thumbs_up:` with an emoji unless told not to: a note, or an access of
+    system `A` and event `B`, would read differently from what was typed."""
+    flags = json.loads(hostile.run("flag", "--since", DAY, "--format", "json"))
+    flag_id = next(f["flag_id"] for f in flags if f["user_id"] == RLO_USER)
+    note = "checked :thumbs_up: :cross_mark:"
+    hostile.run("review", flag_id, "--status", "under_review", "--note", note)
+    done = subprocess.run(
+        [sys.executable, "-m", "access_audit", "--home", str(hostile.home), "explain", flag_id],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert note in done.stdout and "\N{THUMBS UP SIGN}" not in done.stdout
 
 
 def test_an_error_naming_a_hostile_id_is_one_literal_line(hostile: HostileHome) -> None:

@@ -45,8 +45,10 @@ def _console(stderr: bool = False) -> Console:
     """A terminal gets rich output; a file, pipe or cron log gets full-width plain text."""
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False)
+        return Console(stderr=stderr, emoji=False)
+    return Console(
+        stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False, emoji=False
+    )
 
 
 console = _console()
@@ -159,7 +161,7 @@ def _workspace(ctx: typer.Context, home: Path | None, create: bool = False) -> W
 
 def _output(quiet: bool) -> Console:
     """Where a command's results go: the console, or nowhere with --quiet (errors still show)."""
-    return Console(quiet=True) if quiet else console
+    return Console(quiet=True, emoji=False) if quiet else console
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from access_audit.score.rules import Rules
     from access_audit.score.run import ScoreReport
 
+_LOG = logging.getLogger("access_audit")
 HOME_ENV = "ACCESS_AUDIT_HOME"
 RUNS_FOLDER = "runs"
 DEFAULT_HOME = Path("access-audit-data")
@@ -177,7 +179,23 @@ class Workspace:
                 raise AccessAuditError(f"{path}: no access-audit home here (run `ingest` first)")
             with owner_only():
                 path.mkdir(parents=True, mode=0o700, exist_ok=True)
-        return cls(path)
+        workspace = cls(path)
+        workspace._rebuild_catalog_if_moved()
+        return workspace
+
+    def _rebuild_catalog_if_moved(self) -> None:
+        """A home moved or restored elsewhere keeps a database whose views read the old place
+        (or, for a copy, the original's rows): rebuild it here before anyone reads it."""
+        from access_audit.catalog import built_for
+
+        if not self.database_path.exists() or built_for(self.home) == str(self.home):
+            return
+        try:
+            self.refresh_catalog()
+        except (AccessAuditError, OSError) as exc:  # a read-only copy: say so, answer anyway
+            _LOG.warning(
+                "the analysts' database was built for another home: %s", one_line(str(exc))
+            )
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -836,11 +854,17 @@ class Workspace:
         current = self.generation()
         try:
             with duckdb.connect(str(self.database_path), read_only=True) as connection:
-                row = connection.execute("SELECT generation FROM catalog_info").fetchone()
+                row = connection.execute(
+                    "SELECT generation, generation_path FROM catalog_info"
+                ).fetchone()
         except duckdb.Error:
             return True
-        built_on = row[0] if row else None
-        return built_on != (current.number if current else 0)
+        if row is None:
+            return True
+        built_on, built_path = row
+        if current is None:
+            return bool(built_on != 0)
+        return bool(built_on != current.number or built_path != str(current.path))
 
     def _log_event(
         self,

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from access_audit.escape import visible
 from access_audit.evidence.scope import EvidenceTables
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -55,6 +56,7 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=StrictUndefined,
+        finalize=visible,  # control characters and bidirectional marks shown, not obeyed
         keep_trailing_newline=True,
     )
     flags = tables.flags.with_columns(

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from access_audit.errors import internal_error_line, write_traceback
+from access_audit.escape import visible
 from access_audit.serve.guard import (
     ASGIApp,
     Guard,
@@ -86,6 +87,7 @@ def templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every value is text unless a template marks it otherwise
         undefined=jinja2.StrictUndefined,
+        finalize=visible,  # control characters and bidirectional marks shown, not obeyed
         trim_blocks=True,
         lstrip_blocks=True,
     )
