@@ -222,3 +222,31 @@ def test_a_truth_file_name_is_never_a_glob(tmp_path: Path) -> None:
     (tmp_path / "truth[1].csv").write_text(header + "EP1,pc_b,U1,P1,RMS,E1\n")
     (tmp_path / "truth1.csv").write_text(header + "EP2,pc_b,U2,P2,RMS,E2\n")
     assert read_truth(tmp_path / "truth[1].csv")["episode_id"].to_list() == ["EP1"]
+
+
+def test_an_access_whose_ids_hold_a_colon_is_never_mistaken_for_another(tmp_path: Path) -> None:
+    """`explain A:B:C` showed (A:B, C) and left (A, B:C) unreachable: now an ambiguous
+    identifier is refused in one line, and `--system` names either exactly."""
+    drop = tmp_path / "drops" / DAY
+    write_table(
+        drop,
+        "access_log",
+        [
+            event("B:C", f"{DAY}T08:00:00Z", system="A", user_id="U00001"),
+            event("C", f"{DAY}T09:00:00Z", system="A:B", user_id="U00002"),
+        ],
+    )
+    home = str(tmp_path / "home")
+    assert (
+        CliRunner().invoke(app, ["--home", home, "ingest", "--no-progress", str(drop)]).exit_code
+        == 0
+    )
+    ambiguous = CliRunner().invoke(app, ["--home", home, "explain", "A:B:C"])
+    assert ambiguous.exit_code == 2 and ambiguous.stderr.count("\n") == 1
+    assert "2 accesses match A:B:C" in ambiguous.stderr and "--system" in ambiguous.stderr
+    for system, event_id, user in (("A", "B:C", "U00001"), ("A:B", "C", "U00002")):
+        shown = CliRunner().invoke(
+            app, ["--home", home, "explain", event_id, "--system", system, "--format", "json"]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["user_id"] == user

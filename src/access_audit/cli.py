@@ -481,6 +481,14 @@ def explain(
         str,
         typer.Option("--format", help="text, or json (one object; times in ISO 8601 UTC)."),
     ] = "text",
+    system: Annotated[
+        str | None,
+        typer.Option(
+            "--system",
+            help="The access's system, when its ids hold ':' and SYSTEM:event_id is ambiguous; "
+            "IDENTIFIER is then the event id exactly.",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Why a flag was raised, or why an access was considered fine: explanations, indicators,
@@ -490,7 +498,7 @@ def explain(
     workspace = _workspace(ctx, home)
     from access_audit import render
 
-    detail = workspace.flag_detail(identifier)
+    detail = workspace.flag_detail(identifier) if system is None else None
     if detail is not None:
         workspace.record_view("explain", [identifier], [str(detail.flag.get("subject_id") or "")])
         if output_format == "json":
@@ -498,7 +506,7 @@ def explain(
         else:
             render.render_flag_detail(console, detail)
         return
-    event = workspace.event_detail(identifier)
+    event = workspace.event_detail(identifier, system)
     if event is None:
         raise AccessAuditError(f"no flag or access with id {identifier}")
     workspace.record_view(

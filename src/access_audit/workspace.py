@@ -583,7 +583,7 @@ class Workspace:
             flag, self.scan("access_events"), self.scan("explanations"), self.scan("flag_events")
         )
 
-    def event_detail(self, identifier: str) -> EventDetail | None:
+    def event_detail(self, identifier: str, system: str | None = None) -> EventDetail | None:
         from access_audit.review.detail import event_detail
 
         return event_detail(
@@ -593,6 +593,7 @@ class Workspace:
             self.scan("indicators"),
             self.scan("flags"),
             self.scan("flag_events"),
+            system=system,
         )
 
     def review(

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from access_audit.errors import AccessAuditError
 from access_audit.review.queue import current_reviews
 
 EVENT_FIELDS = [
@@ -106,15 +107,30 @@ def event_detail(
     indicators: pl.LazyFrame,
     flags: pl.LazyFrame,
     flag_events: pl.LazyFrame,
+    system: str | None = None,
 ) -> EventDetail | None:
-    """An access by `event_id`, or `SYSTEM:event_id` when ids repeat across systems."""
-    system, _, event_id = identifier.rpartition(":")
-    match = pl.col("event_id") == event_id
-    if system:
-        match &= pl.col("system") == system
-    found = events.filter(match).select(EVENT_FIELDS).collect()
+    """An access by `event_id`, or `SYSTEM:event_id` when ids repeat across systems, or by
+    `event_id` with ``system`` given apart (ids may hold ``:`` themselves).
+
+    Without ``system`` every reading of the identifier is tried (the whole of it as an event id,
+    and each ``:`` as the separator); more than one access matching is an error, never a guess."""
+    if system is not None:
+        match = (pl.col("system") == system) & (pl.col("event_id") == identifier)
+    else:
+        match = pl.col("event_id") == identifier
+        for cut in (i for i, character in enumerate(identifier) if character == ":"):
+            match |= (pl.col("system") == identifier[:cut]) & (
+                pl.col("event_id") == identifier[cut + 1 :]
+            )
+    found = events.filter(match).select(EVENT_FIELDS).sort("system", "event_id").collect()
     if found.is_empty():
         return None
+    if found.height > 1:
+        raise AccessAuditError(
+            f"{found.height} accesses match {identifier} (in systems "
+            f"{', '.join(found['system'].unique(maintain_order=True).to_list())}): "
+            "name one with --system SYSTEM and its event id"
+        )
     row = found.row(0, named=True)
     key = (pl.col("system") == row["system"]) & (pl.col("event_id") == row["event_id"])
     holding = flag_events.filter(key).select("flag_id")
