@@ -22,7 +22,7 @@ from access_audit.cli import app
 from access_audit.config import parse_config
 from access_audit.errors import AccessAuditError
 from access_audit.report import apsp_type
-from access_audit.report.render import render_html
+from access_audit.report.formats import render_html
 from access_audit.review.case_log import CASE_LOG_SCHEMA
 from access_audit.review.cases import case_members, case_summaries
 from access_audit.tables import FLAGS, REVIEWS

@@ -688,7 +688,7 @@ def report(
         allow_empty=allow_empty,
     )
     workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
-    from access_audit.report.render import render_csv, render_html, render_text
+    from access_audit.report.formats import render_csv, render_html, render_text
 
     text = {"text": render_text, "csv": render_csv, "html": render_html}[output_format](built)
     if output is None:
