@@ -574,13 +574,31 @@ class Workspace:
             self.scan("reviews"),
         )
 
-    def flag_timelines(self, flag: dict[str, Any]) -> Timelines:
+    def flag_timelines(
+        self, flag: dict[str, Any], flag_ids: Sequence[str] | None = None
+    ) -> Timelines:
         """The flag's user's accesses around it and everyone's accesses to its subject
-        (``FlagDetail.flag`` is such a row)."""
+        (``FlagDetail.flag`` is such a row; a case's summary with ``flag_ids``, its flags)."""
         from access_audit.review.timelines import flag_timelines
 
         return flag_timelines(
-            flag, self.scan("access_events"), self.scan("explanations"), self.scan("flag_events")
+            flag,
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("flag_events"),
+            flag_ids=flag_ids,
+        )
+
+    def held_accesses(self, flag_ids: Sequence[str]) -> pl.DataFrame:
+        """The accesses the flags hold (a case's evidence), with what explains each."""
+        from access_audit.review.detail import held_accesses
+
+        return held_accesses(
+            flag_ids,
+            self.scan("flag_events"),
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("indicators"),
         )
 
     def event_detail(self, identifier: str, system: str | None = None) -> EventDetail | None:

@@ -3,6 +3,7 @@ over the stores; the caller decides what to print."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,26 +69,11 @@ def flag_detail(
         return None
     record = flag.join(current_reviews(reviews).collect(), on="flag_id", how="left").to_dicts()[0]
     record["status"] = record.get("status") or "open"
-    held = flag_events.filter(pl.col("flag_id") == flag_id).select("system", "event_id", "day")
-    days = held.select("day").unique()
-    accesses = (
-        events.join(days, on="day", how="semi")
-        .join(held.drop("day"), on=["system", "event_id"], how="semi")
-        .select(EVENT_FIELDS)
-    )
-    annotated = (
-        _annotated(
-            accesses,
-            explanations.join(days, on="day", how="semi"),
-            indicators.join(days, on="day", how="semi"),
-        )
-        .sort("occurred_at")
-        .collect()
-    )
+    annotated = held_accesses([flag_id], flag_events, events, explanations, indicators)
     user = record["user_id"]
     return FlagDetail(
         flag=record,
-        events=annotated,
+        events=annotated.drop("flag_ids"),
         # a system's audit gap has no user, so no training (a typed null matches nothing)
         training=training.filter(pl.col("user_id") == pl.lit(user, dtype=pl.String))
         .select("course", "completed_at")
@@ -97,6 +83,35 @@ def flag_detail(
         .sort("reviewed_at")
         .select("review_id", "reviewed_at", "reviewer", "status", "outcome", "purpose", "note")
         .collect(),
+    )
+
+
+def held_accesses(
+    flag_ids: Sequence[str],
+    flag_events: pl.LazyFrame,
+    events: pl.LazyFrame,
+    explanations: pl.LazyFrame,
+    indicators: pl.LazyFrame,
+) -> pl.DataFrame:
+    """The accesses the flags hold, oldest first, each once with its explanations, indicators
+    and the ``flag_ids`` (of those given) that hold it: a flag's or a case's evidence."""
+    keys = ["system", "event_id"]
+    held = flag_events.filter(pl.col("flag_id").is_in(list(flag_ids)))
+    days = held.select("day").unique()
+    holding = held.group_by(keys).agg(flag_ids=pl.col("flag_id").unique().sort())
+    accesses = (
+        events.join(days, on="day", how="semi")
+        .select(EVENT_FIELDS)
+        .join(holding, on=keys, how="inner")
+    )
+    return (
+        _annotated(
+            accesses,
+            explanations.join(days, on="day", how="semi"),
+            indicators.join(days, on="day", how="semi"),
+        )
+        .sort("occurred_at", "system", "event_id")
+        .collect()
     )
 
 

@@ -1,9 +1,9 @@
 """The review page's web application: the guard around the routes of each kind of page.
 
-Each kind of page (the flag queue and a flag, ``flags.py``; a case, later) is a module with a
-``routes(desk)`` function returning its Starlette routes; ``create_app`` puts them together. Pages
-are server-rendered Jinja2 templates with autoescaping on: every id, name and note is text, never
-markup. No JavaScript is built or served.
+Each kind of page (the flag queue and a flag, ``flags.py``; the cases and a case, ``cases.py``)
+is a module with a ``routes(desk)`` function returning its Starlette routes; ``create_app`` puts
+them together. Pages are server-rendered Jinja2 templates with autoescaping on: every id, name and
+note is text, never markup. No JavaScript is built or served.
 """
 
 from __future__ import annotations
@@ -101,11 +101,12 @@ def create_app(
     workspace: Workspace, *, token: str | None = None, reviewer: str | None = None
 ) -> tuple[Starlette, str]:
     """The application and the token that opens a session on it (random unless given)."""
-    from access_audit.serve import flags
+    from access_audit.serve import cases, flags
 
     desk = Desk(workspace, templates(), reviewer)
     routes: list[BaseRoute] = [
         *flags.routes(desk),
+        *cases.routes(desk),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     secret = token or new_token()
