@@ -576,8 +576,9 @@ def serve(
     home: HomeOption = None,
 ) -> None:
     """The review queue in the browser: the queue, each flag's evidence and timelines, and a
-    review form, on 127.0.0.1 only. Open the address it prints (its token opens a session);
-    every page shown is recorded in the view log. Ctrl-C stops it."""
+    review form; the cases, each with its assign and review forms; on 127.0.0.1 only. Open the
+    address it prints (its token opens a session); every page shown is recorded in the view log.
+    Ctrl-C stops it."""
     from access_audit.escape import terminal
     from access_audit.serve.server import serve as serve_review_page
 
@@ -733,9 +734,10 @@ def evidence(
 ) -> None:
     """Write an evidence pack for a misconduct hearing: an HTML page and its PDF, a CSV of every
     access in scope (UTC and local times, what explains it or why nothing does), the user's
-    shifts, assignments and training, the review history with notes, and a manifest of every
-    file's SHA-256 with the store's verified chain head. Refused if the home fails
-    verification; owner-only files; the export is recorded in the view log."""
+    shifts, assignments and training, the review history with notes (and a case's history), and
+    a manifest of every file's SHA-256 with the store's and the logs' verified chain heads.
+    Refused if the home fails verification; owner-only files; the export is recorded in the view
+    log."""
     workspace = _workspace(ctx, home)
     with _progress_bar(progress and not quiet) as update:
         pack = workspace.evidence(

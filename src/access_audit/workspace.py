@@ -687,14 +687,17 @@ class Workspace:
     ) -> EvidencePack:
         """Write an evidence pack for a misconduct hearing about ``flag_ids`` to the folder
         ``output`` (absent or empty): see ``access_audit.evidence``. A case id among them stands
-        for its flags. Refused unless every chain of the home verifies; the export is logged in
-        the view log."""
+        for its flags and adds its history from the case log. Refused unless every chain of the
+        home verifies; the export is logged in the view log."""
         from access_audit.evidence import write_evidence
 
         self._migrate_ledgers()
+        case_ids = self.cases.named(flag_ids)
         flag_ids = self.cases.flag_ids_of(flag_ids)
         with owner_only(), _writing(f"the evidence pack {output}"):
-            return write_evidence(self, flag_ids, output, pdf=pdf, progress=progress)
+            return write_evidence(
+                self, flag_ids, output, case_ids=case_ids, pdf=pdf, progress=progress
+            )
 
     # -- the ledgers ---------------------------------------------------------------------------
     @property

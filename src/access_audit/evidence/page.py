@@ -40,6 +40,8 @@ class Provenance:
     rules_versions: str = ""
     timezone: str = "UTC"
     pdf: bool = True
+    case_ids: list[str] = field(default_factory=list)
+    """The cases exported (their flags are ``flag_ids``)."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,4 +89,5 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         apsp=_rows(tables.apsp),
         training=_rows(tables.training),
         reviews=_rows(tables.reviews),
+        case_history=None if tables.case_history is None else _rows(tables.case_history),
     )
