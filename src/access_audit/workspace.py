@@ -543,6 +543,7 @@ class Workspace:
             self.scan("indicators"),
             self.scan("training"),
             self.scan("reviews"),
+            self.scan("weak_explanations"),
         )
 
     def event_detail(self, identifier: str) -> EventDetail | None:
@@ -555,6 +556,7 @@ class Workspace:
             self.scan("indicators"),
             self.scan("flags"),
             self.scan("flag_events"),
+            self.scan("weak_explanations"),
         )
 
     def review(
@@ -840,6 +842,8 @@ class Workspace:
                 "events": score.events,
                 "explained": score.explained,
                 "first_explained": score.first_explained,
+                "explained_with_mined": score.explained_with_mined,
+                "first_explained_with_mined": score.first_explained_with_mined,
                 "flags": score.flags,
                 "alerts": score.alerts,
                 "audit_gaps": score.audit_gaps,

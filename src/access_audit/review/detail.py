@@ -3,7 +3,7 @@ over the stores; the caller decides what to print."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -39,17 +39,37 @@ class EventDetail:
     explanations: pl.DataFrame
     indicators: pl.DataFrame
     flags: pl.DataFrame
+    weak_explanations: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """Mined explanations (weaker than any recorded one): kind, detail, strength, support."""
+
+
+def _no_weak() -> pl.LazyFrame:
+    from access_audit.tables import WEAK_EXPLANATIONS
+
+    return pl.LazyFrame(schema=WEAK_EXPLANATIONS.full_schema())
 
 
 def _annotated(
-    events: pl.LazyFrame, explanations: pl.LazyFrame, indicators: pl.LazyFrame
+    events: pl.LazyFrame,
+    explanations: pl.LazyFrame,
+    indicators: pl.LazyFrame,
+    weak: pl.LazyFrame,
 ) -> pl.LazyFrame:
     keys = ["system", "event_id"]
     why = explanations.group_by(keys).agg(explanations=pl.col("detail").sort())
+    weakly = weak.group_by(keys).agg(
+        weak_explanations=pl.struct("kind", "detail", "strength", "support").sort_by(
+            ["strength", "kind"], descending=[True, False]
+        )
+    )
     risk = indicators.group_by(keys).agg(
         indicators=pl.struct("code", "points", "evidence").sort_by("points", descending=True)
     )
-    return events.join(why, on=keys, how="left").join(risk, on=keys, how="left")
+    return (
+        events.join(why, on=keys, how="left")
+        .join(weakly, on=keys, how="left")
+        .join(risk, on=keys, how="left")
+    )
 
 
 def flag_detail(
@@ -61,6 +81,7 @@ def flag_detail(
     indicators: pl.LazyFrame,
     training: pl.LazyFrame,
     reviews: pl.LazyFrame,
+    weak: pl.LazyFrame | None = None,
 ) -> FlagDetail | None:
     flag = flags.filter(pl.col("flag_id") == flag_id).collect()
     if flag.is_empty():
@@ -79,6 +100,7 @@ def flag_detail(
             accesses,
             explanations.join(days, on="day", how="semi"),
             indicators.join(days, on="day", how="semi"),
+            (weak if weak is not None else _no_weak()).join(days, on="day", how="semi"),
         )
         .sort("occurred_at")
         .collect()
@@ -106,6 +128,7 @@ def event_detail(
     indicators: pl.LazyFrame,
     flags: pl.LazyFrame,
     flag_events: pl.LazyFrame,
+    weak: pl.LazyFrame | None = None,
 ) -> EventDetail | None:
     """An access by `event_id`, or `SYSTEM:event_id` when ids repeat across systems."""
     system, _, event_id = identifier.rpartition(":")
@@ -129,5 +152,10 @@ def event_detail(
         .collect(),
         flags=flags.join(holding, on="flag_id", how="semi")
         .select("flag_id", "score", "alert", "day")
+        .collect(),
+        weak_explanations=(weak if weak is not None else _no_weak())
+        .filter(key)
+        .select("kind", "via", "detail", "strength", "support", "confidence")
+        .sort(["strength", "kind"], descending=[True, False])
         .collect(),
     )
