@@ -264,7 +264,7 @@ def test_label_propagation_finds_the_two_groups_deterministically() -> None:
     log = Log()
     _two_groups(log)
     opened = log.frame().select("user_id", "record_type", "record_id").unique()
-    edges = similarity_edges(opened, 2, 25).collect().sort("user_id", "other")
+    edges = similarity_edges(opened, 2, 25, 10).collect().sort("user_id", "other")
     groups = label_propagation(edges, 20)
     assert dict(groups.iter_rows()) == {
         "A1": "A1",
@@ -297,8 +297,8 @@ def test_popular_records_make_no_group() -> None:
         for user in ("A1", "B1", "C1"):
             log.add(user, f"famous{n}", _before(n + 1), explained=False)
     opened = log.frame().select("user_id", "record_type", "record_id").unique()
-    assert similarity_edges(opened, 2, 2).collect().is_empty()
-    assert similarity_edges(opened, 2, 3).collect().height == 6
+    assert similarity_edges(opened, 2, 2, 10).collect().is_empty()
+    assert similarity_edges(opened, 2, 3, 10).collect().height == 6
 
 
 # -- nothing is learned from the scored day -------------------------------------------------------
@@ -533,3 +533,19 @@ def test_episodes_carry_the_weak_sentence_on_the_discounted_reason_only() -> Non
     )
     assert reasons["same_surname"]["text"] == "the subject shares their surname (Gray)"
     assert reasons["same_surname"]["weight"] == pytest.approx(0.8)
+
+
+def test_only_mutual_strongest_ties_make_edges() -> None:
+    """A and B share three records, A and C two: with one neighbour each, C's strongest tie (A)
+    is not mutual (A's is B), so only A-B is kept."""
+    log = Log()
+    for n in range(3):
+        log.add("A", f"ab{n}", _before(1), explained=False)
+        log.add("B", f"ab{n}", _before(1), explained=False)
+    for n in range(2):
+        log.add("A", f"ac{n}", _before(1), explained=False)
+        log.add("C", f"ac{n}", _before(1), explained=False)
+    opened = log.frame().select("user_id", "record_type", "record_id").unique()
+    edges = similarity_edges(opened, 2, 25, 1).collect().sort("user_id")
+    assert edges.select("user_id", "other").rows() == [("A", "B"), ("B", "A")]
+    assert similarity_edges(opened, 2, 25, 2).collect().height == 4

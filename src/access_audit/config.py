@@ -382,6 +382,8 @@ class UnitIncidentTypeSettings(MinedRuleSettings):
 class CollaborativeGroupSettings(MinedKindSettings):
     min_shared_records: PositiveInt
     max_record_users: PositiveInt
+    neighbours: PositiveInt
+    """Each user's strongest ties kept, when mutual (a mutual k-nearest-neighbour graph)."""
     min_members: PositiveInt
     min_openers: PositiveInt
     iterations: PositiveInt

@@ -264,9 +264,13 @@ def unit_reason_code(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
 
 
 # -- collaborative groups (CADS) ------------------------------------------------------------------
-def similarity_edges(opened: pl.LazyFrame, min_shared: int, max_users: int) -> pl.LazyFrame:
+def similarity_edges(
+    opened: pl.LazyFrame, min_shared: int, max_users: int, neighbours: int
+) -> pl.LazyFrame:
     """User-user edges weighted by the cosine similarity of the records they opened, over the
-    records few enough users opened to say who works together; both directions."""
+    records few enough users opened to say who works together; each user's `neighbours`
+    strongest ties, kept when mutual (a mutual k-nearest-neighbour graph: without it, a force's
+    dense web of shared records makes one community of nearly everyone). Both directions."""
     degree = opened.group_by("user_id").agg(records=pl.len())
     popular = opened.group_by(RECORD).agg(n=pl.len()).filter(pl.col("n") > max_users)
     telling = opened.join(popular, on=RECORD, how="anti")
@@ -287,7 +291,15 @@ def similarity_edges(opened: pl.LazyFrame, min_shared: int, max_users: int) -> p
             ),
         )
     )
-    return pl.concat([pairs, pairs.select(user_id="other", other="user_id", weight="weight")])
+    both = pl.concat([pairs, pairs.select(user_id="other", other="user_id", weight="weight")])
+    nearest = (
+        both.sort(["user_id", "weight", "other"], descending=[False, True, False])
+        .with_columns(rank=pl.int_range(pl.len()).over("user_id"))
+        .filter(pl.col("rank") < neighbours)
+        .drop("rank")
+    )
+    mirrored = nearest.select(user_id="other", other="user_id")
+    return nearest.join(mirrored, on=["user_id", "other"], how="semi")
 
 
 def label_propagation(edges: pl.DataFrame, iterations: int) -> pl.DataFrame:
@@ -327,7 +339,7 @@ def collaborative_group(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
     opened = m.history.select("user_id", *RECORD).unique()
     # Label propagation iterates until nothing changes, so it works on collected frames.
     edges = (
-        similarity_edges(opened, s["min_shared_records"], s["max_record_users"])
+        similarity_edges(opened, s["min_shared_records"], s["max_record_users"], s["neighbours"])
         .collect()
         .sort("user_id", "other")
     )
