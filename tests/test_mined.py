@@ -33,11 +33,12 @@ SMALL = {"min_support": 3, "min_users": 2}
 
 
 def _rules(**mined: Any) -> Rules:
+    on = {"enabled": True}  # two kinds are off by default (rules.toml says why)
     overrides: dict[str, Any] = {
-        "unit_incident_type": dict(SMALL),
-        "teammate_same_day": dict(SMALL),
-        "unit_reason_code": dict(SMALL),
-        "collaborative_group": {"min_members": 2, "min_openers": 1},
+        "unit_incident_type": {**on, **SMALL},
+        "teammate_same_day": {**on, **SMALL},
+        "unit_reason_code": {**on, **SMALL},
+        "collaborative_group": {**on, "min_members": 2, "min_openers": 1},
     }
     for kind, values in mined.items():
         overrides[kind] = {**overrides.get(kind, {}), **values}
