@@ -550,3 +550,51 @@ def test_only_mutual_strongest_ties_make_edges() -> None:
     edges = similarity_edges(opened, 2, 25, 1).collect().sort("user_id")
     assert edges.select("user_id", "other").rows() == [("A", "B"), ("B", "A")]
     assert similarity_edges(opened, 2, 25, 2).collect().height == 4
+
+
+def test_explain_shows_a_weak_explanation_with_its_support() -> None:
+    from rich.console import Console
+
+    from access_audit.render import event_detail_json, render_event_detail
+    from access_audit.review.detail import event_detail
+
+    access = {
+        "system": "RMS",
+        "event_id": "E1",
+        "user_id": "A1",
+        "occurred_at": _at(DAY),
+        "action": "view",
+        "record_type": "person",
+        "record_id": "P1",
+        "day": DAY,
+    }
+    weak = {
+        "system": "RMS",
+        "event_id": "E1",
+        "kind": "collaborative_group",
+        "via": "A1",
+        "detail": "in the working set of collaborative group A1 (4 users): 3 other members",
+        "strength": 0.5,
+        "support": 3,
+        "confidence": 1.0,
+        "day": DAY,
+    }
+    detail = event_detail(
+        "RMS:E1",
+        _table("access_events", [access]),
+        _table("explanations"),
+        _table("indicators"),
+        _table("flags"),
+        _table("flag_events"),
+        _table("weak_explanations", [weak]),
+    )
+    assert detail is not None
+    console = Console(record=True, width=300)
+    render_event_detail(console, detail)
+    text = console.export_text()
+    assert "explained by: nothing" in text
+    assert (
+        "weakly explained by: in the working set of collaborative group A1 (4 users): 3 other "
+        "members (collaborative_group, support 3, strength 0.50)"
+    ) in text
+    assert '"support": 3' in event_detail_json(detail)
