@@ -572,6 +572,7 @@ class Workspace:
             self.scan("indicators"),
             self.scan("training"),
             self.scan("reviews"),
+            self.scan("weak_explanations"),
         )
 
     def flag_timelines(
@@ -599,6 +600,7 @@ class Workspace:
             self.scan("access_events"),
             self.scan("explanations"),
             self.scan("indicators"),
+            self.scan("weak_explanations"),
         )
 
     def event_detail(self, identifier: str, system: str | None = None) -> EventDetail | None:
@@ -612,6 +614,7 @@ class Workspace:
             self.scan("flags"),
             self.scan("flag_events"),
             system=system,
+            weak=self.scan("weak_explanations"),
         )
 
     def review(
@@ -942,6 +945,8 @@ class Workspace:
                 "events": score.events,
                 "explained": score.explained,
                 "first_explained": score.first_explained,
+                "explained_with_mined": score.explained_with_mined,
+                "first_explained_with_mined": score.first_explained_with_mined,
                 "flags": score.flags,
                 "alerts": score.alerts,
                 "audit_gaps": score.audit_gaps,

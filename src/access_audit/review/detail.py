@@ -4,7 +4,7 @@ over the stores; the caller decides what to print."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -41,17 +41,37 @@ class EventDetail:
     explanations: pl.DataFrame
     indicators: pl.DataFrame
     flags: pl.DataFrame
+    weak_explanations: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """Mined explanations (weaker than any recorded one): kind, detail, strength, support."""
+
+
+def _no_weak() -> pl.LazyFrame:
+    from access_audit.tables import WEAK_EXPLANATIONS
+
+    return pl.LazyFrame(schema=WEAK_EXPLANATIONS.full_schema())
 
 
 def _annotated(
-    events: pl.LazyFrame, explanations: pl.LazyFrame, indicators: pl.LazyFrame
+    events: pl.LazyFrame,
+    explanations: pl.LazyFrame,
+    indicators: pl.LazyFrame,
+    weak: pl.LazyFrame,
 ) -> pl.LazyFrame:
     keys = ["system", "event_id"]
     why = explanations.group_by(keys).agg(explanations=pl.col("detail").sort())
+    weakly = weak.group_by(keys).agg(
+        weak_explanations=pl.struct("kind", "detail", "strength", "support").sort_by(
+            ["strength", "kind"], descending=[True, False]
+        )
+    )
     risk = indicators.group_by(keys).agg(
         indicators=pl.struct("code", "points", "evidence").sort_by("points", descending=True)
     )
-    return events.join(why, on=keys, how="left").join(risk, on=keys, how="left")
+    return (
+        events.join(why, on=keys, how="left")
+        .join(weakly, on=keys, how="left")
+        .join(risk, on=keys, how="left")
+    )
 
 
 def flag_detail(
@@ -63,13 +83,14 @@ def flag_detail(
     indicators: pl.LazyFrame,
     training: pl.LazyFrame,
     reviews: pl.LazyFrame,
+    weak: pl.LazyFrame | None = None,
 ) -> FlagDetail | None:
     flag = flags.filter(pl.col("flag_id") == flag_id).collect()
     if flag.is_empty():
         return None
     record = flag.join(current_reviews(reviews).collect(), on="flag_id", how="left").to_dicts()[0]
     record["status"] = record.get("status") or "open"
-    annotated = held_accesses([flag_id], flag_events, events, explanations, indicators)
+    annotated = held_accesses([flag_id], flag_events, events, explanations, indicators, weak)
     user = record["user_id"]
     return FlagDetail(
         flag=record,
@@ -92,6 +113,7 @@ def held_accesses(
     events: pl.LazyFrame,
     explanations: pl.LazyFrame,
     indicators: pl.LazyFrame,
+    weak: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """The accesses the flags hold, oldest first, each once with its explanations, indicators
     and the ``flag_ids`` (of those given) that hold it: a flag's or a case's evidence."""
@@ -109,6 +131,7 @@ def held_accesses(
             accesses,
             explanations.join(days, on="day", how="semi"),
             indicators.join(days, on="day", how="semi"),
+            (weak if weak is not None else _no_weak()).join(days, on="day", how="semi"),
         )
         .sort("occurred_at", "system", "event_id")
         .collect()
@@ -123,6 +146,7 @@ def event_detail(
     flags: pl.LazyFrame,
     flag_events: pl.LazyFrame,
     system: str | None = None,
+    weak: pl.LazyFrame | None = None,
 ) -> EventDetail | None:
     """An access by `event_id`, or `SYSTEM:event_id` when ids repeat across systems, or by
     `event_id` with ``system`` given apart (ids may hold ``:`` themselves).
@@ -160,5 +184,10 @@ def event_detail(
         .collect(),
         flags=flags.join(holding, on="flag_id", how="semi")
         .select("flag_id", "score", "alert", "day")
+        .collect(),
+        weak_explanations=(weak if weak is not None else _no_weak())
+        .filter(key)
+        .select("kind", "via", "detail", "strength", "support", "confidence")
+        .sort(["strength", "kind"], descending=[True, False])
         .collect(),
     )
