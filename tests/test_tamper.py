@@ -114,13 +114,89 @@ def rewrite_older_manifest(workspace: Workspace) -> str:
     return "g000001/_manifest.json"
 
 
+def _forged_flag_outside(workspace: Workspace) -> Path:
+    """A Parquet file outside the home holding one fake flag at the top of the queue."""
+    current = _current(workspace)
+    genuine = pl.read_parquet(next((current / "flags").glob("*/*.parquet")))
+    outside = workspace.home.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    forged = genuine.head(1).with_columns(
+        flag_id=pl.lit("FFAKE"), user_id=pl.lit("UFAKE"), score=pl.lit(99.0), alert=pl.lit(True)
+    )
+    forged.write_parquet(outside / "more.parquet")
+    return outside
+
+
+def plant_a_symlinked_folder(workspace: Workspace) -> str:
+    """The finding (issue 7, trust trial): os.walk skips a symlinked folder, Polars reads it."""
+    outside = _forged_flag_outside(workspace)
+    day = next((_current(workspace) / "flags").glob("day=*"))
+    os.chmod(day, 0o700)
+    (day / "more").symlink_to(outside, target_is_directory=True)
+    return f"{day.relative_to(_current(workspace)).as_posix()}/more: a symbolic link"
+
+
+def plant_a_symlinked_file(workspace: Workspace) -> str:
+    outside = _forged_flag_outside(workspace)
+    day = next((_current(workspace) / "flags").glob("day=*"))
+    (day / "more.parquet").symlink_to(outside / "more.parquet")
+    return f"{day.relative_to(_current(workspace)).as_posix()}/more.parquet: a symbolic link"
+
+
+def plant_an_extra_file(workspace: Workspace) -> str:
+    current = _current(workspace)
+    shutil.copy(_only_file(current / DAY_21), current / DAY_20 / "x.parquet")
+    return f"{DAY_20}/x.parquet: not in the manifest"
+
+
+def plant_an_empty_folder(workspace: Workspace) -> str:
+    (_current(workspace) / "access_events" / "day=2026-11-22").mkdir()
+    return "access_events/day=2026-11-22: a folder holding no file"
+
+
+def plant_a_fifo(workspace: Workspace) -> str:
+    os.mkfifo(_current(workspace) / DAY_20 / "pipe.parquet")
+    return f"{DAY_20}/pipe.parquet: not a regular file"
+
+
 TAMPERING: list[Callable[[Workspace], str]] = [
     edit_partition_in_place,
     delete_partition,
     swap_file_for_another_of_the_same_name,
     corrupt_current_manifest,
     rewrite_older_manifest,
+    plant_a_symlinked_folder,
+    plant_a_symlinked_file,
+    plant_an_extra_file,
+    plant_an_empty_folder,
+    plant_a_fifo,
 ]
+
+PLANTED_LINKS = [plant_a_symlinked_folder, plant_a_symlinked_file]
+
+
+@pytest.mark.parametrize("tamper", PLANTED_LINKS, ids=lambda t: t.__name__)
+def test_readers_never_follow_a_symlink_inside_the_store(history, tamper) -> None:
+    """`flag` used to list the planted flag first: it reads the store through Polars."""
+    workspace, _drops = history
+    named = tamper(workspace)
+    result = runner.invoke(app, ["--home", str(workspace.home), "flag", "--format", "json"])
+    assert result.exit_code == 2, result.stdout
+    assert "FFAKE" not in result.stdout and named in result.stderr
+    with pytest.raises(StoreDamagedError, match="symbolic link"):
+        workspace.refresh_catalog()
+
+
+def test_an_older_generation_with_a_symlink_fails_verify(history) -> None:
+    workspace, _drops = history
+    outside = _forged_flag_outside(workspace)
+    older = workspace.home / "store" / "g000001" / DAY_20
+    os.chmod(older, 0o700)
+    (older / "more").symlink_to(outside, target_is_directory=True)
+    report = workspace.verify(quick=True)
+    assert not report.ok
+    expected = f"g000001/{DAY_20}/more: a symbolic link, not in the manifest"
+    assert report.checks[0].problem == expected
 
 
 @pytest.mark.parametrize("tamper", TAMPERING, ids=lambda t: t.__name__)

@@ -209,6 +209,22 @@ class Store:
                 "(`access-audit verify` checks every generation)"
             )
 
+    def refuse_strays(self) -> None:
+        """StoreDamagedError if the current generation holds a symbolic link, a FIFO or a
+        folder without a file: readers (the analysts' views) must never follow one. Cheap: it
+        lists the folder, it reads no file."""
+        from access_audit.manifest import stray_problem
+
+        current = self.current()
+        if current is None:
+            return
+        problem = stray_problem(current.path, current.path.name)
+        if problem is not None:
+            raise StoreDamagedError(
+                f"the store is damaged, so it was not read: {problem} (`access-audit verify` "
+                "checks every generation)"
+            )
+
     # -- writing -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, shared: bool = False) -> Iterator[None]:
@@ -284,6 +300,7 @@ class Store:
         meta_path = txn.path / GENERATION_META
         meta_path.write_text(json.dumps(info, default=str), encoding="utf-8")
         txn.record_written(meta_path, rows=None)
+        _remove_empty_folders(txn.path)
         try:
             manifest = self._staged_manifest(txn, number)
         except ManifestError as exc:
@@ -340,6 +357,15 @@ def _committed_at(generation: Generation) -> datetime:
     except (ValueError, KeyError, OSError):
         return datetime.fromtimestamp(generation.path.stat().st_mtime, UTC)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Folders a transaction emptied (every file of a table removed): a committed generation
+    holds no folder without a file, so ``verify`` can report any such folder as planted."""
+    for parent, _dirs, _files in os.walk(folder, topdown=False):
+        if Path(parent) != folder:
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
 
 
 def _make_read_only(folder: Path, manifest: Manifest) -> None:

@@ -790,6 +790,7 @@ class Workspace:
         with owner_only():
             self._clean_debris()
             self.cases.ledger.ensure_exists()  # so the case_log view reads it from the start
+            self.store.refuse_strays()  # the views' globs would follow a planted symlink
             with _writing(f"the analysts' database {self.database_path}"):
                 return build_catalog(
                     self.home,
