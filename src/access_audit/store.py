@@ -446,15 +446,32 @@ class Transaction:
     def replace_partitions(
         self, table: str, frame: pl.DataFrame, partition_by: str, values: Sequence[object]
     ) -> list[Path]:
-        """Every partition named in ``values`` becomes exactly the rows of ``frame`` in it."""
-        for value in values:
-            folder = self.table_path(table) / f"{partition_by}={_partition_text(value)}"
+        """Every partition named in ``values`` becomes exactly the rows of ``frame`` in it. A
+        partition that already holds exactly those rows (in any order) is left as it is, so
+        re-scoring unchanged data changes nothing and commits no new generation."""
+        import polars as pl
+
+        texts = {_partition_text(value) for value in values}
+        parts = {
+            _partition_text(key): part
+            for (key,), part in frame.partition_by(partition_by, as_dict=True).items()
+        }
+        changed = []
+        for text in sorted(texts):
+            folder = self.table_path(table) / f"{partition_by}={text}"
+            existing = sorted(folder.glob("*.parquet")) if folder.exists() else []
+            wanted = parts.get(text, frame.clear()).drop(partition_by)
+            if _holds_exactly(existing, wanted):
+                continue
+            changed.append(text)
             if folder.exists():
-                self._unlink_files(sorted(folder.glob("*.parquet")))
+                self._unlink_files(existing)
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-        self.changed = True
-        return self.append(table, frame, partition_by=partition_by)
+            self.changed = True
+        rewritten = [parts[text] for text in changed if text in parts]
+        keep = pl.concat(rewritten) if rewritten else frame.clear()
+        return self.append(table, keep, partition_by=partition_by)
 
     def _unlink_files(self, files: Sequence[Path]) -> None:
         for file in files:
@@ -484,6 +501,27 @@ class Transaction:
     def _describe(self, written: Path, target: Path, rows: int | None) -> FileEntry:
         relative = target.relative_to(self.path).as_posix()
         return FileEntry(relative, file_sha256(written), written.stat().st_size, rows)
+
+
+def _holds_exactly(files: Sequence[Path], wanted: pl.DataFrame) -> bool:
+    """Whether ``files`` hold exactly the rows of ``wanted``, as a multiset (order aside), with
+    its schema: compared row by row after sorting both by a row hash, so a hash collision can
+    only make two equal partitions look different (and be rewritten), never the reverse."""
+    import polars as pl
+
+    if not files:
+        return wanted.height == 0
+    try:
+        stored = pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+    except (pl.exceptions.PolarsError, OSError):
+        return False
+    if stored.schema != wanted.schema or stored.height != wanted.height:
+        return False
+
+    def ordered(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(_row_hash=frame.hash_rows(seed=0)).sort("_row_hash")
+
+    return ordered(stored).equals(ordered(wanted))
 
 
 def _partition_text(value: object) -> str:

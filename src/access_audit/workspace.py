@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from access_audit.errors import (
     AccessAuditError,
+    CommittedButIncompleteError,
     StorageError,
     failure_line,
     one_line,
@@ -310,6 +311,7 @@ class Workspace:
         from access_audit.ingest import ingest_drop
 
         report = IngestReport()
+        last_commit: Generation | None = None
         with owner_only():
             self._clean_debris()
             for drop in self._discover(drops, report, "ingest"):
@@ -329,10 +331,12 @@ class Workspace:
                     report.failed.append(DropFailure(drop.drop_id, failure_line(error)))
                     continue
                 report.loaded.append(result)
-                self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
+                last_commit = txn.committed or last_commit
+                with _after_commit(last_commit, self.runs_dir, _RECORD_UNWRITTEN):
+                    self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
             current = self.generation()
             report.generation = current.number if current else None
-            self._refresh_catalog_or_record("ingest")
+            self._refresh_catalog_or_record("ingest", last_commit)
         return report
 
     # -- scoring -------------------------------------------------------------------------------
@@ -371,8 +375,7 @@ class Workspace:
                         progress=progress,
                     )
                 committed = txn.committed
-                self._log_event("score", run_id, started, score=report, committed=committed)
-                self.refresh_catalog()
+                self._finish_run("score", run_id, started, committed, score=report)
             except BaseException as exc:
                 self._record_failure(
                     self._log_event, "score", run_id, started, error=exc, committed=committed
@@ -398,8 +401,7 @@ class Workspace:
                 committed = self._nightly_transaction(run_id, started, discovered, report, progress)
                 current = self.generation()
                 report.ingest.generation = current.number if current else None
-                self._log_event("nightly", run_id, started, report=report, committed=committed)
-                self.refresh_catalog()
+                self._finish_run("nightly", run_id, started, committed, report=report)
             except BaseException as exc:
                 self._record_failure(
                     self._log_event,
@@ -799,14 +801,33 @@ class Workspace:
                     case_span_days=self.config.cases.span_days,
                 )
 
-    def _refresh_catalog_or_record(self, command: str) -> None:
+    def _finish_run(
+        self,
+        command: str,
+        run_id: str,
+        started: datetime,
+        committed: Generation | None,
+        **details: Any,
+    ) -> None:
+        """After a score or nightly transaction: rebuild the analysts' database, then write the
+        run record. A failure after a commit says so (CommittedButIncompleteError): the stores
+        are committed, the database is stale until the next run or `access-audit database`."""
+        with _after_commit(committed, self.runs_dir, _DATABASE_STALE):
+            self.refresh_catalog()
+        with _after_commit(committed, self.runs_dir, _RECORD_UNWRITTEN):
+            self._log_event(command, run_id, started, committed=committed, **details)
+
+    def _refresh_catalog_or_record(self, command: str, committed: Generation | None) -> None:
         """Rebuild the analysts' database after a run whose stores are committed; if that fails
         the command fails, with a run record saying so (the next run rebuilds it)."""
         started = datetime.now(UTC)
         try:
-            self.refresh_catalog()
+            with _after_commit(committed, self.runs_dir, _DATABASE_STALE):
+                self.refresh_catalog()
         except BaseException as exc:
-            self._record_failure(self._log_event, command, new_run_id(), started, error=exc)
+            self._record_failure(
+                self._log_event, command, new_run_id(), started, error=exc, committed=committed
+            )
             raise
 
     def _writing_stores(self) -> contextlib.AbstractContextManager[None]:
@@ -856,15 +877,16 @@ class Workspace:
     ) -> None:
         """The run log entry of a score or nightly run: counts and ids, never personal data.
 
-        A run that fails after committing its stores (e.g. the analysts' database could not be
-        rebuilt) is "failed" and names the generation it committed."""
+        A run that fails after committing its stores (the analysts' database could not be
+        rebuilt) says so in its outcome (``committed_database_stale``) and names the generation
+        it committed; any other failure is "failed"."""
         record: dict[str, Any] = {
             "run_id": run_id,
             "command": command,
             "drop_id": None,
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
-            "outcome": "failed" if error else "completed",
+            "outcome": _outcome(error) if error else "completed",
             "error": failure_line(error, self.runs_dir) if error else None,
             "generation": committed.number if committed else None,
         }
@@ -933,7 +955,7 @@ class Workspace:
             "drop_id": drop_id,
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
-            "outcome": "failed" if error else ("loaded" if committed else "nothing_new"),
+            "outcome": _outcome(error) if error else ("loaded" if committed else "nothing_new"),
             "error": failure_line(error, self.runs_dir) if error else None,
             "generation": committed.number if committed else None,
         }
@@ -985,6 +1007,39 @@ def _writing(what: str) -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+_DATABASE_STALE = (
+    "the analysts' database could not be rebuilt",
+    "is rebuilt by the next run or `access-audit database`",
+    "committed_database_stale",
+)
+_RECORD_UNWRITTEN = ("its run record could not be written", "", "committed_record_unwritten")
+
+
+@contextlib.contextmanager
+def _after_commit(
+    committed: Generation | None, runs_dir: Path, step: tuple[str, str, str]
+) -> Iterator[None]:
+    """A failure in a step after ``committed`` was committed, as one honest line: the stores
+    are committed as generation N; this step failed (why) and what puts it right. With nothing
+    committed the failure passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if committed is None or isinstance(exc, CommittedButIncompleteError):
+            raise
+        what, remedy, outcome = step
+        message = (
+            f"stores committed as generation {committed.number}; {what} "
+            f"({failure_line(exc, runs_dir)})" + (f" and {remedy}" if remedy else "")
+        )
+        raise CommittedButIncompleteError(message, outcome) from exc
+
+
+def _outcome(error: BaseException) -> str:
+    """A failed run's outcome: ``failed``, or what a run that did commit left undone."""
+    return error.outcome if isinstance(error, CommittedButIncompleteError) else "failed"
 
 
 def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:
