@@ -384,3 +384,51 @@ def test_a_signing_key_inside_the_home_is_refused(tmp_path: Path) -> None:
     (home / "access-audit.toml").write_text('[store]\nsigning_key = "keys/signing.key"\n')
     result = runner.invoke(app, ["--home", str(home), "status"])
     assert result.exit_code == 2 and "inside the home" in result.stderr
+
+
+def _roll_current_back(workspace: Workspace) -> None:
+    """CURRENT rewritten to name the previous generation, with its true head: the chain up to
+    it checks out, and g000002 is still on disk."""
+    from access_audit.manifest import read_manifest
+
+    store = workspace.home / "store"
+    loaded = read_manifest(store / "g000001")
+    assert loaded is not None
+    (store / "CURRENT").write_text(f"g000001 {loaded[1]}\n", encoding="utf-8")
+
+
+def test_a_rolled_back_current_fails_verify_and_builds(history) -> None:
+    """Regression (issue 7, trust trial): verify said ok, and the next nightly replaced
+    g000002 with a new generation silently."""
+    workspace, drops = history
+    _roll_current_back(workspace)
+    result = runner.invoke(app, ["--home", str(workspace.home), "verify"])
+    assert result.exit_code == 1
+    assert (
+        "store: BROKEN: CURRENT: names g000001, but g000002 is newer (CURRENT was rolled back)"
+        in (result.stdout)
+    )
+    before = store_snapshot(workspace)
+    result = runner.invoke(
+        app, ["--home", str(workspace.home), "nightly", "--no-progress", str(drops[1])]
+    )
+    assert result.exit_code == 2
+    assert "CURRENT was rolled back" in result.stderr
+    assert store_snapshot(workspace) == before
+
+
+def test_a_generation_a_crashed_commit_left_behind_is_still_cleaned_up(history) -> None:
+    """A commit killed between renaming its staging folder and swapping CURRENT leaves a newer
+    generation that PENDING names: debris, removed by the next run, not a rollback."""
+    workspace, drops = history
+    store = workspace.home / "store"
+    subprocess.run(["cp", "-a", str(store / "g000002"), str(store / "g000003")], check=True)
+    (store / "PENDING").write_text("g000003\n", encoding="utf-8")
+    assert workspace.verify().ok
+    result = runner.invoke(
+        app, ["--home", str(workspace.home), "nightly", "--no-progress", str(drops[1])]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert not (store / "PENDING").exists()
+    assert workspace.verify().ok
+

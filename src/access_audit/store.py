@@ -71,6 +71,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 CURRENT_FILE = "CURRENT"
+PENDING_FILE = "PENDING"
+"""Names the generation a commit is about to make current: written before staging is renamed
+to it and removed once ``CURRENT`` names it. A generation newer than ``CURRENT`` that PENDING
+does not name was current once: ``CURRENT`` was rolled back."""
 GENERATION_META = "_generation.json"
 _STAGING_PREFIX = ".staging-"
 _READ_ONLY = 0o400
@@ -184,6 +188,7 @@ class Store:
         with self.lock(shared=True):
             committed = self.committed()
             walked = walk_chain([(g.number, g.path) for g in committed], self.recorded_head(), mode)
+            walked = walked.failing(self.rollback_problem())
             if public_key is None or not walked.check.ok:
                 return walked
             if not committed or walked.check.head is None:
@@ -198,6 +203,12 @@ class Store:
     def check_current(self, mode: CheckMode) -> None:
         """Raise StoreDamagedError unless the current generation matches its manifest, chains
         to its parent and is the head ``CURRENT`` records. Call with the lock held."""
+        rolled_back = self.rollback_problem()
+        if rolled_back is not None:
+            raise StoreDamagedError(
+                f"the store is damaged, so nothing was built on it: {rolled_back} "
+                "(`access-audit verify` checks every generation)"
+            )
         current = self.current()
         if current is None:
             return
@@ -208,6 +219,28 @@ class Store:
                 f"the store is damaged, so nothing was built on it: {check.problem} "
                 "(`access-audit verify` checks every generation)"
             )
+
+    def rollback_problem(self) -> str | None:
+        """One line if a generation newer than the one ``CURRENT`` names is on disk and is not
+        the debris of a commit cut short (named by ``PENDING``): ``CURRENT`` was rolled back,
+        and the next run would otherwise delete the newer generation."""
+        current = self.current()
+        pending = self._pending()
+        for generation in reversed(self.generations()):
+            newer = current is None or generation.number > current.number
+            if newer and generation.path.name != pending:
+                named = current.path.name if current is not None else "none"
+                return (
+                    f"CURRENT: names {named}, but {generation.path.name} is newer "
+                    "(CURRENT was rolled back)"
+                )
+        return None
+
+    def _pending(self) -> str | None:
+        try:
+            return (self.root / PENDING_FILE).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
 
     def refuse_strays(self) -> None:
         """StoreDamagedError if the current generation holds a symbolic link, a FIFO or a
@@ -271,6 +304,10 @@ class Store:
             self._remove_debris()
             if verify is not None:
                 self.check_current(verify)
+            elif (rolled_back := self.rollback_problem()) is not None:
+                raise StoreDamagedError(
+                    f"the store is damaged, so nothing was built on it: {rolled_back}"
+                )
             base = self.current()
             staging = self.root / f"{_STAGING_PREFIX}{run_id}"
             if base is not None:
@@ -314,8 +351,10 @@ class Store:
 
             write_signature(txn.path, self.signing_key, number, head)
         target = self.root / generation_name(number)
+        _write_atomically(self.root / PENDING_FILE, generation_name(number) + "\n")
         os.replace(txn.path, target)
         _write_atomically(self.root / CURRENT_FILE, f"{generation_name(number)} {head}\n")
+        (self.root / PENDING_FILE).unlink()
         return Generation(number, target)
 
     def _staged_manifest(self, txn: Transaction, number: int) -> Manifest:
@@ -330,13 +369,22 @@ class Store:
         )
 
     def _remove_debris(self) -> None:
-        """Staging folders of crashed runs, and generations renamed but never made current."""
+        """Staging folders of crashed runs, and the generation a crashed commit renamed but never
+        made current (``PENDING`` names it); a newer generation it does not name is left for
+        ``rollback_problem`` to report."""
         current = self.current()
+        pending = self._pending()
         for child in list(self.root.iterdir()):
             number = _generation_number(child.name)
-            stale_generation = number is not None and (current is None or number > current.number)
+            stale_generation = (
+                number is not None
+                and (current is None or number > current.number)
+                and child.name == pending
+            )
             if child.name.startswith(_STAGING_PREFIX) or (stale_generation and child.is_dir()):
                 shutil.rmtree(child, ignore_errors=True)
+        if pending is not None:
+            (self.root / PENDING_FILE).unlink(missing_ok=True)
 
     def _prune(self) -> None:
         """Remove the oldest generations no session can still hold (the rule is in the module
