@@ -4,6 +4,7 @@ drop skipped it as already loaded)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -432,3 +433,53 @@ def test_a_generation_a_crashed_commit_left_behind_is_still_cleaned_up(history) 
     assert not (store / "PENDING").exists()
     assert workspace.verify().ok
 
+
+def _hand_written_model(workspace: Workspace) -> None:
+    """A model `learn` never wrote: every coefficient zero and a large negative intercept, so
+    every flag would score about half its rule score (blend 1: 0)."""
+    folder = workspace.home / "models"
+    folder.mkdir()
+    (folder / "CURRENT").write_text("learned-v1\n", encoding="utf-8")
+    names = ["rule_score", *workspace.rules.indicators]
+    model = {
+        "version": "learned-v1",
+        "features": names,
+        "coefficients": [0.0] * len(names),
+        "intercept": -50.0,
+        "scale": [1.0] * len(names),
+        "trained_at": "2026-01-01T00:00:00+00:00",
+        "decisions": 1,
+        "upheld": 1,
+        "holdout": {},
+        "blend": 1.0,
+    }
+    (folder / "learned-v1.json").write_text(json.dumps(model), encoding="utf-8")
+
+
+def test_a_hand_written_model_fails_verify_and_scoring(history) -> None:
+    """Regression (issue 7, trust trial): verify passed and nightly re-scored every alert to 0."""
+    workspace, drops = history
+    _hand_written_model(workspace)
+    result = runner.invoke(app, ["--home", str(workspace.home), "verify", "--quick"])
+    assert result.exit_code == 1
+    assert (
+        "models: BROKEN: models/learned-v1.json: not recorded in the models log "
+        "(audit/models.jsonl)" in result.stdout
+    )
+    before = store_snapshot(workspace)
+    for command in (["nightly", "--no-progress", str(drops[1])], ["score", "--no-progress"]):
+        result = runner.invoke(app, ["--home", str(workspace.home), *command])
+        assert result.exit_code == 2
+        assert "the learned model cannot be trusted" in result.stderr
+        assert store_snapshot(workspace) == before
+
+
+def test_a_models_current_the_log_does_not_record_fails_verify(history) -> None:
+    workspace, _drops = history
+    (workspace.home / "models").mkdir()
+    (workspace.home / "models" / "CURRENT").write_text("learned-v7\n", encoding="utf-8")
+    checks = {check.name: check for check in workspace.verify(quick=True).checks}
+    assert checks["models"].problem == (
+        "models/CURRENT: names learned-v7, but the models log (audit/models.jsonl) says no model "
+        "(the rules alone)"
+    )

@@ -267,7 +267,7 @@ class Workspace:
         store = self.store.verify("quick" if quick else "full", public_key)
         if published_head is not None:
             store = store.compared_with(published_head)
-        checks = [store.check, *self.verify_ledgers()]
+        checks = [store.check, *self._with_models(self.verify_ledgers())]
         return VerifyReport(
             checks=checks,
             notes=[store.note] if store.note else [],
@@ -277,6 +277,20 @@ class Workspace:
             bytes_read=store.bytes_read,
             seconds=time.monotonic() - started,
         )
+
+    def _with_models(self, checks: list[ChainCheck]) -> list[ChainCheck]:
+        """The ledgers' checks, the models log's failing if ``models/`` holds a model it does
+        not record (see ``access_audit.review.model_log``)."""
+        from dataclasses import replace
+
+        from access_audit.review.model_log import model_problem
+
+        return [
+            replace(check, ok=False, problem=problem)
+            if check.name == "models" and check.ok and (problem := model_problem(self.home))
+            else check
+            for check in checks
+        ]
 
     def _building(
         self, run_id: str, command: str
@@ -361,6 +375,7 @@ class Workspace:
             try:
                 self._clean_debris()
                 rules = self.rules
+                model = self._current_model()
                 with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
@@ -369,7 +384,7 @@ class Workspace:
                         wanted,
                         rules,
                         started,
-                        self.models.current(),
+                        model,
                         self._reviews_now(),
                         timezone=self.config.ingest.timezone,
                         progress=progress,
@@ -427,6 +442,7 @@ class Workspace:
         from access_audit.score.run import days_to_rescore, stored_days, write_scored
 
         rules = self.rules
+        model = self._current_model()
         with self._writing_stores(), self._building(run_id, "nightly") as txn:
             touched: set[date] = set()
             for drop in discovered:
@@ -447,7 +463,7 @@ class Workspace:
                 days,
                 rules,
                 started,
-                self.models.current(),
+                model,
                 self._reviews_now(),
                 timezone=self.config.ingest.timezone,
                 progress=progress,
@@ -477,6 +493,7 @@ class Workspace:
         """Train a re-ranking model from closed reviews, store it as the next version, and
         re-score the stored days with it."""
         from access_audit.review.learn import train, training_set
+        from access_audit.review.model_log import models_ledger, record_learned
 
         rules = self.rules
         names = ["rule_score", *rules.indicators, "pattern_young_women", "pattern_contact"]
@@ -491,14 +508,54 @@ class Workspace:
                 int(settings["min_per_class"]),
                 float(settings["blend"]),
             )
-            self.models.save(model)
+            self._models_ledger_check()  # never append to a broken log
+            path = self.models.save(model)
+            with _writing(f"the models log in {self.home / 'audit'}"):
+                record_learned(models_ledger(self.home), model.version, path)
         self.score()
         return model
 
     def retire_model(self) -> None:
-        """Go back to the rule-based score and re-score the stored days."""
-        self.models.retire()
+        """Go back to the rule-based score, recorded in the models log, and re-score the stored
+        days."""
+        from access_audit.review.model_log import models_ledger, record_retired
+
+        with owner_only():
+            self._models_ledger_check()
+            pointer = self.models.folder / "CURRENT"
+            retired = pointer.read_text(encoding="utf-8").strip() if pointer.exists() else None
+            self.models.retire()
+            with _writing(f"the models log in {self.home / 'audit'}"):
+                record_retired(models_ledger(self.home), retired or None)
         self.score()
+
+    def _current_model(self) -> LearnedModel | None:
+        """The learned model in use, once the models log vouches for it: StoreDamagedError if a
+        model file is not recorded there (written by hand), changed since, or the log is broken
+        (``access_audit.review.model_log``)."""
+        from access_audit.review.model_log import model_problem
+
+        self._models_ledger_check()
+        problem = model_problem(self.home)
+        if problem is not None:
+            raise StoreDamagedError(
+                f"the learned model cannot be trusted, so nothing was scored with it: {problem} "
+                "(`access-audit verify` checks it; remove a model file `learn` did not write, "
+                "then `access-audit learn` or `learn --retire`)"
+            )
+        return self.models.current()
+
+    def _models_ledger_check(self) -> None:
+        from access_audit.ledger import verify_ledger
+        from access_audit.review.model_log import models_ledger
+
+        ledger = models_ledger(self.home)
+        check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
+        if not check.ok:
+            raise StoreDamagedError(
+                f"the {check.name} log is broken ({check.problem}); nothing was scored. Run "
+                "`access-audit verify`, and restore the log from a backup"
+            )
 
     def review_many(self, decisions: pl.DataFrame) -> int:
         """Record many decisions at once (flag_id, status, outcome, note, reviewer[, purpose]),
@@ -685,7 +742,9 @@ class Workspace:
         ]
 
     def _ledgers(self) -> list[Ledger]:
-        return [self.reviews_ledger, self.views_ledger, self.cases.ledger]
+        from access_audit.review.model_log import models_ledger
+
+        return [self.reviews_ledger, self.views_ledger, self.cases.ledger, models_ledger(self.home)]
 
     # -- cases ---------------------------------------------------------------------------------
     @property
