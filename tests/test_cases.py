@@ -492,3 +492,36 @@ def test_an_evidence_pack_of_a_case_holds_its_flags(home: Workspace, tmp_path: P
         "F20261019-U1-P1",
         "F20261017-U1-P2",
     ]
+
+
+def _edit_first_line(path: Path, old: bytes, new: bytes) -> bytes:
+    path.chmod(0o600)
+    path.write_bytes(path.read_bytes().replace(old, new, 1))
+    return path.read_bytes()
+
+
+def test_case_commands_refuse_to_append_onto_an_edited_log(home: Workspace) -> None:
+    """Regression (issue 7, trust trial): a decision was appended onto a broken chain, exit 0."""
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
+    cases = _edit_first_line(home.cases.ledger.path, b"analyst1", b"analyst9")
+    reviews = home.reviews_ledger.path.read_bytes() if home.reviews_ledger.path.exists() else b""
+    broken = "the cases log is broken (cases.jsonl line 1: its content does not match its hash"
+    error = run(home, "case", "assign", FIRST_CASE, "--to", "analyst2", exit_code=2)
+    assert broken in error and len(error.strip().splitlines()) == 1
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "n"]
+    assert broken in run(home, "case", "review", FIRST_CASE, *decided, exit_code=2)
+    assert home.cases.ledger.path.read_bytes() == cases
+    assert (home.reviews_ledger.path.read_bytes() if reviews else b"") == reviews
+
+
+def test_a_case_decision_refuses_an_edited_review_log_and_records_nothing(
+    home: Workspace,
+) -> None:
+    home.review("F20261017-U1-P2", status="under_review", outcome=None, note="looking")
+    reviews = _edit_first_line(home.reviews_ledger.path, b"looking", b"cleared")
+    cases = home.cases.ledger.path.read_bytes() if home.cases.ledger.path.exists() else b""
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "n"]
+    error = run(home, "case", "review", FIRST_CASE, *decided, exit_code=2)
+    assert "the reviews log is broken (reviews.jsonl line 1" in error
+    assert home.reviews_ledger.path.read_bytes() == reviews
+    assert (home.cases.ledger.path.read_bytes() if cases else b"") == cases

@@ -686,9 +686,22 @@ class Workspace:
             suppress_days=self.config.reviews.suppress_days,
             now=datetime.now(UTC),
         )
-        with owner_only(), _writing(f"the review log {self.reviews_ledger.path}"):
-            self.reviews_ledger.append(review_records(rows))
+        ledger = self.reviews_ledger
+        with owner_only(), _writing(f"the review log {ledger.path}"), ledger.locked():
+            require_intact(ledger, "nothing was recorded")
+            ledger.append_holding_lock(review_records(rows))
         return rows
+
+    def ledger_warnings(self) -> list[str]:
+        """One line per broken log chain (a torn last line aside: readers skip it), for the
+        commands that show decisions to warn that what they show may rest on an edited
+        history. Cheap: the logs hold decisions and views, not accesses."""
+        return [
+            f"the {check.name} log is broken ({check.problem}): what is shown may rest on an "
+            "edited history; run `access-audit verify`"
+            for check in self.verify_ledgers(torn_tail_ok=True)
+            if not check.ok
+        ]
 
     def record_view(self, command: str, flag_ids: Sequence[str], subjects: Sequence[str]) -> None:
         """Who was shown which flags and subjects, when: a hash-chained log an auditor can query
@@ -1099,6 +1112,20 @@ def _after_commit(
 def _outcome(error: BaseException) -> str:
     """A failed run's outcome: ``failed``, or what a run that did commit left undone."""
     return error.outcome if isinstance(error, CommittedButIncompleteError) else "failed"
+
+
+def require_intact(ledger: Ledger, consequence: str) -> None:
+    """StoreDamagedError unless ``ledger``'s chain checks out (a torn last line aside, which the
+    append moves away): nothing is appended onto a deleted, edited or reordered history. Call
+    holding the ledger's lock."""
+    from access_audit.ledger import verify_ledger
+
+    check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
+    if not check.ok:
+        raise StoreDamagedError(
+            f"the {check.name} log is broken ({check.problem}); {consequence}. Run "
+            "`access-audit verify`, and restore the log from a backup"
+        )
 
 
 def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:
