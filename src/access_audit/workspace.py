@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from access_audit.score.rules import Rules
     from access_audit.score.run import ScoreReport
 
+_LOG = logging.getLogger("access_audit")
 HOME_ENV = "ACCESS_AUDIT_HOME"
 RUNS_FOLDER = "runs"
 DEFAULT_HOME = Path("access-audit-data")
@@ -178,7 +180,23 @@ class Workspace:
                 raise AccessAuditError(f"{path}: no access-audit home here (run `ingest` first)")
             with owner_only():
                 path.mkdir(parents=True, mode=0o700, exist_ok=True)
-        return cls(path)
+        workspace = cls(path)
+        workspace._rebuild_catalog_if_moved()
+        return workspace
+
+    def _rebuild_catalog_if_moved(self) -> None:
+        """A home moved or restored elsewhere keeps a database whose views read the old place
+        (or, for a copy, the original's rows): rebuild it here before anyone reads it."""
+        from access_audit.catalog import built_for
+
+        if not self.database_path.exists() or built_for(self.home) == str(self.home):
+            return
+        try:
+            self.refresh_catalog()
+        except (AccessAuditError, OSError) as exc:  # a read-only copy: say so, answer anyway
+            _LOG.warning(
+                "the analysts' database was built for another home: %s", one_line(str(exc))
+            )
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -613,18 +631,38 @@ class Workspace:
             self.scan("indicators"),
             self.scan("training"),
             self.scan("reviews"),
+            self.scan("weak_explanations"),
         )
 
-    def flag_timelines(self, flag: dict[str, Any]) -> Timelines:
+    def flag_timelines(
+        self, flag: dict[str, Any], flag_ids: Sequence[str] | None = None
+    ) -> Timelines:
         """The flag's user's accesses around it and everyone's accesses to its subject
-        (``FlagDetail.flag`` is such a row)."""
+        (``FlagDetail.flag`` is such a row; a case's summary with ``flag_ids``, its flags)."""
         from access_audit.review.timelines import flag_timelines
 
         return flag_timelines(
-            flag, self.scan("access_events"), self.scan("explanations"), self.scan("flag_events")
+            flag,
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("flag_events"),
+            flag_ids=flag_ids,
         )
 
-    def event_detail(self, identifier: str) -> EventDetail | None:
+    def held_accesses(self, flag_ids: Sequence[str]) -> pl.DataFrame:
+        """The accesses the flags hold (a case's evidence), with what explains each."""
+        from access_audit.review.detail import held_accesses
+
+        return held_accesses(
+            flag_ids,
+            self.scan("flag_events"),
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("indicators"),
+            self.scan("weak_explanations"),
+        )
+
+    def event_detail(self, identifier: str, system: str | None = None) -> EventDetail | None:
         from access_audit.review.detail import event_detail
 
         return event_detail(
@@ -634,6 +672,8 @@ class Workspace:
             self.scan("indicators"),
             self.scan("flags"),
             self.scan("flag_events"),
+            system=system,
+            weak=self.scan("weak_explanations"),
         )
 
     def review(
@@ -722,14 +762,17 @@ class Workspace:
     ) -> EvidencePack:
         """Write an evidence pack for a misconduct hearing about ``flag_ids`` to the folder
         ``output`` (absent or empty): see ``access_audit.evidence``. A case id among them stands
-        for its flags. Refused unless every chain of the home verifies; the export is logged in
-        the view log."""
+        for its flags and adds its history from the case log. Refused unless every chain of the
+        home verifies; the export is logged in the view log."""
         from access_audit.evidence import write_evidence
 
         self._migrate_ledgers()
+        case_ids = self.cases.named(flag_ids)
         flag_ids = self.cases.flag_ids_of(flag_ids)
         with owner_only(), _writing(f"the evidence pack {output}"):
-            return write_evidence(self, flag_ids, output, pdf=pdf, progress=progress)
+            return write_evidence(
+                self, flag_ids, output, case_ids=case_ids, pdf=pdf, progress=progress
+            )
 
     # -- the ledgers ---------------------------------------------------------------------------
     @property
@@ -930,11 +973,17 @@ class Workspace:
         current = self.generation()
         try:
             with duckdb.connect(str(self.database_path), read_only=True) as connection:
-                row = connection.execute("SELECT generation FROM catalog_info").fetchone()
+                row = connection.execute(
+                    "SELECT generation, generation_path FROM catalog_info"
+                ).fetchone()
         except duckdb.Error:
             return True
-        built_on = row[0] if row else None
-        return built_on != (current.number if current else 0)
+        if row is None:
+            return True
+        built_on, built_path = row
+        if current is None:
+            return bool(built_on != 0)
+        return bool(built_on != current.number or built_path != str(current.path))
 
     def _log_event(
         self,
@@ -991,6 +1040,8 @@ class Workspace:
                 "events": score.events,
                 "explained": score.explained,
                 "first_explained": score.first_explained,
+                "explained_with_mined": score.explained_with_mined,
+                "first_explained_with_mined": score.first_explained_with_mined,
                 "flags": score.flags,
                 "alerts": score.alerts,
                 "audit_gaps": score.audit_gaps,

@@ -104,6 +104,17 @@ class CaseDesk:
         by_case: dict[str, list[str]] = dict(members.rows())
         return [flag for given in identifiers for flag in by_case.get(given, [given])]
 
+    def named(self, identifiers: Sequence[str]) -> list[str]:
+        """The identifiers that name a case (with flags now), in the order given."""
+        known = set(
+            self.members()
+            .filter(pl.col("case_id").is_in(list(identifiers)))
+            .select("case_id")
+            .unique()
+            .collect()["case_id"]
+        )
+        return [given for given in dict.fromkeys(identifiers) if given in known]
+
     def unmatched(self) -> list[str]:
         """Case ids in the case log that no flag belongs to any more: a case's first flag was
         re-scored away, or a late drop moved its span. Their assignments and decisions stay in
