@@ -21,6 +21,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from mined_coverage import home_coverage
+from mined_coverage import table as coverage_table
+
 BIN = Path(sys.executable).parent
 ACCESS_AUDIT = str(BIN / "access-audit")
 MEASURES = [
@@ -146,6 +149,7 @@ def main() -> None:
             "own generator": lambda out: generate_own(out, args.staff, args.days, args.seed),
         }
         results = {}
+        coverages = {}
         if args.only:
             forces = {n: f for n, f in forces.items() if n.startswith(args.only)}
         for name, make in forces.items():
@@ -157,11 +161,14 @@ def main() -> None:
             results[name] = evaluate(folder / "home", truth, args.budget, "flags")
             grouped = evaluate(folder / "home", truth, args.budget, "grouped")
             results[f"{name}, grouped queue"] = grouped
+            coverages[name] = home_coverage(folder / "home")
         print(f"\nBudget K = {args.budget} a day: flags, or entries of the grouped queue\n")
         print(side_by_side(results))
         for name, result in results.items():
             if not name.endswith("grouped queue"):
                 print(families(name, result, args.families))
+        for name, frame in coverages.items():
+            print(coverage_table(name, frame))
 
 
 if __name__ == "__main__":

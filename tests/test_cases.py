@@ -22,7 +22,8 @@ from access_audit.cli import app
 from access_audit.config import parse_config
 from access_audit.errors import AccessAuditError
 from access_audit.report import apsp_type
-from access_audit.report.render import render_html
+from access_audit.report.formats import render_html
+from access_audit.review import default_reviewer
 from access_audit.review.case_log import CASE_LOG_SCHEMA
 from access_audit.review.cases import case_members, case_summaries
 from access_audit.tables import FLAGS, REVIEWS
@@ -492,3 +493,100 @@ def test_an_evidence_pack_of_a_case_holds_its_flags(home: Workspace, tmp_path: P
         "F20261019-U1-P1",
         "F20261017-U1-P2",
     ]
+
+
+def test_an_evidence_pack_of_a_case_holds_its_history_and_the_case_logs_verified_head(
+    home: Workspace, tmp_path: Path
+) -> None:
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 12, 1), note="=start here")
+    home.cases.review(
+        FIRST_CASE, status="closed", outcome="written_warning", note="admitted it", reviewer="a2"
+    )
+    home.cases.assign(HOSTILE_CASE, "analyst9")  # another case: not in this pack
+    pack = tmp_path / "pack"
+    run(home, "evidence", FIRST_CASE, "F20261017-U1-P2", "--output", str(pack), "--no-pdf")
+    history = list(csv.DictReader(io.StringIO((pack / "case_history.csv").read_text())))
+    assert [(h["case_id"], h["action"], h["analyst"]) for h in history] == [
+        (FIRST_CASE, "assign", default_reviewer()),
+        (FIRST_CASE, "decision", "a2"),
+    ]
+    assert (history[0]["assignee"], history[0]["due"]) == ("analyst1", "2026-12-01")
+    assert history[0]["note"] == "'=start here"  # a formula is shown as text in a spreadsheet
+    decided = history[1]
+    assert (decided["status"], decided["outcome"], decided["note"]) == (
+        "closed",
+        "written_warning",
+        "admitted it",
+    )
+    assert decided["flag_ids"] == "F20261017-U1-P1 F20261019-U1-P1"
+    assert len(decided["review_ids"].split(" ")) == 2
+    assert decided["recorded_at_utc"].endswith("Z")
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["case_ids"] == [FIRST_CASE]
+    assert manifest["counts"]["case_events"] == 2
+    assert "case_history.csv" in {f["name"] for f in manifest["files"]}
+    case_log = next(c for c in home.verify().checks if c.name == "cases")
+    assert case_log.items == 3 and case_log.head
+    assert {"name": "cases", "lines": 3, "head": case_log.head} in manifest["ledgers"]
+    assert [entry["name"] for entry in manifest["ledgers"]] == [
+        "reviews",
+        "flag_views",
+        "cases",
+        "models",
+    ]
+    page = (pack / "evidence.html").read_text()
+    assert f"Case history: {FIRST_CASE}" in page and "admitted it" in page
+    assert "analyst9" not in page
+
+    flags_only = tmp_path / "flags-only"
+    run(home, "evidence", "F20261017-U1-P2", "--output", str(flags_only), "--no-pdf")
+    assert not (flags_only / "case_history.csv").exists()
+    manifest = json.loads((flags_only / "manifest.json").read_text())
+    assert manifest["case_ids"] == [] and "case_events" not in manifest["counts"]
+    assert {"name": "cases", "lines": 3, "head": case_log.head} in manifest["ledgers"]
+
+
+def test_the_pack_shows_the_case_history_up_to_the_verified_head_only(home: Workspace) -> None:
+    """An assignment appended after the chains were walked is not in the pack: the case log head
+    in its manifest covers every line of its case history."""
+    from access_audit.evidence import _verified_case_history
+
+    home.cases.assign(FIRST_CASE, "analyst1")
+    home.cases.assign(FIRST_CASE, "analyst2")
+    assert _verified_case_history(home, 1, [FIRST_CASE])["assignee"].to_list() == ["analyst1"]
+    both = _verified_case_history(home, 2, [FIRST_CASE])["assignee"].to_list()
+    assert both == ["analyst1", "analyst2"]
+    assert _verified_case_history(home, 2, [NEXT_CASE]).is_empty()
+
+
+def _edit_first_line(path: Path, old: bytes, new: bytes) -> bytes:
+    path.chmod(0o600)
+    path.write_bytes(path.read_bytes().replace(old, new, 1))
+    return path.read_bytes()
+
+
+def test_case_commands_refuse_to_append_onto_an_edited_log(home: Workspace) -> None:
+    """Regression (issue 7, trust trial): a decision was appended onto a broken chain, exit 0."""
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
+    cases = _edit_first_line(home.cases.ledger.path, b"analyst1", b"analyst9")
+    reviews = home.reviews_ledger.path.read_bytes() if home.reviews_ledger.path.exists() else b""
+    broken = "the cases log is broken (cases.jsonl line 1: its content does not match its hash"
+    error = run(home, "case", "assign", FIRST_CASE, "--to", "analyst2", exit_code=2)
+    assert broken in error and len(error.strip().splitlines()) == 1
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "n"]
+    assert broken in run(home, "case", "review", FIRST_CASE, *decided, exit_code=2)
+    assert home.cases.ledger.path.read_bytes() == cases
+    assert (home.reviews_ledger.path.read_bytes() if reviews else b"") == reviews
+
+
+def test_a_case_decision_refuses_an_edited_review_log_and_records_nothing(
+    home: Workspace,
+) -> None:
+    home.review("F20261017-U1-P2", status="under_review", outcome=None, note="looking")
+    reviews = _edit_first_line(home.reviews_ledger.path, b"looking", b"cleared")
+    cases = home.cases.ledger.path.read_bytes() if home.cases.ledger.path.exists() else b""
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "n"]
+    error = run(home, "case", "review", FIRST_CASE, *decided, exit_code=2)
+    assert "the reviews log is broken (reviews.jsonl line 1" in error
+    assert home.reviews_ledger.path.read_bytes() == reviews
+    assert (home.cases.ledger.path.read_bytes() if cases else b"") == cases

@@ -1,7 +1,8 @@
 """The review page in a real browser: `access-audit serve` started as a subprocess over a small
 generated force, driven by Debian's chromium through chromium-driver and selenium (`make browser`
-installs both). Load the queue, open a flag, record a decision, then find it in
-`access-audit flag --format json`; a `<script>` in a note is shown as text, never run."""
+installs both). Load the queue, open a flag (and, in the second test, a case), record a decision,
+then find it in `access-audit flag --format json` (and `case show --format json`); a `<script>` in
+a note is shown as text, never run."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -25,6 +28,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from access_audit.generate import generate_force
+from access_audit.serve.cases import case_url
 from access_audit.workspace import Workspace
 
 ACCESS_AUDIT = Path(sys.executable).with_name("access-audit")
@@ -85,15 +89,19 @@ def browser() -> Iterator[webdriver.Chrome]:
         chrome.quit()
 
 
-def _flag_json(home: Path) -> list[dict[str, object]]:
+def _json(home: Path, *args: str) -> Any:
     done = subprocess.run(
-        [str(ACCESS_AUDIT), "flag", "--format", "json", "--min-score", "0", "--home", str(home)],
+        [str(ACCESS_AUDIT), *args, "--format", "json", "--home", str(home)],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    return list(json.loads(done.stdout))
+    return json.loads(done.stdout)
+
+
+def _flag_json(home: Path) -> list[dict[str, object]]:
+    return list(_json(home, "flag", "--min-score", "0"))
 
 
 def test_without_the_token_the_server_answers_403(served: Served) -> None:
@@ -148,3 +156,63 @@ def test_queue_flag_and_decision_in_a_real_browser(
     views = served.home / "audit" / "flag_views.jsonl"
     shown = [json.loads(line) for line in views.read_text(encoding="utf-8").splitlines()]
     assert [flag_id] in [v["flag_ids"] for v in shown if v.get("command") == "serve"]
+
+
+def test_queue_case_and_decision_on_every_flag_in_a_real_browser(
+    served: Served, browser: webdriver.Chrome
+) -> None:
+    browser.get(f"{served.root}/flags?view=flags&min_score=0&limit=2000")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+    in_case = [
+        (row.find_element(By.CSS_SELECTOR, "a.flag-link").text, found[0].text)
+        for row in rows
+        if (found := row.find_elements(By.CSS_SELECTOR, "a.case-link"))
+    ]
+    assert in_case, "the queue links no case"
+    # the case with the most flags in the queue
+    case_id, _count = Counter(case for _flag, case in in_case).most_common(1)[0]
+    browser.find_element(By.CSS_SELECTOR, f'#queue a.case-link[href="{case_url(case_id)}"]').click()
+    shown = WebDriverWait(browser, 30).until(
+        expected_conditions.presence_of_element_located((By.ID, "case-id"))
+    )
+    assert shown.text == case_id
+    case_flags = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#case-flags a.flag-link")]
+    assert sorted(case_flags) == sorted(flag for flag, case in in_case if case == case_id)
+    assert len(case_flags) >= 2  # one decision, several flags
+    assert browser.find_elements(By.CSS_SELECTOR, "#evidence tbody tr")
+    assert browser.find_elements(By.CSS_SELECTOR, "#user-timeline svg circle")
+    title = browser.title
+
+    Select(browser.find_element(By.ID, "review-status")).select_by_value("closed")
+    Select(browser.find_element(By.ID, "review-outcome")).select_by_value("written_warning")
+    browser.find_element(By.ID, "review-note").send_keys(NOTE)
+    browser.find_element(By.ID, "review-submit").click()
+
+    recorded = WebDriverWait(browser, 30).until(
+        expected_conditions.presence_of_element_located((By.ID, "recorded"))
+    )
+    assert "Decision recorded on every flag" in recorded.text
+    assert browser.current_url.endswith("?recorded=decision")  # redirected after the POST
+    assert browser.find_element(By.ID, "case-status").text == "closed (written_warning)"
+    assert browser.find_element(By.ID, "case-note").text == NOTE  # the script is shown …
+    history = browser.find_elements(By.CSS_SELECTOR, "#case-history td.note")
+    assert history[-1].text == NOTE
+    assert browser.title == title != "owned"  # … and did not run
+    assert not browser.find_elements(By.CSS_SELECTOR, "main script")
+    statuses = browser.find_elements(By.CSS_SELECTOR, "#case-flags td.flag-status")
+    assert [s.text for s in statuses] == ["closed (written_warning)"] * len(case_flags)
+
+    flags = {f["flag_id"]: f for f in _flag_json(served.home)}
+    for flag_id in case_flags:  # every flag of the case carries the decision
+        decided = flags[flag_id]
+        assert (decided["status"], decided["outcome"], decided["review_note"]) == (
+            "closed",
+            "written_warning",
+            NOTE,
+        )
+    case = _json(served.home, "case", "show", case_id)
+    assert (case["status"], case["outcome"], case["note"]) == ("closed", "written_warning", NOTE)
+    assert sorted(case["history"][-1]["flag_ids"]) == sorted(case_flags)
+    views = served.home / "audit" / "flag_views.jsonl"
+    seen = [json.loads(line) for line in views.read_text(encoding="utf-8").splitlines()]
+    assert sorted(case_flags) in [sorted(v["flag_ids"]) for v in seen if v["command"] == "serve"]

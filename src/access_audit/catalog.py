@@ -24,6 +24,9 @@ from access_audit.store import Generation
 from access_audit.tables import REVIEWS, StoredTable, stored_tables
 
 DATABASE_NAME = "access-audit.duckdb"
+# The home the database's views were built for: its views hold absolute paths, so a home that is
+# moved or restored elsewhere must rebuild them (see Workspace.open) before anyone reads them.
+BUILT_FOR_NAME = f"{DATABASE_NAME}.home"
 TEMPORARY_DATABASE = re.compile(rf"^\.{re.escape(DATABASE_NAME)}\.(?P<pid>\d+)\.tmp(\.wal)?$")
 """A database being built by process ``pid``, and DuckDB's write-ahead log beside it."""
 # The oldest DuckDB storage format the analysts' clients must open: the DuckDB shell on PyPI
@@ -246,7 +249,18 @@ def build_catalog(
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+    from access_audit.private_files import write_private_text
+
+    write_private_text(home / BUILT_FOR_NAME, str(home))
     return target
+
+
+def built_for(home: Path) -> str | None:
+    """The home path the database in ``home`` was built for; ``None`` if it does not say."""
+    try:
+        return (home / BUILT_FOR_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _write_views(
@@ -272,9 +286,11 @@ def _write_views(
         number = generation.number if generation is not None else 0
         connection.execute(
             "CREATE TABLE catalog_info AS SELECT CAST($number AS INTEGER) AS generation, "
-            "CAST($path AS VARCHAR) AS generation_path, now() AS built_at",
+            "CAST($path AS VARCHAR) AS generation_path, CAST($home AS VARCHAR) AS home, "
+            "now() AS built_at",
             {
                 "number": number,
+                "home": str(home),
                 "path": str(generation.path) if generation is not None else None,
             },
         )

@@ -45,8 +45,10 @@ def _console(stderr: bool = False) -> Console:
     """A terminal gets rich output; a file, pipe or cron log gets full-width plain text."""
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False)
+        return Console(stderr=stderr, emoji=False)
+    return Console(
+        stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False, emoji=False
+    )
 
 
 console = _console()
@@ -84,6 +86,18 @@ def _print_error(line: str) -> None:
     message = Text("error:", style="bold red")
     message.append(" " + printable(line))
     err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def _warn_broken_ledgers(workspace: Workspace) -> None:
+    """A line on stderr per broken log chain: the decisions shown may have been edited."""
+    from rich.text import Text
+
+    from access_audit.escape import printable
+
+    for line in workspace.ledger_warnings():
+        message = Text("warning:", style="bold yellow")
+        message.append(" " + printable(line))
+        err_console.print(message, highlight=False, soft_wrap=True)
 
 
 def _traceback_folder(args: Any, kwargs: Any) -> Path:
@@ -159,7 +173,7 @@ def _workspace(ctx: typer.Context, home: Path | None, create: bool = False) -> W
 
 def _output(quiet: bool) -> Console:
     """Where a command's results go: the console, or nowhere with --quiet (errors still show)."""
-    return Console(quiet=True) if quiet else console
+    return Console(quiet=True, emoji=False) if quiet else console
 
 
 @contextmanager
@@ -462,6 +476,7 @@ def flag(
         limit=limit,
     )
     workspace.record_view("flag", queue["flag_id"].to_list(), queue["subject_id"].to_list())
+    _warn_broken_ledgers(workspace)
     from access_audit.render import render_flags
 
     render_flags(console, queue, output_format)
@@ -479,6 +494,14 @@ def explain(
         str,
         typer.Option("--format", help="text, or json (one object; times in ISO 8601 UTC)."),
     ] = "text",
+    system: Annotated[
+        str | None,
+        typer.Option(
+            "--system",
+            help="The access's system, when its ids hold ':' and SYSTEM:event_id is ambiguous; "
+            "IDENTIFIER is then the event id exactly.",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Why a flag was raised, or why an access was considered fine: explanations, indicators,
@@ -488,7 +511,8 @@ def explain(
     workspace = _workspace(ctx, home)
     from access_audit import render
 
-    detail = workspace.flag_detail(identifier)
+    _warn_broken_ledgers(workspace)
+    detail = workspace.flag_detail(identifier) if system is None else None
     if detail is not None:
         workspace.record_view("explain", [identifier], [str(detail.flag.get("subject_id") or "")])
         if output_format == "json":
@@ -496,7 +520,7 @@ def explain(
         else:
             render.render_flag_detail(console, detail)
         return
-    event = workspace.event_detail(identifier)
+    event = workspace.event_detail(identifier, system)
     if event is None:
         raise AccessAuditError(f"no flag or access with id {identifier}")
     workspace.record_view(
@@ -566,8 +590,9 @@ def serve(
     home: HomeOption = None,
 ) -> None:
     """The review queue in the browser: the queue, each flag's evidence and timelines, and a
-    review form, on 127.0.0.1 only. Open the address it prints (its token opens a session);
-    every page shown is recorded in the view log. Ctrl-C stops it."""
+    review form; the cases, each with its assign and review forms; on 127.0.0.1 only. Open the
+    address it prints (its token opens a session); every page shown is recorded in the view log.
+    Ctrl-C stops it."""
     from access_audit.escape import terminal
     from access_audit.serve.server import serve as serve_review_page
 
@@ -678,7 +703,8 @@ def report(
         allow_empty=allow_empty,
     )
     workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
-    from access_audit.report.render import render_csv, render_html, render_text
+    _warn_broken_ledgers(workspace)
+    from access_audit.report.formats import render_csv, render_html, render_text
 
     text = {"text": render_text, "csv": render_csv, "html": render_html}[output_format](built)
     if output is None:
@@ -723,9 +749,10 @@ def evidence(
 ) -> None:
     """Write an evidence pack for a misconduct hearing: an HTML page and its PDF, a CSV of every
     access in scope (UTC and local times, what explains it or why nothing does), the user's
-    shifts, assignments and training, the review history with notes, and a manifest of every
-    file's SHA-256 with the store's verified chain head. Refused if the home fails
-    verification; owner-only files; the export is recorded in the view log."""
+    shifts, assignments and training, the review history with notes (and a case's history), and
+    a manifest of every file's SHA-256 with the store's and the logs' verified chain heads.
+    Refused if the home fails verification; owner-only files; the export is recorded in the view
+    log."""
     workspace = _workspace(ctx, home)
     with _progress_bar(progress and not quiet) as update:
         pack = workspace.evidence(

@@ -193,6 +193,7 @@ TEXT_FIELDS: dict[str, frozenset[str]] = {
     "created_incident": frozenset({"via"}),
     "justification": frozenset({"via"}),
     "indicator": frozenset({"evidence"}),
+    "mined": frozenset({"unit", "via", "support", "users", "confidence"}),
 }
 
 
@@ -372,6 +373,63 @@ class PeersSettings(Section):
     full_weight_ratio: float = Field(gt=1, allow_inf_nan=False)
 
 
+class MinedKindSettings(Section):
+    """One mined explanation kind (score/mined.py): learned from the look-back before the scored
+    day, it *weakly* explains an access nothing recorded explains."""
+
+    enabled: bool
+    strength: float = Field(gt=0, lt=1)
+    """The share of the absence-of-explanation points it takes away: below 1, so it is always
+    weaker than a recorded assignment, which takes them all (and every unexplained-only risk)."""
+    text: NonEmptyText
+
+    @model_validator(mode="after")
+    def _text_fields_resolve(self) -> MinedKindSettings:
+        _check_text_fields(self.text, TEXT_FIELDS["mined"], ("text",))
+        return self
+
+
+class MinedRuleSettings(MinedKindSettings):
+    """A template kept only with enough support (lookups, users) and confidence."""
+
+    min_support: PositiveInt
+    min_users: PositiveInt
+    min_confidence: float = Field(ge=0, le=1)
+
+
+class UnitIncidentTypeSettings(MinedRuleSettings):
+    min_lift: float = Field(gt=1)
+    """The unit must open records of the incident type this many times as often as the force."""
+
+
+class CollaborativeGroupSettings(MinedKindSettings):
+    min_shared_records: PositiveInt
+    max_record_users: PositiveInt
+    neighbours: PositiveInt
+    """Each user's strongest ties kept, when mutual (a mutual k-nearest-neighbour graph)."""
+    min_members: PositiveInt
+    min_openers: PositiveInt
+    iterations: PositiveInt
+
+
+class MinedSettings(Section):
+    """[mined]: explanation templates mined from the look-back (after Fabbri & LeFevre 2011,
+    Fabbri et al. 2013) and collaborative groups (after Chen & Malin's CADS, 2011)."""
+
+    discounted: list[str]
+    """The indicators that measure the absence of an explanation: a weak explanation scales
+    their points by (1 - strength). Every other risk indicator keeps its points."""
+    unit_incident_type: UnitIncidentTypeSettings
+    teammate_same_day: MinedRuleSettings
+    unit_reason_code: MinedRuleSettings
+    collaborative_group: CollaborativeGroupSettings
+
+    def kinds(self) -> dict[str, MinedKindSettings]:
+        """Name -> settings of every mined kind, enabled or not, in declaration order."""
+        names = [name for name in type(self).model_fields if name != "discounted"]
+        return {name: getattr(self, name) for name in names}
+
+
 PATTERN_CODE_PREFIX = "pattern_"
 
 
@@ -392,6 +450,7 @@ class Config(Section):
     learning: LearningSettings
     audit_gaps: AuditGapsSettings
     peers: PeersSettings
+    mined: MinedSettings
 
     @model_validator(mode="after")
     def _names_resolve(self) -> Config:
@@ -417,6 +476,13 @@ class Config(Section):
                         "'{code}' names no pattern" if patterns else "'{code}' names no indicator",
                         {"at": ("reports", key, position), "code": code},
                     )
+        for position, code in enumerate(self.mined.discounted):
+            if code not in indicators:
+                raise PydanticCustomError(
+                    "unknown_name",
+                    "'{code}' names no indicator",
+                    {"at": ("mined", "discounted", position), "code": code},
+                )
         self.ingest._column_mappings = self.columns
         return self
 

@@ -1,13 +1,15 @@
-"""Evidence packs for a misconduct hearing: ``access-audit evidence FLAG_ID … --output DIR``.
+"""Evidence packs for a misconduct hearing: ``access-audit evidence FLAG_OR_CASE … --output DIR``.
 
-``write_evidence`` takes a list of flag ids (a case's flags, once cases exist, are such a list),
-checks every chain of the home, reads the verified generation (pinned: a nightly run committing
-meanwhile changes nothing in the pack) and the review log up to its verified head, gathers the
-scope (``scope.py``) and writes the pack (``pack.py``), logging the export in the view log.
+``write_evidence`` takes a list of flag ids (a case's flags are such a list; the case ids they
+came from add the cases' history from the case log, read up to its verified head), checks every
+chain of the home, reads the verified generation (pinned: a nightly run committing meanwhile
+changes nothing in the pack) and the review log up to its verified head, gathers the scope
+(``scope.py``) and writes the pack (``pack.py``), logging the export in the view log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,12 @@ from access_audit.evidence.pack import (
     write_pack_files,
 )
 from access_audit.evidence.page import LedgerHead, Provenance
-from access_audit.evidence.scope import EvidenceScope, gather_evidence, missing_flags
+from access_audit.evidence.scope import (
+    EvidenceScope,
+    case_history_rows,
+    gather_evidence,
+    missing_flags,
+)
 from access_audit.integrity import ChainCheck
 from access_audit.ledger import utc_text
 from access_audit.manifest import generation_name
@@ -79,15 +86,29 @@ def _verified_reviews(workspace: Workspace, lines: int) -> pl.LazyFrame:
     return read_reviews(b"".join(complete.splitlines(keepends=True)[:lines]))
 
 
+def _verified_case_history(
+    workspace: Workspace, lines: int, case_ids: Sequence[str]
+) -> pl.DataFrame:
+    """The cases' assignments and decisions up to the case log's verified head (as the reviews
+    are read up to theirs)."""
+    from access_audit.review.case_log import read_case_log
+
+    complete = workspace.cases.ledger.complete_bytes()
+    log = read_case_log(b"".join(complete.splitlines(keepends=True)[:lines]))
+    return case_history_rows(log, case_ids).collect()
+
+
 def write_evidence(
     workspace: Workspace,
     flag_ids: Sequence[str],
     output: Path,
     *,
+    case_ids: Sequence[str] = (),
     pdf: bool = True,
     progress: Progress | None = None,
 ) -> EvidencePack:
-    """Write the evidence pack for ``flag_ids`` to the folder ``output`` (absent or empty)."""
+    """Write the evidence pack for ``flag_ids`` to the folder ``output`` (absent or empty). The
+    ``case_ids`` they came from (if any) add the cases' history from the case log."""
     step = progress or (lambda _what, _done, _total: None)
     ids = list(dict.fromkeys(flag_ids))
     if not ids:
@@ -106,6 +127,7 @@ def write_evidence(
     number, head, ledgers, summary = _verified(workspace)
     folder = workspace.store.root / generation_name(number)
     reviews_check = next(c for c in ledgers if c.name == "reviews")
+    cases_check = next(c for c in ledgers if c.name == workspace.cases.ledger.name)
 
     def stored(table: str) -> pl.LazyFrame:
         return scan_stored(folder, table)
@@ -138,11 +160,16 @@ def write_evidence(
         training_course=str(rules.reports["training_course"]),
         overdue_months=int(rules.reports["training_overdue_months"]),
     )
+    cases = list(dict.fromkeys(case_ids))
+    if cases:
+        history = _verified_case_history(workspace, cases_check.items, cases)
+        tables = dataclasses.replace(tables, case_history=history)
     from access_audit.review import default_reviewer
     from access_audit.review.log import operating_account
 
     provenance = Provenance(
         flag_ids=ids,
+        case_ids=cases,
         created_at=utc_text(datetime.now(UTC)),
         created_by=default_reviewer(),
         account=operating_account(),
@@ -169,6 +196,7 @@ def write_evidence(
         path=output,
         files=files,
         flag_ids=ids,
+        case_ids=cases,
         accesses=tables.accesses.height,
         reviews=tables.reviews.height,
         store_head=provenance.store_head,

@@ -2,8 +2,9 @@
 
 A pack is a folder of owner-only files — ``evidence.html`` and ``evidence.pdf`` (printed from it by
 headless Chromium), one CSV per table (``accesses.csv``, ``flags.csv``, ``shifts.csv``,
-``assignments.csv``, ``training.csv``, ``reviews.csv``, ``users.csv``), ``manifest.json`` (every
-other file's SHA-256 and size, the flags, the verified store head and log heads) and
+``assignments.csv``, ``training.csv``, ``reviews.csv``, ``users.csv``; ``case_history.csv`` when a
+case id was exported), ``manifest.json`` (every other file's SHA-256 and size, the flags and cases,
+the verified store head and the review, view and case log heads) and
 ``SHA256SUMS`` (every file, the manifest included, for ``sha256sum -c``).
 
 It is built in a hidden folder beside the target and renamed into place only when complete, so a
@@ -38,6 +39,8 @@ PAGE = "evidence.html"
 PDF = "evidence.pdf"
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
+CASE_HISTORY = "case_history.csv"
+"""The case log's assignments and decisions on the cases exported (only when a case id was)."""
 FORMAT = "access-audit evidence pack 1"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 PDF_TIMEOUT_SECONDS = 180
@@ -62,6 +65,8 @@ class EvidencePack:
     path: Path
     files: list[PackFile]
     flag_ids: list[str]
+    case_ids: list[str]
+    """The cases asked for (their flags are ``flag_ids``); their history is ``case_history.csv``."""
     accesses: int
     reviews: int
     store_head: str | None
@@ -211,6 +216,16 @@ def write_pack_files(
     and checksums last. Returns every file with its SHA-256, the manifest included."""
     for name, table in TABLE_FILES.items():
         _write(folder, name, _csv(getattr(tables, table)))
+    counts = {
+        "flags": tables.flags.height,
+        "accesses": tables.accesses.height,
+        "shifts": tables.shifts.height,
+        "assignments": tables.assignments.height,
+        "reviews": tables.reviews.height,
+    }
+    if tables.case_history is not None:
+        _write(folder, CASE_HISTORY, _csv(tables.case_history))
+        counts["case_events"] = tables.case_history.height
     _write(folder, PAGE, render_page(tables, provenance))
     if chromium is not None:
         print_pdf(folder / PAGE, folder / PDF, chromium)
@@ -218,13 +233,7 @@ def write_pack_files(
     manifest = {
         "format": FORMAT,
         **provenance.as_json(),
-        "counts": {
-            "flags": tables.flags.height,
-            "accesses": tables.accesses.height,
-            "shifts": tables.shifts.height,
-            "assignments": tables.assignments.height,
-            "reviews": tables.reviews.height,
-        },
+        "counts": counts,
         "files": [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in files],
     }
     _write(folder, MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=True) + "\n")

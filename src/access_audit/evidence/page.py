@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from access_audit.escape import visible
 from access_audit.evidence.scope import EvidenceTables
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,6 +40,8 @@ class Provenance:
     rules_versions: str = ""
     timezone: str = "UTC"
     pdf: bool = True
+    case_ids: list[str] = field(default_factory=list)
+    """The cases exported (their flags are ``flag_ids``)."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +58,7 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=StrictUndefined,
+        finalize=visible,  # control characters and bidirectional marks shown, not obeyed
         keep_trailing_newline=True,
     )
     flags = tables.flags.with_columns(
@@ -85,4 +89,5 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         apsp=_rows(tables.apsp),
         training=_rows(tables.training),
         reviews=_rows(tables.reviews),
+        case_history=None if tables.case_history is None else _rows(tables.case_history),
     )

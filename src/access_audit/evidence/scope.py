@@ -61,6 +61,9 @@ class EvidenceTables:
     users: pl.DataFrame
     """Per user in the pack: role and team (identifiers only; names stay in the systems)."""
     timezone: str
+    case_history: pl.DataFrame | None = None
+    """The case log's lines about the cases exported (``case_history_rows``); None when the pack
+    was asked for by flag ids only."""
 
 
 def missing_flags(flags: pl.LazyFrame, flag_ids: Sequence[str]) -> list[str]:
@@ -353,6 +356,26 @@ def _flag_rows(flags: pl.LazyFrame) -> pl.LazyFrame:
         cleared_at_utc=_utc("cleared_at"),
         rules_version="rules_version",
         model_version="model_version",
+    )
+
+
+def case_history_rows(log: pl.LazyFrame, case_ids: Sequence[str]) -> pl.LazyFrame:
+    """The assignments and decisions on ``case_ids`` from the case log (``CASE_LOG_SCHEMA``), in
+    the order written, one text value per cell: times ISO 8601 UTC, flag and review ids joined by
+    spaces."""
+    return log.filter(pl.col("case_id").is_in(list(case_ids))).select(
+        "case_id",
+        "action",
+        recorded_at_utc=_utc("recorded_at"),
+        analyst="analyst",
+        assignee="assignee",
+        due=pl.col("due").cast(pl.String),
+        status="status",
+        outcome="outcome",
+        purpose="purpose",
+        note="note",
+        flag_ids=pl.col("flag_ids").list.join(" "),
+        review_ids=pl.col("review_ids").list.join(" "),
     )
 
 

@@ -2,7 +2,7 @@
 
 Flags raised, reviewed and by outcome; outcomes of APSP-type flags; one line of circumstances per
 upheld case; the training position of flagged users. `build_report` is pure frames in, a typed
-`Report` out; `render.py` turns it into text, CSV or a self-contained HTML page.
+`Report` out; `formats.py` turns it into text, CSV or a self-contained HTML page.
 
 A day for which no accesses are loaded is not a day without alerts: `per_day` marks it (`loaded`
 false, `alerts` null), and a period with no loaded data at all is refused unless asked for, so an

@@ -104,6 +104,17 @@ class CaseDesk:
         by_case: dict[str, list[str]] = dict(members.rows())
         return [flag for given in identifiers for flag in by_case.get(given, [given])]
 
+    def named(self, identifiers: Sequence[str]) -> list[str]:
+        """The identifiers that name a case (with flags now), in the order given."""
+        known = set(
+            self.members()
+            .filter(pl.col("case_id").is_in(list(identifiers)))
+            .select("case_id")
+            .unique()
+            .collect()["case_id"]
+        )
+        return [given for given in dict.fromkeys(identifiers) if given in known]
+
     def unmatched(self) -> list[str]:
         """Case ids in the case log that no flag belongs to any more: a case's first flag was
         re-scored away, or a late drop moved its span. Their assignments and decisions stay in
@@ -199,11 +210,12 @@ class CaseDesk:
     def _append(self, events: Callable[[], list[dict[str, object]]]) -> None:
         """Append the events made by ``events()`` while holding the case log's lock. A database
         built before the log existed is rebuilt, so its ``case_log`` view reads the log."""
-        from access_audit.workspace import _writing, owner_only
+        from access_audit.workspace import _writing, owner_only, require_intact
 
         ledger = self.ledger
         existed = ledger.path.exists()
         with owner_only(), _writing(f"the case log {ledger.path}"), ledger.locked():
+            require_intact(ledger, "nothing was recorded")
             ledger.append_holding_lock(events())
         if not existed and self.workspace.database_path.exists():
             self.workspace.refresh_catalog()

@@ -4,6 +4,7 @@ functions over the stores; the caller decides what to show."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,9 +43,12 @@ def flag_timelines(
     *,
     days_before: int = DAYS_BEFORE,
     days_after: int = DAYS_AFTER,
+    flag_ids: Sequence[str] | None = None,
 ) -> Timelines:
     """The timelines of ``flag`` (a row of the ``flags`` table), reading only the days they span.
-    A flag without access times has empty timelines."""
+    A flag without access times has empty timelines. ``flag_ids`` (default: the flag's own id)
+    are the flags whose accesses are marked ``in_flag``: a case's flags, when ``flag`` spans a
+    case (its user, subject, first and last access)."""
     first, last = flag.get("first_access_at"), flag.get("last_access_at")
     start = first - timedelta(days=days_before) if first is not None else None
     end = last + timedelta(days=days_after) if last is not None else None
@@ -56,8 +60,9 @@ def flag_timelines(
     nearby = events.filter(window)
     explained = explanations.filter(days).select(keys).unique().with_columns(explained=pl.lit(True))
     held = (
-        flag_events.filter(pl.col("flag_id") == flag["flag_id"])
+        flag_events.filter(pl.col("flag_id").is_in(list(flag_ids or [flag["flag_id"]])))
         .select(keys)
+        .unique()
         .with_columns(in_flag=pl.lit(True))
     )
     # typed nulls: a missing user or subject matches nothing

@@ -1,9 +1,9 @@
 """The review page's web application: the guard around the routes of each kind of page.
 
-Each kind of page (the flag queue and a flag, ``flags.py``; a case, later) is a module with a
-``routes(desk)`` function returning its Starlette routes; ``create_app`` puts them together. Pages
-are server-rendered Jinja2 templates with autoescaping on: every id, name and note is text, never
-markup. No JavaScript is built or served.
+Each kind of page (the flag queue and a flag, ``flags.py``; the cases and a case, ``cases.py``)
+is a module with a ``routes(desk)`` function returning its Starlette routes; ``create_app`` puts
+them together. Pages are server-rendered Jinja2 templates with autoescaping on: every id, name and
+note is text, never markup. No JavaScript is built or served.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from access_audit.errors import internal_error_line, write_traceback
+from access_audit.escape import visible
 from access_audit.serve.guard import (
     ASGIApp,
     Guard,
@@ -86,6 +87,7 @@ def templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every value is text unless a template marks it otherwise
         undefined=jinja2.StrictUndefined,
+        finalize=visible,  # control characters and bidirectional marks shown, not obeyed
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -99,11 +101,12 @@ def create_app(
     workspace: Workspace, *, token: str | None = None, reviewer: str | None = None
 ) -> tuple[Starlette, str]:
     """The application and the token that opens a session on it (random unless given)."""
-    from access_audit.serve import flags
+    from access_audit.serve import cases, flags
 
     desk = Desk(workspace, templates(), reviewer)
     routes: list[BaseRoute] = [
         *flags.routes(desk),
+        *cases.routes(desk),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     secret = token or new_token()

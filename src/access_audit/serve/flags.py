@@ -5,7 +5,7 @@ like `access-audit review`. Every page shown is written to the view log."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import polars as pl
@@ -19,6 +19,9 @@ from access_audit.review.detail import FlagDetail
 from access_audit.review.timelines import Timelines
 from access_audit.serve.app import Desk
 from access_audit.serve.forms import checked_form, text_field
+
+if TYPE_CHECKING:
+    from access_audit.workspace import Workspace
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 2000
@@ -168,7 +171,20 @@ def load_queue(desk: Desk, filters: QueueFilters) -> QueueView:
             .collect()
         )
     desk.record_view(frame["flag_id"].to_list(), frame["subject_id"].to_list())
+    frame = frame.join(
+        _cases_of(workspace, frame["flag_id"]), on="flag_id", how="left", maintain_order="left"
+    )
     return QueueView(rows=frame.to_dicts(), more=more, grouped=grouped)
+
+
+def _cases_of(workspace: Workspace, flag_ids: pl.Series) -> pl.DataFrame:
+    """``flag_id`` and the ``case_id`` of the case it belongs to (a flag in no case is absent)."""
+    return (
+        workspace.cases.members()
+        .filter(pl.col("flag_id").is_in(flag_ids.implode()))
+        .select("flag_id", "case_id")
+        .collect()
+    )
 
 
 def _choices() -> dict[str, Any]:
@@ -196,6 +212,8 @@ class FlagView:
     timelines: Timelines
     charts: dict[str, str] = field(default_factory=dict)
     """The user's and the subject's timeline as SVG (``report.charts``, labels escaped)."""
+    case_id: str | None = None
+    """The case the flag belongs to (a flag that never was an alert belongs to none)."""
 
 
 def load_flag(desk: Desk, flag_id: str) -> FlagView | None:
@@ -230,7 +248,8 @@ def load_flag(desk: Desk, flag_id: str) -> FlagView | None:
             subject["user_id"].fill_null("").to_list(),
         ),
     }
-    return FlagView(detail, timelines, charts)
+    cases = _cases_of(workspace, pl.Series([flag_id]))["case_id"]
+    return FlagView(detail, timelines, charts, cases[0] if cases.len() else None)
 
 
 async def _flag_response(
@@ -262,6 +281,7 @@ async def _flag_response(
             "subject_rows": view.timelines.subject.head(TIMELINE_ROWS).to_dicts(),
             "timeline_rows": TIMELINE_ROWS,
             "charts": view.charts,
+            "case_id": view.case_id,
             "form": form or ReviewForm(status=str(view.detail.flag.get("status") or "open")),
             "error": error,
             "recorded": recorded,

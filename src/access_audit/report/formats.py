@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from html import escape
 
 from access_audit.escape import csv_text, printable
+from access_audit.escape import html_text as escape
 from access_audit.report import Report
 from access_audit.report.charts import bar_chart, timeline
 
