@@ -37,6 +37,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# The largest --limit: more rows than any home holds, and small enough for every engine's index.
+MAX_LIMIT = 1_000_000_000
 # Wide enough that no table or line is wrapped or cut when output goes to a file or cron log.
 PIPED_WIDTH = 10_000
 
@@ -237,7 +239,7 @@ def status(ctx: typer.Context, home: HomeOption = None) -> None:
 def rejected(
     ctx: typer.Context,
     drop: Annotated[str | None, typer.Option(help="Only this drop's rejected rows.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many rows.")] = 50,
     show_values: Annotated[
         bool,
         typer.Option(help="Show the rejected values of columns that hold personal data."),
@@ -444,7 +446,9 @@ def flag(
         float | None,
         typer.Option(min=0, max=100, help="Lowest score shown (default: the alert threshold)."),
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many flags.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=MAX_LIMIT, help="At most this many flags.")
+    ] = None,
     status: Annotated[
         str | None,
         typer.Option(help="Only flags in this review status: open, under_review, closed."),

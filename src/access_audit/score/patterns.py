@@ -33,6 +33,11 @@ PRIOR = (
 )
 
 
+# How a pattern flag's reason ends: the subjects its figure counts, ", "-separated (the view log
+# reads them back, so every subject a pattern flag shows is logged as shown).
+SUBJECTS_MARKER = "; the subjects: "
+
+
 def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     low, high = rules.patterns["young_women_min_age"], rules.patterns["young_women_max_age"]
     people = persons.select("person_id", "sex", "date_of_birth")
@@ -203,7 +208,9 @@ def patterns(
     ).with_columns(
         text=fmt(
             "{} of the {} subjects they looked up without explanation in {} days were {}; "
-            "peers' robust centre is {}% ({} robust standard deviations above); the subjects: {}",
+            "peers' robust centre is {}% ({} robust standard deviations above)"
+            + SUBJECTS_MARKER
+            + "{}",
             pl.when(pl.col("feature") == "young_women")
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),
