@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from access_audit.review.detail import EventDetail, FlagDetail
     from access_audit.review.learn import LearnedModel, ModelStore
     from access_audit.score.rules import Rules
-    from access_audit.score.run import ScoreReport
+    from access_audit.score.run import ChunkScorer, ScoreReport
 
 HOME_ENV = "ACCESS_AUDIT_HOME"
 RUNS_FOLDER = "runs"
@@ -334,13 +334,24 @@ class Workspace:
 
         return load_rules(self.config)
 
+    def scorer(self, engine: str = "polars") -> ChunkScorer | None:
+        """The scoring engine: None for the local (Polars) one, or Spark from [spark]."""
+        from access_audit.score.spark import SparkScorer, check_engine
+
+        check_engine(engine)
+        return SparkScorer(self.config.spark) if engine == "spark" else None
+
     def score(
         self,
         days: Sequence[date] | None = None,
         progress: ProgressCallback | None = None,
+        engine: str = "polars",
     ) -> ScoreReport:
-        """Explain and score stored days (all of them by default), replacing their outputs."""
+        """Explain and score stored days (all of them by default), replacing their outputs.
+        `engine` is polars (this machine) or spark ([spark] settings); the results are the same."""
         from access_audit.score.run import stored_days, write_scored
+
+        scorer = self.scorer(engine)
 
         started = datetime.now(UTC)
         run_id = new_run_id()
@@ -361,6 +372,7 @@ class Workspace:
                         self._reviews_now(),
                         timezone=self.config.ingest.timezone,
                         progress=progress,
+                        scorer=scorer,
                     )
                 committed = txn.committed
                 self._log_event("score", run_id, started, score=report, committed=committed)
@@ -373,12 +385,17 @@ class Workspace:
         return report
 
     def nightly(
-        self, drops: Sequence[Path], progress: ProgressCallback | None = None
+        self,
+        drops: Sequence[Path],
+        progress: ProgressCallback | None = None,
+        engine: str = "polars",
     ) -> NightlyReport:
         """Ingest the drops, then explain, score and flag: one run, committed whole.
 
         Each drop is loaded in a savepoint (a bad drop loads nothing and is reported); then the
-        days the drops touched and the re-explain window are scored in the same transaction."""
+        days the drops touched and the re-explain window are scored in the same transaction,
+        by `engine` (polars or spark)."""
+        scorer = self.scorer(engine)
         started = datetime.now(UTC)
         run_id = new_run_id()
         report = NightlyReport(ingest=IngestReport())
@@ -387,7 +404,9 @@ class Workspace:
             try:
                 self._clean_debris()
                 discovered = self._discover(drops, report.ingest, "nightly")
-                committed = self._nightly_transaction(run_id, started, discovered, report, progress)
+                committed = self._nightly_transaction(
+                    run_id, started, discovered, report, progress, scorer
+                )
                 current = self.generation()
                 report.ingest.generation = current.number if current else None
                 self._log_event("nightly", run_id, started, report=report, committed=committed)
@@ -412,6 +431,7 @@ class Workspace:
         discovered: Sequence[Drop],
         report: NightlyReport,
         progress: ProgressCallback | None,
+        scorer: ChunkScorer | None = None,
     ) -> Generation | None:
         from access_audit.ingest import ingest_drop
         from access_audit.score.run import days_to_rescore, stored_days, write_scored
@@ -441,6 +461,7 @@ class Workspace:
                 self._reviews_now(),
                 timezone=self.config.ingest.timezone,
                 progress=progress,
+                scorer=scorer,
             )
         return txn.committed
 
