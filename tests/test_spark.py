@@ -22,6 +22,7 @@ from access_audit.errors import AccessAuditError
 from access_audit.generate import generate_force
 from access_audit.score.spark import SparkScorer, SparkUnavailableError
 from access_audit.workspace import Workspace
+from conftest import store_snapshot
 
 NO_PYSPARK = importlib.util.find_spec("pyspark") is None
 NO_JAVA = shutil.which("java") is None and "JAVA_HOME" not in os.environ
@@ -140,3 +141,26 @@ def test_without_pyspark_the_engine_says_how_to_install_it(
     with pytest.raises(SparkUnavailableError, match=r"pip install 'access-audit\[spark\]'"):
         scorer._session(scorer.settings)
     assert pl.__version__  # the local engine is untouched
+
+
+def test_a_failed_spark_run_leaves_the_stores_as_they_were(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, drops: list[Path]
+) -> None:
+    """A pass that dies (here before any chunk is written) commits nothing and leaves no
+    scratch folder behind."""
+    import access_audit.score.spark as engine
+
+    workspace = Workspace.open(tmp_path / "home")
+    assert workspace.ingest(drops[:3]).ok
+    before = store_snapshot(workspace)
+
+    def dies(spark: object, job: engine.ChunkJob, progress: object = None) -> dict[object, int]:
+        (Path(job.scratch) / "explanations").mkdir()
+        raise RuntimeError("executor lost")
+
+    monkeypatch.setattr(engine, "_run_passes", dies)
+    monkeypatch.setattr(engine, "spark_session", lambda settings: object())
+    with pytest.raises(RuntimeError, match="executor lost"):
+        workspace.score(engine="spark")
+    assert store_snapshot(workspace) == before
+    assert not [p for p in (workspace.home / "store").iterdir() if "spark" in p.name]

@@ -334,12 +334,14 @@ class Workspace:
 
         return load_rules(self.config)
 
-    def scorer(self, engine: str = "polars") -> ChunkScorer | None:
+    def scorer(
+        self, engine: str = "polars", progress: ProgressCallback | None = None
+    ) -> ChunkScorer | None:
         """The scoring engine: None for the local (Polars) one, or Spark from [spark]."""
         from access_audit.score.spark import SparkScorer, check_engine
 
         check_engine(engine)
-        return SparkScorer(self.config.spark) if engine == "spark" else None
+        return SparkScorer(self.config.spark, progress) if engine == "spark" else None
 
     def score(
         self,
@@ -351,7 +353,7 @@ class Workspace:
         `engine` is polars (this machine) or spark ([spark] settings); the results are the same."""
         from access_audit.score.run import stored_days, write_scored
 
-        scorer = self.scorer(engine)
+        scorer = self.scorer(engine, progress)
 
         started = datetime.now(UTC)
         run_id = new_run_id()
@@ -395,7 +397,7 @@ class Workspace:
         Each drop is loaded in a savepoint (a bad drop loads nothing and is reported); then the
         days the drops touched and the re-explain window are scored in the same transaction,
         by `engine` (polars or spark)."""
-        scorer = self.scorer(engine)
+        scorer = self.scorer(engine, progress)
         started = datetime.now(UTC)
         run_id = new_run_id()
         report = NightlyReport(ingest=IngestReport())

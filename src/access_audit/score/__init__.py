@@ -69,7 +69,8 @@ def coverage(context: pl.DataFrame, days: Sequence[date], staff: pl.LazyFrame) -
     subject in the look-back), and by role."""
     with_first = (
         context.filter(pl.col("record_id").is_not_null())
-        .sort("occurred_at")
+        # ties broken by the event's key: the same first access whatever order the rows came in
+        .sort("occurred_at", "system", "event_id")
         .with_columns(first=pl.int_range(pl.len()).over("user_id", "record_type", "record_id") == 0)
         .filter(pl.col("day").is_in(list(days)))
         .join(staff.select("user_id", "role").collect(), on="user_id", how="left")

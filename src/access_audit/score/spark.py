@@ -108,7 +108,16 @@ def spark_session(settings: SparkConfig) -> SparkSession:
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in options.items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else value)
-    return builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM did not start: wrong Java, a bad master or option
+        raise SparkUnavailableError(
+            f"Spark did not start ({type(exc).__name__}): check Java 17+, [spark] master "
+            f"'{settings.master}' and [spark.options]"
+        ) from None
+    # Spark's own warnings would fill a cron log; its errors still reach stderr.
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 # -- frames across the Arrow boundary -------------------------------------------------------------
@@ -211,9 +220,13 @@ class SparkScorer:
     """A `ChunkScorer` (score/run.py) that scores every chunk in Spark before yielding them."""
 
     def __init__(
-        self, settings: SparkConfig, session: Callable[[SparkConfig], SparkSession] | None = None
+        self,
+        settings: SparkConfig,
+        progress: Callable[[str, int, int], None] | None = None,
+        session: Callable[[SparkConfig], SparkSession] | None = None,
     ) -> None:
         self.settings = settings
+        self.progress = progress
         self._session = session or spark_session
 
     def __call__(
@@ -230,7 +243,7 @@ class SparkScorer:
             job = ChunkJob(
                 str(txn.path), str(scratch), tuple(tuple(sorted(c)) for c in chunks), rules
             )
-            counts = _run_passes(spark, job)
+            counts = _run_passes(spark, job, self.progress)
             seconds = time.perf_counter() - started
             for index, days in enumerate(job.chunks):
                 scored = _read_chunk(scratch, index, list(days))
@@ -276,9 +289,15 @@ def _stored(spark: SparkSession, store: Path, name: str) -> DataFrame | None:
     return frame.withColumn("day", sf.col("day").cast("date"))
 
 
-def _run_passes(spark: SparkSession, job: ChunkJob) -> dict[date, int]:
+def _run_passes(
+    spark: SparkSession, job: ChunkJob, progress: Callable[[str, int, int], None] | None = None
+) -> dict[date, int]:
     """The three passes; their outputs land in the scratch folder. Returns accesses per day."""
     from pyspark.sql import functions as sf
+
+    def step(what: str, done: int) -> None:
+        if progress is not None:
+            progress(f"Spark: {what}", done, 3)
 
     store, scratch = Path(job.store), Path(job.scratch)
     lookback = job.rules.lookback_days
@@ -316,6 +335,7 @@ def _run_passes(spark: SparkSession, job: ChunkJob) -> dict[date, int]:
         return job.finish(key, events, found)
 
     # 1. explain
+    step("explaining", 0)
     explained = routed(events).groupBy("chunk").applyInArrow(explain, EXPLANATION_DDL)
     explained.write.partitionBy("chunk").parquet(str(scratch / "explanations"))
     new = (
@@ -331,6 +351,7 @@ def _run_passes(spark: SparkSession, job: ChunkJob) -> dict[date, int]:
     context = spark.read.schema(CONTEXT_DDL).parquet(str(scratch / "context"))
 
     # 2. raw indicators
+    step("finding indicators", 1)
     raw = routed(context).groupBy("chunk").applyInArrow(indicate, RAW_DDL)
     raw.write.parquet(str(scratch / "raw"))
     columns = ["system", "event_id", "code", "points", "evidence", "day"]
@@ -342,6 +363,7 @@ def _run_passes(spark: SparkSession, job: ChunkJob) -> dict[date, int]:
     )
 
     # 3. peers, episodes, patterns, coverage: the chunk's context cogrouped with its indicators
+    step("weighing and flagging", 2)
     written = (
         routed(context)
         .groupBy("chunk")
@@ -349,6 +371,7 @@ def _run_passes(spark: SparkSession, job: ChunkJob) -> dict[date, int]:
         .applyInArrow(finish, WRITTEN_DDL)
         .collect()
     )
+    step("weighing and flagging", 3)
     missing = set(range(parts)) - {row["chunk"] for row in written}
     for index in missing:  # a chunk with no accesses at all: empty outputs
         _write_empty(scratch / "scored" / f"chunk={index}", job, index)
