@@ -21,6 +21,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from mined_coverage import home_coverage
+from mined_coverage import table as coverage_table
+
 BIN = Path(sys.executable).parent
 ACCESS_AUDIT = str(BIN / "access-audit")
 MEASURES = [
@@ -40,20 +43,6 @@ def run(args: Sequence[str], log: Path | None = None) -> str:
     if done.returncode != 0:
         sys.exit(f"failed ({done.returncode}): {' '.join(args)}\n{done.stderr[-2000:]}")
     return done.stdout
-
-
-def dedupe_exact_rows(drops: Path) -> int:
-    """Workaround for ingest before issue 5's fix: drop exact duplicate lines in each reference
-    CSV (persons, incidents, incident_persons). Returns how many lines were dropped."""
-    dropped = 0
-    for path in sorted(drops.glob("*/*.csv")):
-        if path.stem not in ("persons", "incidents", "incident_persons"):
-            continue
-        lines = path.read_bytes().splitlines(keepends=True)
-        unique = list(dict.fromkeys(lines))
-        dropped += len(lines) - len(unique)
-        path.write_bytes(b"".join(unique))
-    return dropped
 
 
 def nightly_each_drop(drops: Path, home: Path, logs: Path) -> int:
@@ -145,11 +134,6 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--work", type=Path, help="keep the forces and homes here (default: temp)")
     parser.add_argument(
-        "--dedupe-exact-rows",
-        action="store_true",
-        help="drop exact duplicate reference rows first (only for ingest before issue 5's fix)",
-    )
-    parser.add_argument(
         "--only", choices=["Northshire", "own"], help="evaluate one force only (default: both)"
     )
     parser.add_argument("--families", type=int, default=8, help="false-positive families shown")
@@ -165,24 +149,26 @@ def main() -> None:
             "own generator": lambda out: generate_own(out, args.staff, args.days, args.seed),
         }
         results = {}
+        coverages = {}
         if args.only:
             forces = {n: f for n, f in forces.items() if n.startswith(args.only)}
         for name, make in forces.items():
             folder = work / name.replace(" ", "-")
             make(folder / "drops")
-            if args.dedupe_exact_rows:
-                print(f"{name}: {dedupe_exact_rows(folder / 'drops')} duplicate lines dropped")
             nights = nightly_each_drop(folder / "drops", folder / "home", folder / "logs")
             print(f"{name}: nightly run on {nights} drops", flush=True)
             truth = folder / "drops" / "truth.csv"
             results[name] = evaluate(folder / "home", truth, args.budget, "flags")
             grouped = evaluate(folder / "home", truth, args.budget, "grouped")
             results[f"{name}, grouped queue"] = grouped
+            coverages[name] = home_coverage(folder / "home")
         print(f"\nBudget K = {args.budget} a day: flags, or entries of the grouped queue\n")
         print(side_by_side(results))
         for name, result in results.items():
             if not name.endswith("grouped queue"):
                 print(families(name, result, args.families))
+        for name, frame in coverages.items():
+            print(coverage_table(name, frame))
 
 
 if __name__ == "__main__":

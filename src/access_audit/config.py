@@ -1,7 +1,7 @@
 """Workspace settings: one typed tree, validated once when a home's `access-audit.toml` is loaded.
 
-The tree has the home's own sections ([ingest], [store], [columns.<table>]) and the scoring
-sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
+The tree has the home's own sections ([ingest], [store], [cases], [columns.<table>]) and the
+scoring sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
 [reports], [learning]), whose defaults are `score/rules.toml`. That file is validated by the same
 models, then the home's file is laid over it and the result validated again. Adding a setting is
 adding a field to one model below; an unknown section or key, or a value of the wrong type, is a
@@ -125,6 +125,16 @@ class StoreConfig(Section):
     """An Ed25519 private key (PEM), outside the home: each commit signs its head (signing.py)."""
 
 
+class CasesConfig(Section):
+    """How flags are grouped into cases ([cases], see review/cases.py)."""
+
+    span_days: PositiveInt = 30
+    """A case holds one user's flags on one subject (or their user-level flags) from its first
+    flag's day for this many days; a later flag starts the next case."""
+    due_days: PositiveInt = 28
+    """An assignment without --due is due this many days after it is made."""
+
+
 def _spark_options(options: dict[str, Any]) -> dict[str, Any]:
     for name in options:
         if not name.startswith("spark."):
@@ -198,6 +208,7 @@ TEXT_FIELDS: dict[str, frozenset[str]] = {
     "created_incident": frozenset({"via"}),
     "justification": frozenset({"via"}),
     "indicator": frozenset({"evidence"}),
+    "mined": frozenset({"unit", "via", "support", "users", "confidence"}),
 }
 
 
@@ -335,7 +346,12 @@ class ReviewSettings(Section):
 class ReportSettings(Section):
     training_course: NonEmptyText
     training_overdue_months: PositiveInt
-    apsp_codes: list[str]
+    apsp_subject_codes: list[str]
+    """An APSP-type alert's subject is marked by one of these (a victim, a vulnerable person) ..."""
+    apsp_contact_codes: list[str]
+    """... and it shows a contact-type signal: one of these indicators on the alert itself ..."""
+    apsp_pattern_codes: list[str]
+    """... or one of these user-level patterns raised for the same user in the period."""
 
 
 class LearningSettings(Section):
@@ -372,6 +388,63 @@ class PeersSettings(Section):
     full_weight_ratio: float = Field(gt=1)
 
 
+class MinedKindSettings(Section):
+    """One mined explanation kind (score/mined.py): learned from the look-back before the scored
+    day, it *weakly* explains an access nothing recorded explains."""
+
+    enabled: bool
+    strength: float = Field(gt=0, lt=1)
+    """The share of the absence-of-explanation points it takes away: below 1, so it is always
+    weaker than a recorded assignment, which takes them all (and every unexplained-only risk)."""
+    text: NonEmptyText
+
+    @model_validator(mode="after")
+    def _text_fields_resolve(self) -> MinedKindSettings:
+        _check_text_fields(self.text, TEXT_FIELDS["mined"], ("text",))
+        return self
+
+
+class MinedRuleSettings(MinedKindSettings):
+    """A template kept only with enough support (lookups, users) and confidence."""
+
+    min_support: PositiveInt
+    min_users: PositiveInt
+    min_confidence: float = Field(ge=0, le=1)
+
+
+class UnitIncidentTypeSettings(MinedRuleSettings):
+    min_lift: float = Field(gt=1)
+    """The unit must open records of the incident type this many times as often as the force."""
+
+
+class CollaborativeGroupSettings(MinedKindSettings):
+    min_shared_records: PositiveInt
+    max_record_users: PositiveInt
+    neighbours: PositiveInt
+    """Each user's strongest ties kept, when mutual (a mutual k-nearest-neighbour graph)."""
+    min_members: PositiveInt
+    min_openers: PositiveInt
+    iterations: PositiveInt
+
+
+class MinedSettings(Section):
+    """[mined]: explanation templates mined from the look-back (after Fabbri & LeFevre 2011,
+    Fabbri et al. 2013) and collaborative groups (after Chen & Malin's CADS, 2011)."""
+
+    discounted: list[str]
+    """The indicators that measure the absence of an explanation: a weak explanation scales
+    their points by (1 - strength). Every other risk indicator keeps its points."""
+    unit_incident_type: UnitIncidentTypeSettings
+    teammate_same_day: MinedRuleSettings
+    unit_reason_code: MinedRuleSettings
+    collaborative_group: CollaborativeGroupSettings
+
+    def kinds(self) -> dict[str, MinedKindSettings]:
+        """Name -> settings of every mined kind, enabled or not, in declaration order."""
+        names = [name for name in type(self).model_fields if name != "discounted"]
+        return {name: getattr(self, name) for name in names}
+
+
 PATTERN_CODE_PREFIX = "pattern_"
 
 
@@ -380,6 +453,7 @@ class Config(Section):
 
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
     columns: ColumnMappings = Field(default_factory=dict)
     """Per table, spec column name -> the force's own column name."""
@@ -392,6 +466,7 @@ class Config(Section):
     learning: LearningSettings
     audit_gaps: AuditGapsSettings
     peers: PeersSettings
+    mined: MinedSettings
 
     @model_validator(mode="after")
     def _names_resolve(self) -> Config:
@@ -403,12 +478,26 @@ class Config(Section):
                     "'{code}' names no indicator",
                     {"at": ("reviews", "not_new_risk", position), "code": code},
                 )
-        for position, code in enumerate(self.reports.apsp_codes):
-            if code not in indicators and not code.startswith(PATTERN_CODE_PREFIX):
+        apsp_lists = {
+            "apsp_subject_codes": (self.reports.apsp_subject_codes, False),
+            "apsp_contact_codes": (self.reports.apsp_contact_codes, False),
+            "apsp_pattern_codes": (self.reports.apsp_pattern_codes, True),
+        }
+        for key, (codes, patterns) in apsp_lists.items():
+            for position, code in enumerate(codes):
+                known = code.startswith(PATTERN_CODE_PREFIX) if patterns else code in indicators
+                if not known:
+                    raise PydanticCustomError(
+                        "unknown_name",
+                        "'{code}' names no pattern" if patterns else "'{code}' names no indicator",
+                        {"at": ("reports", key, position), "code": code},
+                    )
+        for position, code in enumerate(self.mined.discounted):
+            if code not in indicators:
                 raise PydanticCustomError(
                     "unknown_name",
-                    "'{code}' names no indicator or pattern",
-                    {"at": ("reports", "apsp_codes", position), "code": code},
+                    "'{code}' names no indicator",
+                    {"at": ("mined", "discounted", position), "code": code},
                 )
         self.ingest._column_mappings = self.columns
         return self

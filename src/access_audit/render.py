@@ -169,7 +169,9 @@ def render_score_report(console: Console, report: ScoreReport) -> None:
     console.print(
         f"scored {report.events} access(es) on {len(report.days)} day(s) ({first} to {last}) in "
         f"{report.seconds:.1f}s: {_percent(report.explained)} explained "
-        f"({_percent(report.first_explained)} of first accesses); "
+        f"({_percent(report.first_explained)} of first accesses); with mined explanations "
+        f"{_percent(report.explained_with_mined)} "
+        f"({_percent(report.first_explained_with_mined)} of first accesses); "
         f"{report.flags} flag(s), {report.alerts} alert(s)"
         + (f" ({report.audit_gaps} audit gap(s))" if report.audit_gaps else "")
         + (f", {len(report.cleared)} cleared by late explanations" if report.cleared else ""),
@@ -179,10 +181,15 @@ def render_score_report(console: Console, report: ScoreReport) -> None:
     roles = [row for row in report.coverage if row["scope"] == "role"]
     if roles:
         table = Table(title="Explained accesses by role")
-        for column in ("role", "accesses", "explained"):
+        for column in ("role", "accesses", "explained", "with mined"):
             table.add_column(column, justify="left" if column == "role" else "right")
         for row in roles:
-            table.add_row(_text(row["group"]), str(row["accesses"]), _percent(row["share"]))
+            table.add_row(
+                _text(row["group"]),
+                str(row["accesses"]),
+                _percent(row["share"]),
+                _percent(row.get("share_with_mined")),
+            )
         console.print(table)
 
 
@@ -283,7 +290,9 @@ def render_flag_detail(console: Console, detail: FlagDetail) -> None:
             f"{terminal(row['system'])}:{terminal(row['event_id'])}",
             terminal(row["action"]),
             f"{terminal(row['record_type'])} {terminal(row['record_id'])}",
-            "; ".join(terminal(e) for e in row["explanations"] or []) or "[red]nothing[/]",
+            "; ".join(terminal(e) for e in row["explanations"] or [])
+            or _weakly(row.get("weak_explanations"))
+            or "[red]nothing[/]",
             indicators,
         )
     console.print(events)
@@ -300,6 +309,15 @@ def render_flag_detail(console: Console, detail: FlagDetail) -> None:
         )
     if not detail.reviews.is_empty():
         console.print(_frame_table("Review history", detail.reviews))
+
+
+def _weakly(weak: list[dict[str, Any]] | None) -> str:
+    """Mined explanations, marked weak: they lowered the score, they explain nothing outright."""
+    return "; ".join(
+        f"[yellow]weakly ({terminal(w['kind'])}, support {w['support']}):[/] "
+        f"{terminal(w['detail'])}"
+        for w in weak or []
+    )
 
 
 def flag_detail_json(detail: FlagDetail) -> str:
@@ -323,6 +341,7 @@ def event_detail_json(detail: EventDetail) -> str:
     payload = {
         **detail.event,
         "explanations": detail.explanations.to_dicts(),
+        "weak_explanations": detail.weak_explanations.to_dicts(),
         "indicators": detail.indicators.to_dicts(),
         "flags": detail.flags.to_dicts(),
     }
@@ -355,6 +374,13 @@ def render_event_detail(console: Console, detail: EventDetail) -> None:
     for row in detail.explanations.to_dicts():
         console.print(
             f"explained by: {terminal(row['detail'])} ({terminal(row['kind'])})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for row in detail.weak_explanations.to_dicts():
+        console.print(
+            f"weakly explained by: {terminal(row['detail'])} ({terminal(row['kind'])}, "
+            f"support {row['support']}, strength {row['strength']:.2f})",
             highlight=False,
             soft_wrap=True,
         )

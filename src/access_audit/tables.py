@@ -128,6 +128,26 @@ EXPLANATIONS = StoredTable(
     description="Every path that makes an access legitimate: kind, via what, and its window.",
 )
 
+WEAK_EXPLANATIONS = StoredTable(
+    "weak_explanations",
+    lambda: pl.Schema(
+        {
+            "system": pl.String(),
+            "event_id": pl.String(),
+            "kind": pl.String(),
+            "via": pl.String(),
+            "detail": pl.String(),
+            "strength": pl.Float64(),
+            "support": pl.Int64(),
+            "confidence": pl.Float64(),
+        }
+    ),
+    partition_by="day",
+    partition_dtype=pl.Date(),
+    description="Mined explanations of accesses nothing recorded explains: weaker than an "
+    "explanation, they lower a score and never make an access explained.",
+)
+
 INDICATORS = StoredTable(
     "indicators",
     lambda: pl.Schema(
@@ -216,7 +236,7 @@ for _spec in TABLES:
     register(_export_table(_spec))
 register(LOADED_FILES)
 register(REJECTED_ROWS)
-for _table in (EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS):
+for _table in (EXPLANATIONS, WEAK_EXPLANATIONS, INDICATORS, FLAGS, FLAG_EVENTS):
     register(_table)
 
 

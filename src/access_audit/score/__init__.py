@@ -18,6 +18,7 @@ import polars as pl
 from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
 from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
+from access_audit.score.mined import WEAK_SCHEMA, mine, weakened
 from access_audit.score.patterns import patterns
 from access_audit.score.peers import peer_weighted
 from access_audit.score.rules import Rules, load_rules
@@ -32,6 +33,7 @@ EVENT_COLUMNS = [
     "record_type",
     "record_id",
     "justification",
+    "reason_code",
     "day",
 ]
 
@@ -44,6 +46,10 @@ class Scored:
     flags: pl.DataFrame
     flag_events: pl.DataFrame
     coverage: pl.DataFrame
+    weak_explanations: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=WEAK_SCHEMA)
+    )
+    """Mined explanations of the days' unexplained accesses (score/mined.py)."""
     events: int = 0
     seconds: float = 0.0
     cleared: list[str] = field(default_factory=list)
@@ -64,9 +70,21 @@ def _inputs(scan: Scan, events: pl.LazyFrame) -> Inputs:
     )
 
 
-def coverage(context: pl.DataFrame, days: Sequence[date], staff: pl.LazyFrame) -> pl.DataFrame:
+def coverage(
+    context: pl.DataFrame,
+    days: Sequence[date],
+    staff: pl.LazyFrame,
+    weak: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """Share of accesses explained: overall, for first accesses (a user's first access to a
-    subject in the look-back), and by role."""
+    subject in the look-back), and by role; `with_mined` counts those explained or weakly
+    explained by a mined kind (`weak`)."""
+    weakly = (
+        (weak if weak is not None else pl.DataFrame(schema=WEAK_SCHEMA))
+        .select("system", "event_id")
+        .unique()
+        .with_columns(weakly=pl.lit(True))
+    )
     with_first = (
         context.filter(pl.col("record_id").is_not_null())
         # ties broken by the event's key: the same first access whatever order the rows came in
@@ -74,29 +92,29 @@ def coverage(context: pl.DataFrame, days: Sequence[date], staff: pl.LazyFrame) -
         .with_columns(first=pl.int_range(pl.len()).over("user_id", "record_type", "record_id") == 0)
         .filter(pl.col("day").is_in(list(days)))
         .join(staff.select("user_id", "role").collect(), on="user_id", how="left")
+        .join(weakly, on=["system", "event_id"], how="left")
+        .with_columns(mined=pl.col("explained") | pl.col("weakly").fill_null(False))
     )
+    shares = {
+        "accesses": pl.len(),
+        "explained": pl.col("explained").sum(),
+        "share": pl.col("explained").mean(),
+        "with_mined": pl.col("mined").sum(),
+        "share_with_mined": pl.col("mined").mean(),
+    }
 
     def share(frame: pl.DataFrame, scope: str, group: str) -> pl.DataFrame:
-        return frame.select(
-            scope=pl.lit(scope),
-            group=pl.lit(group),
-            accesses=pl.len(),
-            explained=pl.col("explained").sum(),
-            share=pl.col("explained").mean(),
-        )
+        return frame.select(scope=pl.lit(scope), group=pl.lit(group), **shares)
 
     by_role = (
         with_first.group_by("role")
-        .agg(
-            accesses=pl.len(), explained=pl.col("explained").sum(), share=pl.col("explained").mean()
-        )
+        .agg(**shares)
         .select(
+            *shares,
             scope=pl.lit("role"),
             group=pl.col("role").fill_null("(unknown)"),
-            accesses="accesses",
-            explained="explained",
-            share="share",
         )
+        .select("scope", "group", *shares)
         .sort("group")
     )
     return pl.concat(
@@ -164,13 +182,17 @@ def finish_scoring(
     history: pl.LazyFrame,
     explanations: pl.DataFrame,
 ) -> Scored:
-    """Step 3 of a chunk: peer weights, episodes, pattern flags and coverage. `history` is
+    """Step 3 of a chunk: mined (weak) explanations, peer weights, episodes, pattern flags and
+    coverage. `history` is
     (system, event_id, code) of every indicator over the look-back, the targets' included;
     `explanations` (the targets', with their day) are passed through to the result."""
     inputs = _inputs(scan, context.lazy())
     targets = context.lazy().filter(pl.col("day").is_in(days))
-    found = peer_weighted(
-        raw.lazy(), history, context.lazy(), targets, inputs.staff, rules
+    weak = mine(inputs, rules, context.lazy(), days).collect()
+    found = weakened(
+        peer_weighted(raw.lazy(), history, context.lazy(), targets, inputs.staff, rules),
+        weak.lazy(),
+        rules,
     ).collect()
     flag_frame, flag_events = episodes(targets, found.lazy(), rules)
     pattern_flags, pattern_events = patterns(
@@ -185,7 +207,8 @@ def finish_scoring(
         indicators=found.select(INDICATOR_SCHEMA.names()).join(day_of, on=["system", "event_id"]),
         flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
         flag_events=events,
-        coverage=coverage(context, days, inputs.staff),
+        weak_explanations=weak.join(day_of, on=["system", "event_id"]),
+        coverage=coverage(context, days, inputs.staff, weak),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from access_audit.score.mined import WEAKLY, weak_sentence
 from access_audit.score.peers import PEER_COLUMNS, peer_sentence
 from access_audit.score.rules import Rules, fmt, render
 from access_audit.tables import FLAG_EVENTS, FLAGS
@@ -61,18 +62,20 @@ def episodes(
             today_hits=pl.lit(None, dtype=pl.Int64),
             today_lookups=pl.lit(None, dtype=pl.Int64),
         )
+    if WEAKLY not in indicators.collect_schema().names():
+        indicators = indicators.with_columns(pl.lit(None, dtype=pl.String).alias(WEAKLY))
     keyed = indicators.join(targets.select("system", "event_id", *GROUP), on=["system", "event_id"])
     per_code = keyed.group_by(*GROUP, "code").agg(
         # the strongest instance; ties broken by the evidence text, so re-runs are identical
         pl.col("points").max(),
-        pl.col("evidence", *PEER_COLUMNS)
+        pl.col("evidence", *PEER_COLUMNS, WEAKLY)
         .sort_by(["points", "evidence"], descending=[True, False], nulls_last=True)
         .first(),
     )
     triggered = per_code.filter(pl.col("code").is_in(triggers)).select(GROUP).unique()
     reasons = (
         per_code.join(triggered, on=GROUP)
-        .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence()))
+        .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence(), weak_sentence()))
         .with_columns(total=pl.col("points").sum().over(GROUP))
         .group_by(GROUP)
         .agg(

@@ -70,6 +70,8 @@ class Rules:
     learning: dict[str, Any]
     audit_gaps: dict[str, Any]
     peers: dict[str, Any]
+    mined: dict[str, Any]
+    """[mined]: `discounted` and, per mined kind, its settings (score/mined.py)."""
     version: str = "rules-default"
     """'rules-' and the start of the SHA-256 of the effective rules (defaults and the home's
     overrides, as canonical JSON): which rules scored a flag."""
@@ -107,6 +109,7 @@ def load_rules(config: Config | None = None) -> Rules:
         learning=settings.learning.model_dump(),
         audit_gaps=settings.audit_gaps.model_dump(),
         peers=settings.peers.model_dump(),
+        mined=settings.mined.model_dump(),
         version=rules_version(settings.model_dump(mode="json", include=set(RULES_SECTIONS))),
     )
 
@@ -121,6 +124,7 @@ RULES_SECTIONS = (
     "learning",
     "audit_gaps",
     "peers",
+    "mined",
 )
 """The settings sections that make up the scoring rules (defaults in rules.toml)."""
 

@@ -23,7 +23,7 @@ from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
 from access_audit.tables import REVIEWS, scan_stored
 
-OUTPUT_TABLES = ("explanations", "indicators", "flags", "flag_events")
+OUTPUT_TABLES = ("explanations", "weak_explanations", "indicators", "flags", "flag_events")
 
 GAP_CLEARED = "no longer a gap (the missing audit rows arrived late, or the settings changed)"
 
@@ -40,6 +40,9 @@ class ScoreReport:
     events: int = 0
     explained: float | None = None
     first_explained: float | None = None
+    explained_with_mined: float | None = None
+    """Explained or weakly explained by a mined kind (score/mined.py)."""
+    first_explained_with_mined: float | None = None
     flags: int = 0
     alerts: int = 0
     audit_gaps: int = 0
@@ -181,13 +184,19 @@ def write_scored(
         merged = (
             pl.concat(coverage)
             .group_by("scope", "group", maintain_order=True)
-            .agg(pl.col("accesses").sum(), pl.col("explained").sum())
-            .with_columns(share=pl.col("explained") / pl.col("accesses"))
+            .agg(pl.col("accesses", "explained", "with_mined").sum())
+            .with_columns(
+                share=pl.col("explained") / pl.col("accesses"),
+                share_with_mined=pl.col("with_mined") / pl.col("accesses"),
+            )
         )
         total.coverage = merged.to_dicts()
         shares = dict(zip(merged["scope"], merged["share"], strict=True))
         total.explained = shares.get("overall")
         total.first_explained = shares.get("first")
+        mined = dict(zip(merged["scope"], merged["share_with_mined"], strict=True))
+        total.explained_with_mined = mined.get("overall")
+        total.first_explained_with_mined = mined.get("first")
     return total
 
 
@@ -246,6 +255,7 @@ def _write_chunk(
     ).unique()
     outputs = {
         "explanations": scored.explanations,
+        "weak_explanations": scored.weak_explanations,
         "indicators": scored.indicators,
         "flags": flags,
         "flag_events": flag_events,

@@ -66,7 +66,7 @@ ENGINES = ("polars", "spark")
 SCRATCH_SUFFIX = "-spark"
 EXPLANATION_COLUMNS = [*EXPLANATION_SCHEMA.names(), "day", "chunk"]
 RAW_COLUMNS = [*INDICATOR_SCHEMA.names(), "day", "chunk"]
-SCORED_OUTPUTS = ("indicators", "flags", "flag_events", "coverage")
+SCORED_OUTPUTS = ("indicators", "flags", "flag_events", "weak_explanations", "coverage")
 # Spark's own defaults, which a home's [spark] options may override.
 SESSION_DEFAULTS: dict[str, str] = {
     # Times cross into Arrow in UTC, as the stores hold them.
@@ -163,10 +163,19 @@ RAW_DDL = (
     "day date, chunk int"
 )
 WRITTEN_DDL = "chunk int, rows bigint"
-CONTEXT_DDL = (
+EVENTS_DDL = (
     "system string, event_id string, user_id string, occurred_at timestamp, action string, "
-    "record_type string, record_id string, justification string, day date, explained boolean"
+    "record_type string, record_id string, justification string, reason_code string, day date"
 )
+"""The access log's columns the steps read (score.EVENT_COLUMNS): an older file without one of
+them reads it as null, as `scan_stored` does."""
+CONTEXT_DDL = f"{EVENTS_DDL}, explained boolean"
+STORED_DDL = {
+    "access_events": EVENTS_DDL,
+    "explanations": "system string, event_id string, day date",
+    "indicators": "system string, event_id string, code string, points double, "
+    "evidence string, day date",
+}
 
 
 # -- the three passes, as functions Spark ships to its workers ------------------------------------
@@ -267,14 +276,14 @@ def _read_chunk(scratch: Path, index: int, days: list[date]) -> Scored:
         scratch / "explanations" / f"chunk={index}",
         pl.Schema({**EXPLANATION_SCHEMA, "day": pl.Date()}),
     )
-    coverage = pl.read_parquet(folder / "coverage.parquet")
     return Scored(
         days=days,
         explanations=explanations,
         indicators=pl.read_parquet(folder / "indicators.parquet"),
         flags=pl.read_parquet(folder / "flags.parquet").cast(FLAG_SCHEMA),
         flag_events=pl.read_parquet(folder / "flag_events.parquet").cast(FLAG_EVENT_SCHEMA),
-        coverage=coverage,
+        weak_explanations=pl.read_parquet(folder / "weak_explanations.parquet"),
+        coverage=pl.read_parquet(folder / "coverage.parquet"),
     )
 
 
@@ -283,10 +292,7 @@ def _stored(spark: SparkSession, store: Path, name: str) -> DataFrame | None:
     folder = store / name
     if not folder.is_dir() or next(folder.glob("day=*/*.parquet"), None) is None:
         return None
-    from pyspark.sql import functions as sf
-
-    frame = spark.read.option("basePath", str(folder)).parquet(str(folder))
-    return frame.withColumn("day", sf.col("day").cast("date"))
+    return spark.read.schema(STORED_DDL[name]).option("basePath", str(folder)).parquet(str(folder))
 
 
 def _run_passes(
