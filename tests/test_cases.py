@@ -528,7 +528,12 @@ def test_an_evidence_pack_of_a_case_holds_its_history_and_the_case_logs_verified
     case_log = next(c for c in home.verify().checks if c.name == "cases")
     assert case_log.items == 3 and case_log.head
     assert {"name": "cases", "lines": 3, "head": case_log.head} in manifest["ledgers"]
-    assert [entry["name"] for entry in manifest["ledgers"]] == ["reviews", "flag_views", "cases"]
+    assert [entry["name"] for entry in manifest["ledgers"]] == [
+        "reviews",
+        "flag_views",
+        "cases",
+        "models",
+    ]
     page = (pack / "evidence.html").read_text()
     assert f"Case history: {FIRST_CASE}" in page and "admitted it" in page
     assert "analyst9" not in page
@@ -552,3 +557,36 @@ def test_the_pack_shows_the_case_history_up_to_the_verified_head_only(home: Work
     both = _verified_case_history(home, 2, [FIRST_CASE])["assignee"].to_list()
     assert both == ["analyst1", "analyst2"]
     assert _verified_case_history(home, 2, [NEXT_CASE]).is_empty()
+
+
+def _edit_first_line(path: Path, old: bytes, new: bytes) -> bytes:
+    path.chmod(0o600)
+    path.write_bytes(path.read_bytes().replace(old, new, 1))
+    return path.read_bytes()
+
+
+def test_case_commands_refuse_to_append_onto_an_edited_log(home: Workspace) -> None:
+    """Regression (issue 7, trust trial): a decision was appended onto a broken chain, exit 0."""
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
+    cases = _edit_first_line(home.cases.ledger.path, b"analyst1", b"analyst9")
+    reviews = home.reviews_ledger.path.read_bytes() if home.reviews_ledger.path.exists() else b""
+    broken = "the cases log is broken (cases.jsonl line 1: its content does not match its hash"
+    error = run(home, "case", "assign", FIRST_CASE, "--to", "analyst2", exit_code=2)
+    assert broken in error and len(error.strip().splitlines()) == 1
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "n"]
+    assert broken in run(home, "case", "review", FIRST_CASE, *decided, exit_code=2)
+    assert home.cases.ledger.path.read_bytes() == cases
+    assert (home.reviews_ledger.path.read_bytes() if reviews else b"") == reviews
+
+
+def test_a_case_decision_refuses_an_edited_review_log_and_records_nothing(
+    home: Workspace,
+) -> None:
+    home.review("F20261017-U1-P2", status="under_review", outcome=None, note="looking")
+    reviews = _edit_first_line(home.reviews_ledger.path, b"looking", b"cleared")
+    cases = home.cases.ledger.path.read_bytes() if home.cases.ledger.path.exists() else b""
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "n"]
+    error = run(home, "case", "review", FIRST_CASE, *decided, exit_code=2)
+    assert "the reviews log is broken (reviews.jsonl line 1" in error
+    assert home.reviews_ledger.path.read_bytes() == reviews
+    assert (home.cases.ledger.path.read_bytes() if cases else b"") == cases

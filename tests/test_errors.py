@@ -45,6 +45,11 @@ def _home_with_one_run(tmp_path: Path, make_drop) -> Path:
 
 
 def _command(name: str, drop: Path) -> list[str]:
+    """The command line, and for ``score`` the drop loaded first, so that it has new days to
+    score (re-scoring unchanged data writes nothing)."""
+    if name == "score":
+        home = drop.parent.parent / "home"
+        assert runner.invoke(app, ["--home", str(home), "ingest", str(drop)]).exit_code == 0
     return {"ingest": ["ingest", str(drop)], "nightly": ["nightly", str(drop)], "score": ["score"]}[
         name
     ]
@@ -68,11 +73,12 @@ def test_a_full_disk_while_writing_the_stores_changes_nothing(
 ) -> None:
     home = _home_with_one_run(tmp_path, make_drop)
     workspace = Workspace.open(home)
-    before, generation = store_snapshot(workspace), workspace.generation()
     drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    arguments = _command(command, drop)
+    before, generation = store_snapshot(workspace), workspace.generation()
     monkeypatch.setattr(pl.DataFrame, "write_parquet", failure)
 
-    result = runner.invoke(app, ["--home", str(home), *_command(command, drop)])
+    result = runner.invoke(app, ["--home", str(home), *arguments])
 
     assert result.exit_code == 1
     line = _one_line(result.stderr)
@@ -93,31 +99,73 @@ def _catalog_disk_full(temporary: Path, *_args: Any) -> None:
 
 
 @pytest.mark.parametrize("command", ["ingest", "nightly", "score"])
-def test_a_full_disk_while_building_the_database_fails_the_run_and_leaves_no_temporaries(
+def test_a_full_disk_while_building_the_database_says_the_stores_were_committed(
     tmp_path: Path, make_drop, monkeypatch, command: str
 ) -> None:
-    """Regression: the run record said "completed" (written before the database was rebuilt)
-    while the command ended in a traceback, and the half-built database and its .wal stayed."""
+    """Regressions: the run record said "completed" (written before the database was rebuilt)
+    while the command ended in a traceback, and the half-built database and its .wal stayed;
+    then (issue 7, trust trial) the line and the record said "failed" although the stores had
+    been committed, and every retry committed another generation."""
     home = _home_with_one_run(tmp_path, make_drop)
-    database = (home / "access-audit.duckdb").read_bytes()
     drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    arguments = _command(command, drop)
+    database = (home / "access-audit.duckdb").read_bytes()
+    generation = Workspace.open(home).store.current()
+    assert generation is not None
+    committed = generation.number + 1
     monkeypatch.setattr("access_audit.catalog._write_views", _catalog_disk_full)
 
-    result = runner.invoke(app, ["--home", str(home), *_command(command, drop)])
+    result = runner.invoke(app, ["--home", str(home), *arguments])
 
     assert result.exit_code == 1
     assert _one_line(result.stderr) == (
-        "error: no space left on device while writing the analysts' database "
-        f"{home / 'access-audit.duckdb'}"
+        f"error: stores committed as generation {committed}; the analysts' database could not "
+        "be rebuilt (no space left on device while writing the analysts' database "
+        f"{home / 'access-audit.duckdb'}) and is rebuilt by the next run or "
+        "`access-audit database`"
     )
+    assert Workspace.open(home).store.current() == Workspace.open(home).store.generations()[-1]
     assert sorted(p.name for p in home.glob(".access-audit.duckdb*")) == []
     assert (home / "access-audit.duckdb").read_bytes() == database  # analysts keep the old one
     record = _last_run(home)
-    assert record["outcome"] == "failed"
-    assert "analysts' database" in record["error"]
+    assert record["outcome"] == "committed_database_stale"
+    assert record["generation"] == committed
+    assert record["error"].startswith(f"stores committed as generation {committed};")
 
     monkeypatch.undo()
-    assert runner.invoke(app, ["--home", str(home), "database"]).exit_code == 0
+    retry = runner.invoke(app, ["--home", str(home), *_retry(command, drop)])
+    assert retry.exit_code == 0, retry.stderr
+    current = Workspace.open(home).store.current()
+    assert current is not None and current.number == committed  # nothing committed again
+    assert not Workspace.open(home)._catalog_is_stale()
+    assert _last_run(home)["outcome"] in ("completed", "nothing_new")
+
+
+def _retry(command: str, drop: Path) -> list[str]:
+    return {"ingest": ["ingest", str(drop)], "nightly": ["nightly", str(drop)], "score": ["score"]}[
+        command
+    ]
+
+
+def test_re_running_a_nightly_commits_nothing_new(tmp_path: Path, make_drop) -> None:
+    """Re-running a drop changes nothing: the re-scored days are identical, so no generation is
+    committed (every re-run used to commit one, as float sums came out in another order)."""
+    home = tmp_path / "home"
+    first = make_drop(
+        "2026-11-20",
+        {
+            "access_log": [
+                event("E0"),
+                event("E1", "2026-11-20T11:00:00Z", user_id="U00002", record_id="P0000002"),
+            ],
+            "staff": STAFF_ROWS,
+        },
+    )
+    assert runner.invoke(app, ["--home", str(home), "nightly", str(first)]).exit_code == 0
+    before = store_snapshot(Workspace.open(home))
+    for arguments in (["nightly", str(first)], ["score"], ["nightly", str(first)]):
+        assert runner.invoke(app, ["--home", str(home), *arguments]).exit_code == 0
+        assert store_snapshot(Workspace.open(home)) == before
 
 
 def test_a_full_disk_while_writing_the_run_record_is_still_one_line(

@@ -586,7 +586,7 @@ def test_explain_shows_a_weak_explanation_with_its_support() -> None:
         _table("indicators"),
         _table("flags"),
         _table("flag_events"),
-        _table("weak_explanations", [weak]),
+        weak=_table("weak_explanations", [weak]),
     )
     assert detail is not None
     console = Console(record=True, width=300)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from access_audit.cli import app
 from access_audit.errors import AccessAuditError
 from access_audit.review import decide
+from access_audit.store import StoreDamagedError
 from access_audit.tables import REVIEWS
 from access_audit.workspace import Workspace
 from conftest import event, write_table
@@ -250,6 +251,7 @@ def test_a_truncated_last_line_breaks_no_reader(home: Workspace) -> None:
         "reviews.jsonl line 2: unterminated (a torn write); the next append moves it aside",
         "flag_views.jsonl line 2: unterminated (a torn write); the next append moves it aside",
         None,  # the case log, untouched
+        None,  # the models log, empty
     ]
     home.review(FIRST, status="closed", outcome="no_case_to_answer", note="again")
     assert home.verify_ledgers()[0].ok
@@ -352,6 +354,70 @@ def test_a_torn_last_log_line_does_not_stop_the_jobs(home: Workspace) -> None:
         handle.write(b'{"viewed_at": "2026-')
     assert not home.verify_ledgers()[1].ok
     assert home.verify_ledgers(torn_tail_ok=True)[1].ok
-    before = home.generation()
-    home.score()
-    assert home.generation() != before
+    report = home.score()  # re-scores unchanged data: runs, and commits nothing new
+    assert report.days and home.runs()[-1]["outcome"] == "completed"
+
+
+def _forge_second_review(home: Workspace) -> bytes:
+    """Two decisions, then the second line's outcome edited in place (the trust trial's sed)."""
+    runner = CliRunner()
+    where = ["--home", str(home.home)]
+    for flag_id, outcome in ((FIRST, "no_case_to_answer"), (SECOND, "no_case_to_answer")):
+        decided = ["--status", "closed", "--outcome", outcome, "--note", "checked"]
+        assert runner.invoke(app, [*where, "review", flag_id, *decided]).exit_code == 0
+    path = home.reviews_ledger.path
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"outcome":"no_case_to_answer"', b'"outcome":"dismissed"')
+    os.chmod(path, 0o600)
+    path.write_bytes(b"".join(lines))
+    return path.read_bytes()
+
+
+def test_review_refuses_to_append_onto_an_edited_log(home: Workspace) -> None:
+    """Regression (issue 7, trust trial): verify and nightly refused an edited review log, but
+    `review` still appended to it, exit 0."""
+    forged = _forge_second_review(home)
+    decided = ["--status", "closed", "--outcome", "no_case_to_answer", "--note", "again"]
+    result = CliRunner().invoke(app, ["--home", str(home.home), "review", THIRD, *decided])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: the reviews log is broken (reviews.jsonl line 2: its content does not match its "
+        "hash (edited)); nothing was recorded. Run `access-audit verify`, and restore the log "
+        "from a backup"
+    )
+    assert home.reviews_ledger.path.read_bytes() == forged
+    with pytest.raises(StoreDamagedError, match="the reviews log is broken"):
+        home.review_many(decisions({"flag_id": THIRD, "status": "under_review", "note": "n"}))
+    assert home.reviews_ledger.path.read_bytes() == forged
+
+
+def test_review_still_appends_after_a_torn_last_line(home: Workspace) -> None:
+    home.review(FIRST, status="under_review", outcome=None, note="looking")
+    with open(home.reviews_ledger.path, "ab") as handle:
+        handle.write(b'{"review_id": "R')
+    home.review(FIRST, status="closed", outcome="no_case_to_answer", note="fine")
+    assert home.verify_ledgers()[0].ok
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["flag", "--min-score", "0", "--status", "closed", "--format", "json"],
+        ["explain", SECOND],
+        ["report", "--from", "2026-10-17", "--to", "2026-10-17"],
+    ],
+    ids=["flag", "explain", "report"],
+)
+def test_reads_of_an_edited_log_warn_in_one_line(home: Workspace, command: list[str]) -> None:
+    """The forged outcome is what the log now says, and these commands show it: they used to
+    show it with no warning."""
+    _forge_second_review(home)
+    result = CliRunner().invoke(app, ["--home", str(home.home), *command])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == (
+        "warning: the reviews log is broken (reviews.jsonl line 2: its content does not match "
+        "its hash (edited)): what is shown may rest on an edited history; run "
+        "`access-audit verify`"
+    )
+    intact = CliRunner().invoke(app, ["--home", str(home.home), "verify"])
+    assert intact.exit_code == 1

@@ -4,6 +4,7 @@ drop skipped it as already loaded)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -114,13 +115,89 @@ def rewrite_older_manifest(workspace: Workspace) -> str:
     return "g000001/_manifest.json"
 
 
+def _forged_flag_outside(workspace: Workspace) -> Path:
+    """A Parquet file outside the home holding one fake flag at the top of the queue."""
+    current = _current(workspace)
+    genuine = pl.read_parquet(next((current / "flags").glob("*/*.parquet")))
+    outside = workspace.home.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    forged = genuine.head(1).with_columns(
+        flag_id=pl.lit("FFAKE"), user_id=pl.lit("UFAKE"), score=pl.lit(99.0), alert=pl.lit(True)
+    )
+    forged.write_parquet(outside / "more.parquet")
+    return outside
+
+
+def plant_a_symlinked_folder(workspace: Workspace) -> str:
+    """The finding (issue 7, trust trial): os.walk skips a symlinked folder, Polars reads it."""
+    outside = _forged_flag_outside(workspace)
+    day = next((_current(workspace) / "flags").glob("day=*"))
+    os.chmod(day, 0o700)
+    (day / "more").symlink_to(outside, target_is_directory=True)
+    return f"{day.relative_to(_current(workspace)).as_posix()}/more: a symbolic link"
+
+
+def plant_a_symlinked_file(workspace: Workspace) -> str:
+    outside = _forged_flag_outside(workspace)
+    day = next((_current(workspace) / "flags").glob("day=*"))
+    (day / "more.parquet").symlink_to(outside / "more.parquet")
+    return f"{day.relative_to(_current(workspace)).as_posix()}/more.parquet: a symbolic link"
+
+
+def plant_an_extra_file(workspace: Workspace) -> str:
+    current = _current(workspace)
+    shutil.copy(_only_file(current / DAY_21), current / DAY_20 / "x.parquet")
+    return f"{DAY_20}/x.parquet: not in the manifest"
+
+
+def plant_an_empty_folder(workspace: Workspace) -> str:
+    (_current(workspace) / "access_events" / "day=2026-11-22").mkdir()
+    return "access_events/day=2026-11-22: a folder holding no file"
+
+
+def plant_a_fifo(workspace: Workspace) -> str:
+    os.mkfifo(_current(workspace) / DAY_20 / "pipe.parquet")
+    return f"{DAY_20}/pipe.parquet: not a regular file"
+
+
 TAMPERING: list[Callable[[Workspace], str]] = [
     edit_partition_in_place,
     delete_partition,
     swap_file_for_another_of_the_same_name,
     corrupt_current_manifest,
     rewrite_older_manifest,
+    plant_a_symlinked_folder,
+    plant_a_symlinked_file,
+    plant_an_extra_file,
+    plant_an_empty_folder,
+    plant_a_fifo,
 ]
+
+PLANTED_LINKS = [plant_a_symlinked_folder, plant_a_symlinked_file]
+
+
+@pytest.mark.parametrize("tamper", PLANTED_LINKS, ids=lambda t: t.__name__)
+def test_readers_never_follow_a_symlink_inside_the_store(history, tamper) -> None:
+    """`flag` used to list the planted flag first: it reads the store through Polars."""
+    workspace, _drops = history
+    named = tamper(workspace)
+    result = runner.invoke(app, ["--home", str(workspace.home), "flag", "--format", "json"])
+    assert result.exit_code == 2, result.stdout
+    assert "FFAKE" not in result.stdout and named in result.stderr
+    with pytest.raises(StoreDamagedError, match="symbolic link"):
+        workspace.refresh_catalog()
+
+
+def test_an_older_generation_with_a_symlink_fails_verify(history) -> None:
+    workspace, _drops = history
+    outside = _forged_flag_outside(workspace)
+    older = workspace.home / "store" / "g000001" / DAY_20
+    os.chmod(older, 0o700)
+    (older / "more").symlink_to(outside, target_is_directory=True)
+    report = workspace.verify(quick=True)
+    assert not report.ok
+    expected = f"g000001/{DAY_20}/more: a symbolic link, not in the manifest"
+    assert report.checks[0].problem == expected
 
 
 @pytest.mark.parametrize("tamper", TAMPERING, ids=lambda t: t.__name__)
@@ -308,3 +385,101 @@ def test_a_signing_key_inside_the_home_is_refused(tmp_path: Path) -> None:
     (home / "access-audit.toml").write_text('[store]\nsigning_key = "keys/signing.key"\n')
     result = runner.invoke(app, ["--home", str(home), "status"])
     assert result.exit_code == 2 and "inside the home" in result.stderr
+
+
+def _roll_current_back(workspace: Workspace) -> None:
+    """CURRENT rewritten to name the previous generation, with its true head: the chain up to
+    it checks out, and g000002 is still on disk."""
+    from access_audit.manifest import read_manifest
+
+    store = workspace.home / "store"
+    loaded = read_manifest(store / "g000001")
+    assert loaded is not None
+    (store / "CURRENT").write_text(f"g000001 {loaded[1]}\n", encoding="utf-8")
+
+
+def test_a_rolled_back_current_fails_verify_and_builds(history) -> None:
+    """Regression (issue 7, trust trial): verify said ok, and the next nightly replaced
+    g000002 with a new generation silently."""
+    workspace, drops = history
+    _roll_current_back(workspace)
+    result = runner.invoke(app, ["--home", str(workspace.home), "verify"])
+    assert result.exit_code == 1
+    assert (
+        "store: BROKEN: CURRENT: names g000001, but g000002 is newer (CURRENT was rolled back)"
+        in (result.stdout)
+    )
+    before = store_snapshot(workspace)
+    result = runner.invoke(
+        app, ["--home", str(workspace.home), "nightly", "--no-progress", str(drops[1])]
+    )
+    assert result.exit_code == 2
+    assert "CURRENT was rolled back" in result.stderr
+    assert store_snapshot(workspace) == before
+
+
+def test_a_generation_a_crashed_commit_left_behind_is_still_cleaned_up(history) -> None:
+    """A commit killed between renaming its staging folder and swapping CURRENT leaves a newer
+    generation that PENDING names: debris, removed by the next run, not a rollback."""
+    workspace, drops = history
+    store = workspace.home / "store"
+    subprocess.run(["cp", "-a", str(store / "g000002"), str(store / "g000003")], check=True)
+    (store / "PENDING").write_text("g000003\n", encoding="utf-8")
+    assert workspace.verify().ok
+    result = runner.invoke(
+        app, ["--home", str(workspace.home), "nightly", "--no-progress", str(drops[1])]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert not (store / "PENDING").exists()
+    assert workspace.verify().ok
+
+
+def _hand_written_model(workspace: Workspace) -> None:
+    """A model `learn` never wrote: every coefficient zero and a large negative intercept, so
+    every flag would score about half its rule score (blend 1: 0)."""
+    folder = workspace.home / "models"
+    folder.mkdir()
+    (folder / "CURRENT").write_text("learned-v1\n", encoding="utf-8")
+    names = ["rule_score", *workspace.rules.indicators]
+    model = {
+        "version": "learned-v1",
+        "features": names,
+        "coefficients": [0.0] * len(names),
+        "intercept": -50.0,
+        "scale": [1.0] * len(names),
+        "trained_at": "2026-01-01T00:00:00+00:00",
+        "decisions": 1,
+        "upheld": 1,
+        "holdout": {},
+        "blend": 1.0,
+    }
+    (folder / "learned-v1.json").write_text(json.dumps(model), encoding="utf-8")
+
+
+def test_a_hand_written_model_fails_verify_and_scoring(history) -> None:
+    """Regression (issue 7, trust trial): verify passed and nightly re-scored every alert to 0."""
+    workspace, drops = history
+    _hand_written_model(workspace)
+    result = runner.invoke(app, ["--home", str(workspace.home), "verify", "--quick"])
+    assert result.exit_code == 1
+    assert (
+        "models: BROKEN: models/learned-v1.json: not recorded in the models log "
+        "(audit/models.jsonl)" in result.stdout
+    )
+    before = store_snapshot(workspace)
+    for command in (["nightly", "--no-progress", str(drops[1])], ["score", "--no-progress"]):
+        result = runner.invoke(app, ["--home", str(workspace.home), *command])
+        assert result.exit_code == 2
+        assert "the learned model cannot be trusted" in result.stderr
+        assert store_snapshot(workspace) == before
+
+
+def test_a_models_current_the_log_does_not_record_fails_verify(history) -> None:
+    workspace, _drops = history
+    (workspace.home / "models").mkdir()
+    (workspace.home / "models" / "CURRENT").write_text("learned-v7\n", encoding="utf-8")
+    checks = {check.name: check for check in workspace.verify(quick=True).checks}
+    assert checks["models"].problem == (
+        "models/CURRENT: names learned-v7, but the models log (audit/models.jsonl) says no model "
+        "(the rules alone)"
+    )

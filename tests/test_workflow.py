@@ -3,6 +3,7 @@ headless Chromium), the documented DuckDB investigations, and the notebooks."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from access_audit.cli import app
 from access_audit.errors import AccessAuditError
 from access_audit.generate import generate_force
+from access_audit.store import StoreDamagedError
 from access_audit.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,9 +165,30 @@ def test_learning_needs_enough_decisions_then_reranks(force, tmp_path: Path) -> 
     rescored = workspace.scan("flags").collect()
     assert set(rescored["model_version"]) <= {"learned-v1", "pattern-mcd-1"} | {"learned-v1"}
     assert (rescored["score"] != rescored["rule_score"]).any()
+    _a_learned_model_is_vouched_for_and_an_edit_to_it_refused(workspace)
     workspace.retire_model()
     restored = workspace.scan("flags").collect()
     assert "learned-v1" not in set(restored["model_version"])
+    checks = {check.name: check for check in workspace.verify(quick=True).checks}
+    assert checks["models"].ok and checks["models"].items == 2  # learned, retired
+
+
+def _a_learned_model_is_vouched_for_and_an_edit_to_it_refused(workspace: Workspace) -> None:
+    """`learn` records the model's SHA-256 in the models log (issue 7, trust trial): verify
+    passes; an edit to the model file fails verify and every scoring run."""
+    checks = {check.name: check for check in workspace.verify(quick=True).checks}
+    assert checks["models"].ok and checks["models"].items == 1
+    path = workspace.home / "models" / "learned-v1.json"
+    genuine = path.read_bytes()
+    edited = json.loads(genuine)
+    edited["coefficients"] = [0.0 for _ in edited["coefficients"]]
+    path.write_text(json.dumps(edited), encoding="utf-8")
+    problem = "models/learned-v1.json: changed since `access-audit learn` wrote it"
+    checks = {check.name: check for check in workspace.verify(quick=True).checks}
+    assert not checks["models"].ok and problem in str(checks["models"].problem)
+    with pytest.raises(StoreDamagedError, match="changed since"):
+        workspace.score()
+    path.write_bytes(genuine)
 
 
 def _sql_blocks() -> list[str]:

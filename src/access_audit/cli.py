@@ -88,6 +88,18 @@ def _print_error(line: str) -> None:
     err_console.print(message, highlight=False, soft_wrap=True)
 
 
+def _warn_broken_ledgers(workspace: Workspace) -> None:
+    """A line on stderr per broken log chain: the decisions shown may have been edited."""
+    from rich.text import Text
+
+    from access_audit.escape import printable
+
+    for line in workspace.ledger_warnings():
+        message = Text("warning:", style="bold yellow")
+        message.append(" " + printable(line))
+        err_console.print(message, highlight=False, soft_wrap=True)
+
+
 def _traceback_folder(args: Any, kwargs: Any) -> Path:
     """The home's run folder when the command has a home that exists; else the temp folder."""
     import tempfile
@@ -473,6 +485,7 @@ def flag(
         limit=limit,
     )
     workspace.record_view("flag", queue["flag_id"].to_list(), queue["subject_id"].to_list())
+    _warn_broken_ledgers(workspace)
     from access_audit.render import render_flags
 
     render_flags(console, queue, output_format)
@@ -507,6 +520,7 @@ def explain(
     workspace = _workspace(ctx, home)
     from access_audit import render
 
+    _warn_broken_ledgers(workspace)
     detail = workspace.flag_detail(identifier) if system is None else None
     if detail is not None:
         workspace.record_view("explain", [identifier], [str(detail.flag.get("subject_id") or "")])
@@ -698,6 +712,7 @@ def report(
         allow_empty=allow_empty,
     )
     workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
+    _warn_broken_ledgers(workspace)
     from access_audit.report.formats import render_csv, render_html, render_text
 
     text = {"text": render_text, "csv": render_csv, "html": render_html}[output_format](built)

@@ -49,6 +49,19 @@ class StorageError(AccessAuditError):
     exit_code = EXIT_FAILURE
 
 
+class CommittedButIncompleteError(AccessAuditError):
+    """The stores were committed whole, but a step after the commit failed (the analysts'
+    database could not be rebuilt, the run record could not be written): the message says
+    which generation was committed and what is left to do. Exit code 1."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        """The run record's ``outcome``, e.g. ``committed_database_stale``."""
+
+
 # -- recognising the machine's refusals -----------------------------------------------------------
 _PROBLEMS = {
     errno.ENOSPC: "no space left on device",

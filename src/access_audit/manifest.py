@@ -144,15 +144,60 @@ def describe_file(path: Path, relative: str) -> FileEntry:
 
 
 def generation_files(folder: Path) -> dict[str, Path]:
-    """Every file in a generation folder but its manifest and signature, by relative path."""
-    found: dict[str, Path] = {}
-    for parent, _dirs, names in os.walk(folder):
-        for name in names:
-            path = Path(parent) / name
-            relative = path.relative_to(folder).as_posix()
-            if relative not in (MANIFEST_NAME, SIGNATURE_NAME):
-                found[relative] = path
-    return found
+    """Every regular file in a generation folder but its manifest and signature, by relative
+    path. Symbolic links are never followed (see ``generation_entries`` for what else is there)."""
+    return generation_entries(folder)[0]
+
+
+def generation_entries(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The regular files of a generation folder (as ``generation_files``), and every other entry
+    in it, by relative path, with what it is: a symbolic link (to a file or a folder), a FIFO,
+    socket or device, or a folder holding no file. A committed generation holds none of these,
+    and a reader must never meet one: ``pl.scan_parquet`` and DuckDB follow a symlinked folder
+    that ``os.walk`` skips, so a file planted through one would be read but never checked."""
+    files: dict[str, Path] = {}
+    strays: dict[str, str] = {}
+
+    def visit(directory: Path, prefix: str) -> bool:
+        holds_a_file = False
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                kind = _stray_kind(entry)
+                if kind is None and entry.is_dir(follow_symlinks=False):
+                    if visit(Path(entry.path), relative + "/"):
+                        holds_a_file = True
+                    elif relative not in strays:
+                        strays[relative] = "a folder holding no file"
+                elif kind is None:
+                    holds_a_file = True
+                    if relative not in (MANIFEST_NAME, SIGNATURE_NAME):
+                        files[relative] = Path(entry.path)
+                else:
+                    strays[relative] = kind
+        return holds_a_file
+
+    visit(folder, "")
+    return files, strays
+
+
+def _stray_kind(entry: os.DirEntry[str]) -> str | None:
+    """What a directory entry is if it is neither a regular file nor a real folder."""
+    if entry.is_symlink():
+        return "a symbolic link"
+    if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+        return None
+    return "not a regular file (a FIFO, socket or device)"
+
+
+def stray_problem(folder: Path, shown: str) -> str | None:
+    """One line naming the first entry under ``folder`` that is not a regular file or a folder
+    holding one (``generation_entries``), shown as ``shown/<path>``; None if there is none."""
+    strays = generation_entries(folder)[1]
+    if not strays:
+        return None
+    first = min(strays)
+    return f"{shown}/{printable(first)}: {strays[first]}, not in the manifest"
 
 
 def build_manifest(
@@ -171,7 +216,11 @@ def build_manifest(
     missing but not removed by the transaction, was changed behind the store's back: raise, so a
     commit never launders it into the chain. Only on a home made before manifests (no parent
     manifest) is every file hashed now."""
-    files = generation_files(folder)
+    files, strays = generation_entries(folder)
+    if strays:
+        first = min(strays)
+        where = parent[0] if parent is not None else folder.name
+        raise ManifestError(f"{where}/{printable(first)}: {strays[first]}, not in the manifest")
     if parent is None:
         inherited: dict[str, FileEntry] = {}
     else:
@@ -215,10 +264,14 @@ class FileCheck:
 
     def first_problem(self, folder: Path, manifest: Manifest) -> str | None:
         """One line naming the first file (by path) that differs from the manifest."""
+        if folder.is_symlink():
+            return f"{folder.name}: a symbolic link, not a generation folder"
         expected = manifest.by_path()
-        actual = generation_files(folder)
-        for relative in sorted(expected.keys() | actual.keys()):
+        actual, strays = generation_entries(folder)
+        for relative in sorted(expected.keys() | actual.keys() | strays.keys()):
             shown = f"{folder.name}/{printable(relative)}"
+            if relative in strays:
+                return f"{shown}: {strays[relative]}, not in the manifest"
             if relative not in actual:
                 return f"{shown}: missing (the manifest lists it)"
             if relative not in expected:

@@ -71,6 +71,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 CURRENT_FILE = "CURRENT"
+PENDING_FILE = "PENDING"
+"""Names the generation a commit is about to make current: written before staging is renamed
+to it and removed once ``CURRENT`` names it. A generation newer than ``CURRENT`` that PENDING
+does not name was current once: ``CURRENT`` was rolled back."""
 GENERATION_META = "_generation.json"
 _STAGING_PREFIX = ".staging-"
 _READ_ONLY = 0o400
@@ -184,6 +188,7 @@ class Store:
         with self.lock(shared=True):
             committed = self.committed()
             walked = walk_chain([(g.number, g.path) for g in committed], self.recorded_head(), mode)
+            walked = walked.failing(self.rollback_problem())
             if public_key is None or not walked.check.ok:
                 return walked
             if not committed or walked.check.head is None:
@@ -198,6 +203,12 @@ class Store:
     def check_current(self, mode: CheckMode) -> None:
         """Raise StoreDamagedError unless the current generation matches its manifest, chains
         to its parent and is the head ``CURRENT`` records. Call with the lock held."""
+        rolled_back = self.rollback_problem()
+        if rolled_back is not None:
+            raise StoreDamagedError(
+                f"the store is damaged, so nothing was built on it: {rolled_back} "
+                "(`access-audit verify` checks every generation)"
+            )
         current = self.current()
         if current is None:
             return
@@ -207,6 +218,44 @@ class Store:
             raise StoreDamagedError(
                 f"the store is damaged, so nothing was built on it: {check.problem} "
                 "(`access-audit verify` checks every generation)"
+            )
+
+    def rollback_problem(self) -> str | None:
+        """One line if a generation newer than the one ``CURRENT`` names is on disk and is not
+        the debris of a commit cut short (named by ``PENDING``): ``CURRENT`` was rolled back,
+        and the next run would otherwise delete the newer generation."""
+        current = self.current()
+        pending = self._pending()
+        for generation in reversed(self.generations()):
+            newer = current is None or generation.number > current.number
+            if newer and generation.path.name != pending:
+                named = current.path.name if current is not None else "none"
+                return (
+                    f"CURRENT: names {named}, but {generation.path.name} is newer "
+                    "(CURRENT was rolled back)"
+                )
+        return None
+
+    def _pending(self) -> str | None:
+        try:
+            return (self.root / PENDING_FILE).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def refuse_strays(self) -> None:
+        """StoreDamagedError if the current generation holds a symbolic link, a FIFO or a
+        folder without a file: readers (the analysts' views) must never follow one. Cheap: it
+        lists the folder, it reads no file."""
+        from access_audit.manifest import stray_problem
+
+        current = self.current()
+        if current is None:
+            return
+        problem = stray_problem(current.path, current.path.name)
+        if problem is not None:
+            raise StoreDamagedError(
+                f"the store is damaged, so it was not read: {problem} (`access-audit verify` "
+                "checks every generation)"
             )
 
     # -- writing -------------------------------------------------------------------------------
@@ -255,6 +304,10 @@ class Store:
             self._remove_debris()
             if verify is not None:
                 self.check_current(verify)
+            elif (rolled_back := self.rollback_problem()) is not None:
+                raise StoreDamagedError(
+                    f"the store is damaged, so nothing was built on it: {rolled_back}"
+                )
             base = self.current()
             staging = self.root / f"{_STAGING_PREFIX}{run_id}"
             if base is not None:
@@ -284,6 +337,7 @@ class Store:
         meta_path = txn.path / GENERATION_META
         meta_path.write_text(json.dumps(info, default=str), encoding="utf-8")
         txn.record_written(meta_path, rows=None)
+        _remove_empty_folders(txn.path)
         try:
             manifest = self._staged_manifest(txn, number)
         except ManifestError as exc:
@@ -297,8 +351,10 @@ class Store:
 
             write_signature(txn.path, self.signing_key, number, head)
         target = self.root / generation_name(number)
+        _write_atomically(self.root / PENDING_FILE, generation_name(number) + "\n")
         os.replace(txn.path, target)
         _write_atomically(self.root / CURRENT_FILE, f"{generation_name(number)} {head}\n")
+        (self.root / PENDING_FILE).unlink()
         return Generation(number, target)
 
     def _staged_manifest(self, txn: Transaction, number: int) -> Manifest:
@@ -313,13 +369,22 @@ class Store:
         )
 
     def _remove_debris(self) -> None:
-        """Staging folders of crashed runs, and generations renamed but never made current."""
+        """Staging folders of crashed runs, and the generation a crashed commit renamed but never
+        made current (``PENDING`` names it); a newer generation it does not name is left for
+        ``rollback_problem`` to report."""
         current = self.current()
+        pending = self._pending()
         for child in list(self.root.iterdir()):
             number = _generation_number(child.name)
-            stale_generation = number is not None and (current is None or number > current.number)
+            stale_generation = (
+                number is not None
+                and (current is None or number > current.number)
+                and child.name == pending
+            )
             if child.name.startswith(_STAGING_PREFIX) or (stale_generation and child.is_dir()):
                 shutil.rmtree(child, ignore_errors=True)
+        if pending is not None:
+            (self.root / PENDING_FILE).unlink(missing_ok=True)
 
     def _prune(self) -> None:
         """Remove the oldest generations no session can still hold (the rule is in the module
@@ -340,6 +405,15 @@ def _committed_at(generation: Generation) -> datetime:
     except (ValueError, KeyError, OSError):
         return datetime.fromtimestamp(generation.path.stat().st_mtime, UTC)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Folders a transaction emptied (every file of a table removed): a committed generation
+    holds no folder without a file, so ``verify`` can report any such folder as planted."""
+    for parent, _dirs, _files in os.walk(folder, topdown=False):
+        if Path(parent) != folder:
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
 
 
 def _make_read_only(folder: Path, manifest: Manifest) -> None:
@@ -420,15 +494,32 @@ class Transaction:
     def replace_partitions(
         self, table: str, frame: pl.DataFrame, partition_by: str, values: Sequence[object]
     ) -> list[Path]:
-        """Every partition named in ``values`` becomes exactly the rows of ``frame`` in it."""
-        for value in values:
-            folder = self.table_path(table) / f"{partition_by}={_partition_text(value)}"
+        """Every partition named in ``values`` becomes exactly the rows of ``frame`` in it. A
+        partition that already holds exactly those rows (in any order) is left as it is, so
+        re-scoring unchanged data changes nothing and commits no new generation."""
+        import polars as pl
+
+        texts = {_partition_text(value) for value in values}
+        parts = {
+            _partition_text(key): part
+            for (key,), part in frame.partition_by(partition_by, as_dict=True).items()
+        }
+        changed = []
+        for text in sorted(texts):
+            folder = self.table_path(table) / f"{partition_by}={text}"
+            existing = sorted(folder.glob("*.parquet")) if folder.exists() else []
+            wanted = parts.get(text, frame.clear()).drop(partition_by)
+            if _holds_exactly(existing, wanted):
+                continue
+            changed.append(text)
             if folder.exists():
-                self._unlink_files(sorted(folder.glob("*.parquet")))
+                self._unlink_files(existing)
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-        self.changed = True
-        return self.append(table, frame, partition_by=partition_by)
+            self.changed = True
+        rewritten = [parts[text] for text in changed if text in parts]
+        keep = pl.concat(rewritten) if rewritten else frame.clear()
+        return self.append(table, keep, partition_by=partition_by)
 
     def _unlink_files(self, files: Sequence[Path]) -> None:
         for file in files:
@@ -458,6 +549,27 @@ class Transaction:
     def _describe(self, written: Path, target: Path, rows: int | None) -> FileEntry:
         relative = target.relative_to(self.path).as_posix()
         return FileEntry(relative, file_sha256(written), written.stat().st_size, rows)
+
+
+def _holds_exactly(files: Sequence[Path], wanted: pl.DataFrame) -> bool:
+    """Whether ``files`` hold exactly the rows of ``wanted``, as a multiset (order aside), with
+    its schema: compared row by row after sorting both by a row hash, so a hash collision can
+    only make two equal partitions look different (and be rewritten), never the reverse."""
+    import polars as pl
+
+    if not files:
+        return wanted.height == 0
+    try:
+        stored = pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+    except (pl.exceptions.PolarsError, OSError):
+        return False
+    if stored.schema != wanted.schema or stored.height != wanted.height:
+        return False
+
+    def ordered(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(_row_hash=frame.hash_rows(seed=0)).sort("_row_hash")
+
+    return ordered(stored).equals(ordered(wanted))
 
 
 def _partition_text(value: object) -> str:

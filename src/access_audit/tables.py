@@ -255,6 +255,7 @@ def scan_stored(generation_path: Path, name: str) -> pl.LazyFrame:
     """A stored table of one generation (or staging folder) as a LazyFrame; typed even if empty."""
     table = stored_table(name)
     folder = generation_path / name
+    _refuse_strays(generation_path, name)
     if not folder.exists() or next(folder.glob("**/*.parquet"), None) is None:
         return pl.LazyFrame(schema=table.full_schema())
     hive = table.partition_by is not None and table.partition_dtype is not None
@@ -266,3 +267,23 @@ def scan_stored(generation_path: Path, name: str) -> pl.LazyFrame:
         # files written before a column was added read it as null, not as an error
         missing_columns="insert",
     )
+
+
+def _refuse_strays(generation_path: Path, name: str) -> None:
+    """Never read through a symbolic link (or a FIFO) inside the store: Polars would follow a
+    symlinked folder that the manifest check cannot see. StoreDamagedError naming the entry."""
+    from access_audit.manifest import stray_problem
+    from access_audit.store import StoreDamagedError
+
+    folder = generation_path / name
+    if folder.is_symlink():
+        problem: str | None = f"{generation_path.name}/{name}: a symbolic link, not in the manifest"
+    elif folder.is_dir():
+        problem = stray_problem(folder, f"{generation_path.name}/{name}")
+    else:
+        problem = None
+    if problem is not None:
+        raise StoreDamagedError(
+            f"the store is damaged, so it was not read: {problem} (`access-audit verify` "
+            "checks every generation)"
+        )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from access_audit.errors import (
     AccessAuditError,
+    CommittedButIncompleteError,
     StorageError,
     failure_line,
     one_line,
@@ -284,7 +285,7 @@ class Workspace:
         store = self.store.verify("quick" if quick else "full", public_key)
         if published_head is not None:
             store = store.compared_with(published_head)
-        checks = [store.check, *self.verify_ledgers()]
+        checks = [store.check, *self._with_models(self.verify_ledgers())]
         return VerifyReport(
             checks=checks,
             notes=[store.note] if store.note else [],
@@ -294,6 +295,20 @@ class Workspace:
             bytes_read=store.bytes_read,
             seconds=time.monotonic() - started,
         )
+
+    def _with_models(self, checks: list[ChainCheck]) -> list[ChainCheck]:
+        """The ledgers' checks, the models log's failing if ``models/`` holds a model it does
+        not record (see ``access_audit.review.model_log``)."""
+        from dataclasses import replace
+
+        from access_audit.review.model_log import model_problem
+
+        return [
+            replace(check, ok=False, problem=problem)
+            if check.name == "models" and check.ok and (problem := model_problem(self.home))
+            else check
+            for check in checks
+        ]
 
     def _building(
         self, run_id: str, command: str
@@ -328,6 +343,7 @@ class Workspace:
         from access_audit.ingest import ingest_drop
 
         report = IngestReport()
+        last_commit: Generation | None = None
         with owner_only():
             self._clean_debris()
             for drop in self._discover(drops, report, "ingest"):
@@ -347,10 +363,12 @@ class Workspace:
                     report.failed.append(DropFailure(drop.drop_id, failure_line(error)))
                     continue
                 report.loaded.append(result)
-                self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
+                last_commit = txn.committed or last_commit
+                with _after_commit(last_commit, self.runs_dir, _RECORD_UNWRITTEN):
+                    self._log_run("ingest", drop.drop_id, result, None, started, run_id, txn)
             current = self.generation()
             report.generation = current.number if current else None
-            self._refresh_catalog_or_record("ingest")
+            self._refresh_catalog_or_record("ingest", last_commit)
         return report
 
     # -- scoring -------------------------------------------------------------------------------
@@ -388,6 +406,7 @@ class Workspace:
             try:
                 self._clean_debris()
                 rules = self.rules
+                model = self._current_model()
                 with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
                     wanted = available if days is None else [d for d in days if d in available]
@@ -396,15 +415,14 @@ class Workspace:
                         wanted,
                         rules,
                         started,
-                        self.models.current(),
+                        model,
                         self._reviews_now(),
                         timezone=self.config.ingest.timezone,
                         progress=progress,
                         scorer=scorer,
                     )
                 committed = txn.committed
-                self._log_event("score", run_id, started, score=report, committed=committed)
-                self.refresh_catalog()
+                self._finish_run("score", run_id, started, committed, score=report)
             except BaseException as exc:
                 self._record_failure(
                     self._log_event, "score", run_id, started, error=exc, committed=committed
@@ -437,8 +455,7 @@ class Workspace:
                 )
                 current = self.generation()
                 report.ingest.generation = current.number if current else None
-                self._log_event("nightly", run_id, started, report=report, committed=committed)
-                self.refresh_catalog()
+                self._finish_run("nightly", run_id, started, committed, report=report)
             except BaseException as exc:
                 self._record_failure(
                     self._log_event,
@@ -465,6 +482,7 @@ class Workspace:
         from access_audit.score.run import days_to_rescore, stored_days, write_scored
 
         rules = self.rules
+        model = self._current_model()
         with self._writing_stores(), self._building(run_id, "nightly") as txn:
             touched: set[date] = set()
             for drop in discovered:
@@ -485,7 +503,7 @@ class Workspace:
                 days,
                 rules,
                 started,
-                self.models.current(),
+                model,
                 self._reviews_now(),
                 timezone=self.config.ingest.timezone,
                 progress=progress,
@@ -516,6 +534,7 @@ class Workspace:
         """Train a re-ranking model from closed reviews, store it as the next version, and
         re-score the stored days with it."""
         from access_audit.review.learn import train, training_set
+        from access_audit.review.model_log import models_ledger, record_learned
 
         rules = self.rules
         names = ["rule_score", *rules.indicators, "pattern_young_women", "pattern_contact"]
@@ -530,14 +549,54 @@ class Workspace:
                 int(settings["min_per_class"]),
                 float(settings["blend"]),
             )
-            self.models.save(model)
+            self._models_ledger_check()  # never append to a broken log
+            path = self.models.save(model)
+            with _writing(f"the models log in {self.home / 'audit'}"):
+                record_learned(models_ledger(self.home), model.version, path)
         self.score()
         return model
 
     def retire_model(self) -> None:
-        """Go back to the rule-based score and re-score the stored days."""
-        self.models.retire()
+        """Go back to the rule-based score, recorded in the models log, and re-score the stored
+        days."""
+        from access_audit.review.model_log import models_ledger, record_retired
+
+        with owner_only():
+            self._models_ledger_check()
+            pointer = self.models.folder / "CURRENT"
+            retired = pointer.read_text(encoding="utf-8").strip() if pointer.exists() else None
+            self.models.retire()
+            with _writing(f"the models log in {self.home / 'audit'}"):
+                record_retired(models_ledger(self.home), retired or None)
         self.score()
+
+    def _current_model(self) -> LearnedModel | None:
+        """The learned model in use, once the models log vouches for it: StoreDamagedError if a
+        model file is not recorded there (written by hand), changed since, or the log is broken
+        (``access_audit.review.model_log``)."""
+        from access_audit.review.model_log import model_problem
+
+        self._models_ledger_check()
+        problem = model_problem(self.home)
+        if problem is not None:
+            raise StoreDamagedError(
+                f"the learned model cannot be trusted, so nothing was scored with it: {problem} "
+                "(`access-audit verify` checks it; remove a model file `learn` did not write, "
+                "then `access-audit learn` or `learn --retire`)"
+            )
+        return self.models.current()
+
+    def _models_ledger_check(self) -> None:
+        from access_audit.ledger import verify_ledger
+        from access_audit.review.model_log import models_ledger
+
+        ledger = models_ledger(self.home)
+        check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
+        if not check.ok:
+            raise StoreDamagedError(
+                f"the {check.name} log is broken ({check.problem}); nothing was scored. Run "
+                "`access-audit verify`, and restore the log from a backup"
+            )
 
     def review_many(self, decisions: pl.DataFrame) -> int:
         """Record many decisions at once (flag_id, status, outcome, note, reviewer[, purpose]),
@@ -690,9 +749,30 @@ class Workspace:
             suppress_days=self.config.reviews.suppress_days,
             now=datetime.now(UTC),
         )
-        with owner_only(), _writing(f"the review log {self.reviews_ledger.path}"):
-            self.reviews_ledger.append(review_records(rows))
+        ledger = self.reviews_ledger
+        with owner_only(), _writing(f"the review log {ledger.path}"), ledger.locked():
+            require_intact(ledger, "nothing was recorded")
+            ledger.append_holding_lock(review_records(rows))
         return rows
+
+    def ledger_warnings(self) -> list[str]:
+        """One line per broken log chain (a torn last line aside: readers skip it), for the
+        commands that show decisions to warn that what they show may rest on an edited
+        history. The view log is left to `verify` and the jobs: it decides nothing shown, and it
+        grows with every command (100k lines take about 3 s to walk), the decision logs do not."""
+        from access_audit.ledger import verify_ledger
+
+        checks = [
+            verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
+            for ledger in self._ledgers()
+            if ledger.path != self.views_ledger.path
+        ]
+        return [
+            f"the {check.name} log is broken ({check.problem}): what is shown may rest on an "
+            "edited history; run `access-audit verify`"
+            for check in checks
+            if not check.ok
+        ]
 
     def record_view(self, command: str, flag_ids: Sequence[str], subjects: Sequence[str]) -> None:
         """Who was shown which flags and subjects, when: a hash-chained log an auditor can query
@@ -749,7 +829,9 @@ class Workspace:
         ]
 
     def _ledgers(self) -> list[Ledger]:
-        return [self.reviews_ledger, self.views_ledger, self.cases.ledger]
+        from access_audit.review.model_log import models_ledger
+
+        return [self.reviews_ledger, self.views_ledger, self.cases.ledger, models_ledger(self.home)]
 
     # -- cases ---------------------------------------------------------------------------------
     @property
@@ -856,6 +938,7 @@ class Workspace:
         with owner_only():
             self._clean_debris()
             self.cases.ledger.ensure_exists()  # so the case_log view reads it from the start
+            self.store.refuse_strays()  # the views' globs would follow a planted symlink
             with _writing(f"the analysts' database {self.database_path}"):
                 return build_catalog(
                     self.home,
@@ -864,14 +947,33 @@ class Workspace:
                     case_span_days=self.config.cases.span_days,
                 )
 
-    def _refresh_catalog_or_record(self, command: str) -> None:
+    def _finish_run(
+        self,
+        command: str,
+        run_id: str,
+        started: datetime,
+        committed: Generation | None,
+        **details: Any,
+    ) -> None:
+        """After a score or nightly transaction: rebuild the analysts' database, then write the
+        run record. A failure after a commit says so (CommittedButIncompleteError): the stores
+        are committed, the database is stale until the next run or `access-audit database`."""
+        with _after_commit(committed, self.runs_dir, _DATABASE_STALE):
+            self.refresh_catalog()
+        with _after_commit(committed, self.runs_dir, _RECORD_UNWRITTEN):
+            self._log_event(command, run_id, started, committed=committed, **details)
+
+    def _refresh_catalog_or_record(self, command: str, committed: Generation | None) -> None:
         """Rebuild the analysts' database after a run whose stores are committed; if that fails
         the command fails, with a run record saying so (the next run rebuilds it)."""
         started = datetime.now(UTC)
         try:
-            self.refresh_catalog()
+            with _after_commit(committed, self.runs_dir, _DATABASE_STALE):
+                self.refresh_catalog()
         except BaseException as exc:
-            self._record_failure(self._log_event, command, new_run_id(), started, error=exc)
+            self._record_failure(
+                self._log_event, command, new_run_id(), started, error=exc, committed=committed
+            )
             raise
 
     def _writing_stores(self) -> contextlib.AbstractContextManager[None]:
@@ -927,15 +1029,16 @@ class Workspace:
     ) -> None:
         """The run log entry of a score or nightly run: counts and ids, never personal data.
 
-        A run that fails after committing its stores (e.g. the analysts' database could not be
-        rebuilt) is "failed" and names the generation it committed."""
+        A run that fails after committing its stores (the analysts' database could not be
+        rebuilt) says so in its outcome (``committed_database_stale``) and names the generation
+        it committed; any other failure is "failed"."""
         record: dict[str, Any] = {
             "run_id": run_id,
             "command": command,
             "drop_id": None,
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
-            "outcome": "failed" if error else "completed",
+            "outcome": _outcome(error) if error else "completed",
             "error": failure_line(error, self.runs_dir) if error else None,
             "generation": committed.number if committed else None,
         }
@@ -1006,7 +1109,7 @@ class Workspace:
             "drop_id": drop_id,
             "started_at": started.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
-            "outcome": "failed" if error else ("loaded" if committed else "nothing_new"),
+            "outcome": _outcome(error) if error else ("loaded" if committed else "nothing_new"),
             "error": failure_line(error, self.runs_dir) if error else None,
             "generation": committed.number if committed else None,
         }
@@ -1058,6 +1161,53 @@ def _writing(what: str) -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+_DATABASE_STALE = (
+    "the analysts' database could not be rebuilt",
+    "is rebuilt by the next run or `access-audit database`",
+    "committed_database_stale",
+)
+_RECORD_UNWRITTEN = ("its run record could not be written", "", "committed_record_unwritten")
+
+
+@contextlib.contextmanager
+def _after_commit(
+    committed: Generation | None, runs_dir: Path, step: tuple[str, str, str]
+) -> Iterator[None]:
+    """A failure in a step after ``committed`` was committed, as one honest line: the stores
+    are committed as generation N; this step failed (why) and what puts it right. With nothing
+    committed the failure passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if committed is None or isinstance(exc, CommittedButIncompleteError):
+            raise
+        what, remedy, outcome = step
+        message = (
+            f"stores committed as generation {committed.number}; {what} "
+            f"({failure_line(exc, runs_dir)})" + (f" and {remedy}" if remedy else "")
+        )
+        raise CommittedButIncompleteError(message, outcome) from exc
+
+
+def _outcome(error: BaseException) -> str:
+    """A failed run's outcome: ``failed``, or what a run that did commit left undone."""
+    return error.outcome if isinstance(error, CommittedButIncompleteError) else "failed"
+
+
+def require_intact(ledger: Ledger, consequence: str) -> None:
+    """StoreDamagedError unless ``ledger``'s chain checks out (a torn last line aside, which the
+    append moves away): nothing is appended onto a deleted, edited or reordered history. Call
+    holding the ledger's lock."""
+    from access_audit.ledger import verify_ledger
+
+    check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
+    if not check.ok:
+        raise StoreDamagedError(
+            f"the {check.name} log is broken ({check.problem}); {consequence}. Run "
+            "`access-audit verify`, and restore the log from a backup"
+        )
 
 
 def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:

@@ -210,11 +210,12 @@ class CaseDesk:
     def _append(self, events: Callable[[], list[dict[str, object]]]) -> None:
         """Append the events made by ``events()`` while holding the case log's lock. A database
         built before the log existed is rebuilt, so its ``case_log`` view reads the log."""
-        from access_audit.workspace import _writing, owner_only
+        from access_audit.workspace import _writing, owner_only, require_intact
 
         ledger = self.ledger
         existed = ledger.path.exists()
         with owner_only(), _writing(f"the case log {ledger.path}"), ledger.locked():
+            require_intact(ledger, "nothing was recorded")
             ledger.append_holding_lock(events())
         if not existed and self.workspace.database_path.exists():
             self.workspace.refresh_catalog()

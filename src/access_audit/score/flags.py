@@ -20,6 +20,13 @@ FLAG_EVENT_SCHEMA = FLAG_EVENTS.full_schema()
 GROUP = ["user_id", "record_type", "record_id", "day"]
 
 
+def _exact_sum(points: pl.Expr) -> pl.Expr:
+    """A sum of points that does not depend on the order the engine adds them in (a float sum
+    does, in its last bit): in integer nano-points, so re-scoring unchanged data gives
+    identical flags and commits nothing new."""
+    return (points * 1e9).round().cast(pl.Int64).sum() / 1e9
+
+
 def score_from_points(points: pl.Expr, scale: float) -> pl.Expr:
     return (100 * (1 - (-points / scale).exp())).round(1)
 
@@ -76,10 +83,10 @@ def episodes(
     reasons = (
         per_code.join(triggered, on=GROUP)
         .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence(), weak_sentence()))
-        .with_columns(total=pl.col("points").sum().over(GROUP))
+        .with_columns(total=_exact_sum(pl.col("points")).over(GROUP))
         .group_by(GROUP)
         .agg(
-            points=pl.col("points").sum(),
+            points=_exact_sum(pl.col("points")),
             reasons=pl.struct(
                 "code", "text", weight=(pl.col("points") / pl.col("total")).fill_nan(0.0).round(3)
             ).sort_by(["points", "code"], descending=[True, False]),
