@@ -72,7 +72,7 @@ def _assert_same(local: Workspace, spark: Workspace) -> None:
     assert (a["points"] - b["points"]).abs().max() <= 1e-9  # type: ignore[operator]
     same = ["flag_id", "kind", "reasons", "note", "cleared_at", "event_count", "day"]
     assert a.select(same).equals(b.select(same))
-    for table in ("explanations", "flag_events"):
+    for table in ("explanations", "weak_explanations", "flag_events"):
         x, y = (w.scan(table).collect() for w in (local, spark))
         assert x.sort(x.columns).equals(y.sort(y.columns)), table
     keys = ["system", "event_id", "code", "evidence", "day"]

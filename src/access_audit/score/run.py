@@ -24,7 +24,6 @@ from access_audit.store import Transaction
 from access_audit.tables import REVIEWS, scan_stored
 
 OUTPUT_TABLES = ("explanations", "weak_explanations", "indicators", "flags", "flag_events")
-
 GAP_CLEARED = "no longer a gap (the missing audit rows arrived late, or the settings changed)"
 
 ChunkScorer = Callable[[Transaction, Sequence[Sequence[date]], Rules], Iterator[Scored]]
