@@ -156,6 +156,13 @@ QuietOption = Annotated[
     typer.Option("--quiet", "-q", help="Print only warnings and errors (for cron); no progress."),
 ]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="What scores: polars (this machine) or spark (the home's \\[spark] master; needs "
+        "pip install 'access-audit[spark]' and Java 17). Both give the same flags."
+    ),
+]
 
 
 def _home(ctx: typer.Context, home: Path | None) -> Path | None:
@@ -353,6 +360,7 @@ def nightly(
     ],
     progress: ProgressOption = True,
     quiet: QuietOption = False,
+    engine: EngineOption = "polars",
     home: HomeOption = None,
 ) -> None:
     """Ingest, explain, score and flag in one idempotent run (what cron or systemd runs).
@@ -361,7 +369,7 @@ def nightly(
     so an assignment recorded late clears an earlier flag, with a note saying why."""
     workspace = _workspace(ctx, home, create=True)
     with _progress_bar(progress and not quiet) as update:
-        report = workspace.nightly(drops, progress=update)
+        report = workspace.nightly(drops, progress=update, engine=engine)
     from access_audit.render import render_ingest_report, render_score_report
 
     out = _output(quiet)
@@ -420,6 +428,7 @@ def score(
     until: Annotated[str | None, typer.Option(help="Re-score days before this.")] = None,
     progress: ProgressOption = True,
     quiet: QuietOption = False,
+    engine: EngineOption = "polars",
     home: HomeOption = None,
 ) -> None:
     """Re-explain and re-score stored days (all by default), e.g. after changing the rules."""
@@ -427,7 +436,7 @@ def score(
     window = _window(workspace, since, until)
     days = workspace.stored_days(window.start, window.end) if since or until else None
     with _progress_bar(progress and not quiet) as update:
-        report = workspace.score(days, progress=update)
+        report = workspace.score(days, progress=update, engine=engine)
     from access_audit.render import render_score_report
 
     render_score_report(_output(quiet), report)

@@ -87,7 +87,8 @@ def coverage(
     )
     with_first = (
         context.filter(pl.col("record_id").is_not_null())
-        .sort("occurred_at")
+        # ties broken by the event's key: the same first access whatever order the rows came in
+        .sort("occurred_at", "system", "event_id")
         .with_columns(first=pl.int_range(pl.len()).over("user_id", "record_type", "record_id") == 0)
         .filter(pl.col("day").is_in(list(days)))
         .join(staff.select("user_id", "role").collect(), on="user_id", how="left")
@@ -126,64 +127,67 @@ def coverage(
     )
 
 
-def score_days(
-    scan: Scan,
-    days: Sequence[date],
-    rules: Rules | None = None,
-) -> Scored:
-    """Explain and score the accesses of `days` against the stores `scan` reads."""
-    started = time.perf_counter()
-    rules = rules or load_rules()
-    days = sorted(set(days))
-    if not days:
-        empty = Scored(
-            [],
-            pl.DataFrame(schema=EXPLANATION_SCHEMA),
-            pl.DataFrame(schema=INDICATOR_SCHEMA),
-            pl.DataFrame(schema=FLAG_SCHEMA),
-            pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
-            pl.DataFrame(),
-        )
-        return empty
+def context_events(scan: Scan, days: Sequence[date], rules: Rules) -> pl.DataFrame:
+    """The accesses a chunk of target `days` is scored against: its look-back and the days
+    themselves. Searches that opened no record have no subject: nothing to explain or score."""
     first_context = days[0] - timedelta(days=rules.lookback_days)
     in_range = pl.col("day").is_between(first_context, days[-1])
-    in_targets = pl.col("day").is_in(days)
-    # Searches that opened no record have no subject: nothing to explain or score.
-    context_events = (
+    return (
         scan("access_events")
         .filter(in_range & pl.col("record_id").is_not_null())
         .select(EVENT_COLUMNS)
         .collect()
     )
-    target_count = scan("access_events").filter(in_targets).select(pl.len()).collect().item()
-    inputs = _inputs(scan, context_events.lazy())
-    new_explanations = explain(inputs, rules, context_events.lazy().filter(in_targets)).collect()
-    prior = scan("explanations").filter(in_range & ~in_targets).select("system", "event_id")
-    explained_keys = (
-        pl.concat([new_explanations.lazy().select("system", "event_id"), prior])
-        .unique()
-        .with_columns(explained=pl.lit(True))
-    )
+
+
+def explain_targets(
+    scan: Scan, events: pl.DataFrame, days: Sequence[date], rules: Rules
+) -> pl.DataFrame:
+    """Step 1 of a chunk: the explanations of the target days' accesses (`events` is the
+    chunk's `context_events`)."""
+    inputs = _inputs(scan, events.lazy())
+    return explain(inputs, rules, events.lazy().filter(pl.col("day").is_in(days))).collect()
+
+
+def mark_explained(events: pl.DataFrame, explained_keys: pl.LazyFrame) -> pl.DataFrame:
+    """`events` with an `explained` column: whether (system, event_id) is among the keys."""
+    keys = explained_keys.select("system", "event_id").unique().with_columns(explained=pl.lit(True))
     # Only the flag column is new: the event columns are shared, not copied.
     explained = (
-        context_events.lazy()
+        events.lazy()
         .select("system", "event_id")
-        .join(explained_keys, on=["system", "event_id"], how="left", maintain_order="left")
+        .join(keys, on=["system", "event_id"], how="left", maintain_order="left")
         .select(pl.col("explained").fill_null(False))
         .collect()
         .to_series()
     )
-    context = context_events.with_columns(explained)
-    del context_events, explained
+    return events.with_columns(explained)
+
+
+def raw_indicators(
+    scan: Scan, context: pl.DataFrame, days: Sequence[date], rules: Rules
+) -> pl.DataFrame:
+    """Step 2 of a chunk: the target days' indicators at their prior weights (`context` is
+    the chunk's events with `explained`)."""
+    targets = context.lazy().filter(pl.col("day").is_in(days))
+    return indicators(_inputs(scan, context.lazy()), rules, targets, context.lazy()).collect()
+
+
+def finish_scoring(
+    scan: Scan,
+    context: pl.DataFrame,
+    days: Sequence[date],
+    rules: Rules,
+    raw: pl.DataFrame,
+    history: pl.LazyFrame,
+    explanations: pl.DataFrame,
+) -> Scored:
+    """Step 3 of a chunk: mined (weak) explanations, peer weights, episodes, pattern flags and
+    coverage. `history` is
+    (system, event_id, code) of every indicator over the look-back, the targets' included;
+    `explanations` (the targets', with their day) are passed through to the result."""
     inputs = _inputs(scan, context.lazy())
-    targets = context.lazy().filter(in_targets)
-    raw = indicators(inputs, rules, targets, context.lazy()).collect()
-    history = pl.concat(
-        [
-            raw.lazy().select("system", "event_id", "code"),
-            scan("indicators").filter(in_range & ~in_targets).select("system", "event_id", "code"),
-        ]
-    )
+    targets = context.lazy().filter(pl.col("day").is_in(days))
     weak = mine(inputs, rules, context.lazy(), days).collect()
     found = weakened(
         peer_weighted(raw.lazy(), history, context.lazy(), targets, inputs.staff, rules),
@@ -198,16 +202,80 @@ def score_days(
     events = pl.concat([flag_events.collect().cast(FLAG_EVENT_SCHEMA), pattern_events])
     day_of = context.select("system", "event_id", "day")
     return Scored(
-        days=days,
-        explanations=new_explanations.join(day_of, on=["system", "event_id"]),
+        days=list(days),
+        explanations=explanations,
         indicators=found.select(INDICATOR_SCHEMA.names()).join(day_of, on=["system", "event_id"]),
         flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
         flag_events=events,
         weak_explanations=weak.join(day_of, on=["system", "event_id"]),
         coverage=coverage(context, days, inputs.staff, weak),
-        events=target_count,
-        seconds=time.perf_counter() - started,
     )
 
 
-__all__ = ["Scored", "load_rules", "score_days"]
+def with_day(explanations: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Explanations with the day of the access each explains (their partition)."""
+    return explanations.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
+
+
+def score_days(
+    scan: Scan,
+    days: Sequence[date],
+    rules: Rules | None = None,
+) -> Scored:
+    """Explain and score the accesses of `days` against the stores `scan` reads.
+
+    The three steps are pure functions of Polars frames, shared with the Spark engine
+    (score/spark.py): explain the targets; mark the look-back explained (the targets' new
+    explanations, the earlier days' stored ones) and find the raw indicators; weigh them against
+    the look-back's indicators (the targets' new ones, the earlier days' stored ones) and flag."""
+    started = time.perf_counter()
+    rules = rules or load_rules()
+    days = sorted(set(days))
+    if not days:
+        empty = Scored(
+            [],
+            pl.DataFrame(schema=EXPLANATION_SCHEMA),
+            pl.DataFrame(schema=INDICATOR_SCHEMA),
+            pl.DataFrame(schema=FLAG_SCHEMA),
+            pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
+            pl.DataFrame(),
+        )
+        return empty
+    first_context = days[0] - timedelta(days=rules.lookback_days)
+    earlier = pl.col("day").is_between(first_context, days[-1]) & ~pl.col("day").is_in(days)
+    events = context_events(scan, days, rules)
+    target_count = (
+        scan("access_events").filter(pl.col("day").is_in(days)).select(pl.len()).collect().item()
+    )
+    new_explanations = explain_targets(scan, events, days, rules)
+    prior = scan("explanations").filter(earlier).select("system", "event_id")
+    context = mark_explained(
+        events, pl.concat([new_explanations.lazy().select("system", "event_id"), prior])
+    )
+    del events
+    raw = raw_indicators(scan, context, days, rules)
+    history = pl.concat(
+        [
+            raw.lazy().select("system", "event_id", "code"),
+            scan("indicators").filter(earlier).select("system", "event_id", "code"),
+        ]
+    )
+    scored = finish_scoring(
+        scan, context, days, rules, raw, history, with_day(new_explanations, context)
+    )
+    scored.events = target_count
+    scored.seconds = time.perf_counter() - started
+    return scored
+
+
+__all__ = [
+    "Scored",
+    "context_events",
+    "explain_targets",
+    "finish_scoring",
+    "load_rules",
+    "mark_explained",
+    "raw_indicators",
+    "score_days",
+    "with_day",
+]

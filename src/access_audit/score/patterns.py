@@ -136,6 +136,9 @@ def patterns(
         .group_by("user_id")
         .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
         .join(staff.select("user_id", "role"), on="user_id", how="left")
+        # MinCovDet draws random subsets of rows by position: a fixed row order makes its
+        # robust centre, and so the flags, the same on every run and in every engine
+        .sort("user_id")
         .collect()
     )
     per_user = per_user.with_columns(
