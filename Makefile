@@ -48,8 +48,8 @@ browser: ## Install Debian's chromium, chromium-driver and poppler-utils for the
 test: lint browser ## Lint, then the fast test suite (what CI runs)
 	$(BIN)/python -m pytest
 
-test-all: lint browser ## Lint, then every test including the slow ones
-	$(BIN)/python -m pytest -m ''
+test-all: lint browser ## Lint, then every test, the ingest property test at 500 examples
+	ACCESS_AUDIT_HYPOTHESIS=thorough $(BIN)/python -m pytest -m ''
 
 demo: venv ## Generate a synthetic force, run the nightly job over it, show the top flags
 	rm -rf $(DEMO)

@@ -444,7 +444,7 @@ def render_evaluation(console: Console, result: Evaluation, output_format: str) 
             f"{gaps['gaps_caught']} of {gaps['planted_gaps']} ({gaps['gaps_caught_as_alerts']})"
         )
         lines["false audit-gap flags"] = (
-            f"{gaps['false_gap_flags']} ({gaps['false_gap_flags_per_day']} a day)"
+            f"{gaps['false_gap_flags']} ({gaps['false_gap_flags_per_day']:.2f} a day)"
         )
     for label, value in lines.items():
         console.print(f"  {label}: {value}", highlight=False)
@@ -474,6 +474,8 @@ def _fraction(value: float | None) -> str:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # as in the JSON and CSV
     return _text(value)
 
 

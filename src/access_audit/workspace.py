@@ -177,7 +177,10 @@ class Workspace:
             raise AccessAuditError(f"{path}: the home must be a folder")
         if not path.exists():
             if not create:
-                raise AccessAuditError(f"{path}: no access-audit home here (run `ingest` first)")
+                raise AccessAuditError(
+                    f"{path}: no access-audit home here (load drops first: `access-audit "
+                    "--home HOME nightly DROP…`, or `make demo` for a synthetic one)"
+                )
             with owner_only():
                 path.mkdir(parents=True, mode=0o700, exist_ok=True)
         workspace = cls(path)
