@@ -74,9 +74,12 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         .then(pl.lit("held by the flag"))
         .otherwise(pl.lit("another access to the subject")),
     )
-    title = ", ".join(provenance.flag_ids[:3]) + (
+    named = ", ".join(provenance.flag_ids[:3]) + (
         f" and {len(provenance.flag_ids) - 3} more" if len(provenance.flag_ids) > 3 else ""
     )
+    # a case's pack is titled by the case (what the hearing refers to), then its flags
+    cases = ", ".join(provenance.case_ids)
+    title = f"case {cases} (flags {named})" if cases else named
     return environment.get_template("evidence.html.j2").render(
         title=title,
         timezone=tables.timezone,
