@@ -33,6 +33,7 @@ def _lookups(user: str, colleague: int, other: int) -> list[dict[str, object]]:
                 "user_id": user,
                 "record_type": "person",
                 "record_id": f"{'S' if n < colleague else 'P'}{user}{n}",
+                "action": "view",
                 "day": DAY,
                 "explained": False,
             }

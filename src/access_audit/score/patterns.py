@@ -33,22 +33,35 @@ PRIOR = (
 )
 
 
-def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+def _young_women(frame: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     low, high = rules.patterns["young_women_min_age"], rules.patterns["young_women_max_age"]
     people = persons.select("person_id", "sex", "date_of_birth")
     age = (pl.col("day") - pl.col("date_of_birth")).dt.total_days() / 365.25
     return (
-        context.filter(
-            (pl.col("record_type") == "person")
-            & pl.col("record_id").is_not_null()
-            & ~pl.col("explained")
-        )
-        .join(people, left_on="record_id", right_on="person_id", how="left")
-        .with_columns(
-            young_women=(pl.col("sex") == "F") & age.is_between(low, high),
-            contact=pl.col("action") == "view_contact",
-        )
+        frame.join(people, left_on="record_id", right_on="person_id", how="left")
+        .with_columns(young_women=(pl.col("sex") == "F") & age.is_between(low, high))
         .with_columns(pl.col("young_women").fill_null(False))
+    )
+
+
+def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+    """Unexplained person accesses, each with its features."""
+    unexplained = context.filter(
+        (pl.col("record_type") == "person")
+        & pl.col("record_id").is_not_null()
+        & ~pl.col("explained")
+    ).with_columns(contact=pl.col("action") == "view_contact")
+    return _young_women(unexplained, persons, rules)
+
+
+def pattern_lookups(lookups: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+    """The look-back's unexplained person lookups (score/lookback.py) with their features: the
+    unit the pattern counts. One row per (user, subject, day)."""
+    unexplained = lookups.filter((pl.col("record_type") == "person") & pl.col("unexplained"))
+    return (
+        _young_women(unexplained.select("user_id", "record_id", "day", "contact"), persons, rules)
+        .group_by("user_id", "record_id", "day")
+        .agg(pl.col("young_women", "contact").any())
     )
 
 
@@ -67,10 +80,15 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         if varying.any():
             # imported here: scikit-learn takes seconds to import, and `review` needs the rules
             # (this package) but never a peer model
+            from sklearn import config_context
             from sklearn.covariance import MinCovDet
 
             try:
-                with warnings.catch_warnings():
+                # the shares are finite by construction: skip sklearn's checks of them
+                with (
+                    config_context(assume_finite=True, skip_parameter_validation=True),
+                    warnings.catch_warnings(),
+                ):
                     # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
                     # is still the robust centre we want, so its rank warning is expected here.
                     warnings.filterwarnings("ignore", message="The covariance matrix associated")
@@ -119,18 +137,32 @@ def patterns(
     staff: pl.LazyFrame,
     rules: Rules,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pattern flags for the target days, and their events."""
+    """Pattern flags for the target days, and their events, from the look-back's accesses
+    (`context`, with their `explained` flag)."""
+    from access_audit.score.lookback import day_lookups
+
+    lookups = pattern_lookups(day_lookups(context), persons, rules)
+    return patterns_from(targets, lookups, persons, staff, rules)
+
+
+def patterns_from(
+    targets: pl.LazyFrame,
+    lookups: pl.LazyFrame,
+    persons: pl.LazyFrame,
+    staff: pl.LazyFrame,
+    rules: Rules,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pattern flags for the target days from the look-back's `pattern_lookups`."""
     settings = rules.patterns
-    lookups = _lookups(context, persons, rules)
     names = list(FEATURES)
     # The unit is a subject looked up on a day, not an audit row: one lookup writes several rows
     # (screens), and counting rows would make a handful of lookups look like a pattern.
     per_user = (
-        lookups.group_by("user_id", "record_id", "day")
-        .agg([pl.col(n).any() for n in names])
-        .group_by("user_id")
+        lookups.group_by("user_id")
         .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
         .join(staff.select("user_id", "role"), on="user_id", how="left")
+        # MinCovDet's estimate depends on the order of its rows: a fixed order makes it repeat
+        .sort("user_id")
         .collect()
     )
     per_user = per_user.with_columns(
@@ -145,7 +177,7 @@ def patterns(
         [((pl.col(f"k_{n}") + PRIOR * shares[n]) / (pl.col("n") + PRIOR)).alias(n) for n in names]
     )
     scored = []
-    for _, group in per_user.partition_by("pooled", as_dict=True).items():
+    for _, group in per_user.partition_by("pooled", as_dict=True, maintain_order=True).items():
         scored.append(_robust_z(group, names))
     if not scored:
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
