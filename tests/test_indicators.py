@@ -312,3 +312,16 @@ def test_pattern_flags_are_the_same_on_every_run_whatever_the_order_of_the_rows(
     centre = MinCovDet(random_state=0).fit(np.column_stack(shares)).location_[0]
     text = runs[0]["reasons"][0][0]["text"]
     assert f"peers' robust centre is {round(centre * 100, 1)}%" in text
+
+
+def test_the_unchecked_robust_fit_is_scikit_learns_to_the_bit() -> None:
+    import numpy as np
+
+    from access_audit.score.robust import min_cov_det
+
+    rng = np.random.default_rng(7)
+    for rows in (40, 700):  # FastMCD works on subsets above 500 rows
+        matrix = np.clip(rng.normal(0.2, 0.05, (rows, 2)), 0, 1)
+        matrix[:3] = 0.9  # a few far from the rest
+        fast, checked = min_cov_det(matrix), min_cov_det(matrix, checked=True)
+        assert np.array_equal(fast[0], checked[0]) and np.array_equal(fast[1], checked[1])

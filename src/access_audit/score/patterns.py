@@ -9,8 +9,6 @@ user whose share sits far above their peers' robust centre — measured in robus
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 
@@ -20,6 +18,7 @@ from access_audit.score.flags import (
     flag_id_part,
     score_from_points,
 )
+from access_audit.score.robust import min_cov_det
 from access_audit.score.rules import Rules, fmt
 
 MODEL_VERSION = "pattern-mcd-1"
@@ -78,24 +77,10 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         spread = np.full(len(names), MIN_SPREAD)
         varying = matrix.var(axis=0) > 1e-12
         if varying.any():
-            # imported here: scikit-learn takes seconds to import, and `review` needs the rules
-            # (this package) but never a peer model
-            from sklearn import config_context
-            from sklearn.covariance import MinCovDet
-
             try:
-                # the shares are finite by construction: skip sklearn's checks of them
-                with (
-                    config_context(assume_finite=True, skip_parameter_validation=True),
-                    warnings.catch_warnings(),
-                ):
-                    # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
-                    # is still the robust centre we want, so its rank warning is expected here.
-                    warnings.filterwarnings("ignore", message="The covariance matrix associated")
-                    warnings.filterwarnings("ignore", message="Determinant has increased")
-                    model = MinCovDet(random_state=0).fit(matrix[:, varying])
-                centre[varying] = model.location_
-                spread[varying] = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
+                location, covariance = min_cov_det(matrix[:, varying])
+                centre[varying] = location
+                spread[varying] = np.sqrt(np.clip(np.diag(covariance), MIN_SPREAD**2, None))
             except ValueError:
                 # most peers identical (MCD's support has no spread): their median is the centre
                 centre[varying] = np.median(matrix[:, varying], axis=0)
