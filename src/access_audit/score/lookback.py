@@ -213,7 +213,8 @@ def read_lookback(
     if not days:
         return Lookback.empty(), []
     wanted = pl.col("day").is_in(list(days))
-    recorded = dict(scan(SOURCES.name).filter(wanted).select("day", "source").collect().iter_rows())
+    built = scan(SOURCES.name).filter(wanted).select("day", "source").collect()
+    recorded = dict(zip(built["day"].to_list(), built["source"].to_list(), strict=True))
     stale = [d for d in days if d in sources and recorded.get(d) != sources[d]]
     fresh = [d for d in days if d in sources and d not in stale]
     in_fresh = pl.col("day").is_in(fresh)
