@@ -121,10 +121,16 @@ def coverage(targets: pl.DataFrame, earlier: pl.LazyFrame, staff: pl.LazyFrame) 
     to a subject in the look-back: none in `earlier`, the look-back's lookups before the day, and
     the first that day), and by role."""
     pair = ["user_id", "record_type", "record_id"]
-    seen = earlier.select(pair).unique().with_columns(seen=pl.lit(True)).collect()
+    opened = targets.filter(pl.col("record_id").is_not_null())
+    seen = (
+        earlier.select(pair)
+        .join(opened.lazy().select(pair), on=pair, how="semi")
+        .unique()
+        .with_columns(seen=pl.lit(True))
+        .collect()
+    )
     with_first = (
-        targets.filter(pl.col("record_id").is_not_null())
-        .sort("occurred_at", "system", "event_id")
+        opened.sort("occurred_at", "system", "event_id")
         .with_columns(first=pl.int_range(pl.len()).over(pair) == 0)
         .join(seen, on=pair, how="left")
         .with_columns(first=pl.col("first") & pl.col("seen").is_null())
