@@ -225,7 +225,6 @@ def score_days(
     days = sorted(set(days))
     if not days:
         return _empty_scored()
-    span = timedelta(days=rules.lookback_days)
     in_targets = pl.col("day").is_in(days)
     # Searches that opened no record have no subject: nothing to explain or score.
     events = (
@@ -235,11 +234,11 @@ def score_days(
         .collect()
     )
     target_count = scan("access_events").filter(in_targets).select(pl.len()).collect().item()
-    before = [
-        days[0] - span + timedelta(days=n)
-        for n in range((days[-1] - days[0] + span).days)
-        if days[0] - span + timedelta(days=n) not in days
-    ]
+    # the days in some target's look-back that are not targets themselves
+    before = sorted(
+        {d - timedelta(days=n) for d in days for n in range(1, rules.lookback_days + 1)}
+        - set(days)
+    )
     # an incident created in the look-back explains a later access to it (created_incident)
     created = (
         scan("access_events")
