@@ -48,7 +48,9 @@ PHASE = textwrap.dedent(
         elif phase == "nightly":
             night = prepared.with_name(prepared.name + "-night")
             shutil.rmtree(night, ignore_errors=True)
-            shutil.copytree(prepared / "store", night / "store", copy_function=os.link)
+            # (not the lock file: the copy is another home, with a lock of its own)
+            shutil.copytree(prepared / "store", night / "store", copy_function=os.link,
+                            ignore=shutil.ignore_patterns(".lock"))
             for item in prepared.iterdir():
                 if item.name != "store":
                     copy = shutil.copytree if item.is_dir() else shutil.copy2
