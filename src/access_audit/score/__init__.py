@@ -236,8 +236,7 @@ def score_days(
     target_count = scan("access_events").filter(in_targets).select(pl.len()).collect().item()
     # the days in some target's look-back that are not targets themselves
     before = sorted(
-        {d - timedelta(days=n) for d in days for n in range(1, rules.lookback_days + 1)}
-        - set(days)
+        {d - timedelta(days=n) for d in days for n in range(1, rules.lookback_days + 1)} - set(days)
     )
     # an incident created in the look-back explains a later access to it (created_incident)
     created = (
