@@ -39,11 +39,11 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format src tests pipelines benchmarks
 	$(BIN)/ruff check --fix src tests pipelines benchmarks
 
-browser: ## Install Debian's chromium for the HTML report test (needs root or sudo)
-	@command -v chromium >/dev/null 2>&1 || { \
+browser: ## Install Debian's chromium, chromium-driver and poppler-utils for the browser, report and evidence tests (needs root or sudo)
+	@{ command -v chromium && command -v chromedriver && command -v pdftotext; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
-	  else echo "chromium is missing and there is no root to install it: apt-get install chromium" >&2; exit 1; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  else echo "chromium, chromedriver or pdftotext is missing and there is no root to install them: apt-get install chromium chromium-driver poppler-utils" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver poppler-utils >/dev/null; }
 
 test: lint browser ## Lint, then the fast test suite (what CI runs)
 	$(BIN)/python -m pytest

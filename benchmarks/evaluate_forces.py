@@ -42,20 +42,6 @@ def run(args: Sequence[str], log: Path | None = None) -> str:
     return done.stdout
 
 
-def dedupe_exact_rows(drops: Path) -> int:
-    """Workaround for ingest before issue 5's fix: drop exact duplicate lines in each reference
-    CSV (persons, incidents, incident_persons). Returns how many lines were dropped."""
-    dropped = 0
-    for path in sorted(drops.glob("*/*.csv")):
-        if path.stem not in ("persons", "incidents", "incident_persons"):
-            continue
-        lines = path.read_bytes().splitlines(keepends=True)
-        unique = list(dict.fromkeys(lines))
-        dropped += len(lines) - len(unique)
-        path.write_bytes(b"".join(unique))
-    return dropped
-
-
 def nightly_each_drop(drops: Path, home: Path, logs: Path) -> int:
     folders = sorted(p for p in drops.iterdir() if p.is_dir())
     logs.mkdir(parents=True, exist_ok=True)
@@ -145,11 +131,6 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--work", type=Path, help="keep the forces and homes here (default: temp)")
     parser.add_argument(
-        "--dedupe-exact-rows",
-        action="store_true",
-        help="drop exact duplicate reference rows first (only for ingest before issue 5's fix)",
-    )
-    parser.add_argument(
         "--only", choices=["Northshire", "own"], help="evaluate one force only (default: both)"
     )
     parser.add_argument("--families", type=int, default=8, help="false-positive families shown")
@@ -170,8 +151,6 @@ def main() -> None:
         for name, make in forces.items():
             folder = work / name.replace(" ", "-")
             make(folder / "drops")
-            if args.dedupe_exact_rows:
-                print(f"{name}: {dedupe_exact_rows(folder / 'drops')} duplicate lines dropped")
             nights = nightly_each_drop(folder / "drops", folder / "home", folder / "logs")
             print(f"{name}: nightly run on {nights} drops", flush=True)
             truth = folder / "drops" / "truth.csv"

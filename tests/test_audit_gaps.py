@@ -14,7 +14,7 @@ from access_audit.errors import AccessAuditError
 from access_audit.evaluate import evaluate, evaluate_gaps
 from access_audit.generate import generate_force
 from access_audit.report import build_report
-from access_audit.report.render import render_html, render_text
+from access_audit.report.formats import render_html, render_text
 from access_audit.review import apply_suppressions
 from access_audit.score import Scored
 from access_audit.score.audit_gaps import audit_gap_flags

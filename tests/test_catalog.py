@@ -106,3 +106,23 @@ def test_catalog_of_an_empty_home_has_typed_empty_views(tmp_path: Path) -> None:
     with duckdb.connect(str(path), read_only=True) as connection:
         assert connection.execute("SELECT count(*) FROM access_events").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("how", ["moved", "copied"])
+def test_a_moved_or_copied_home_reads_its_own_files(tmp_path: Path, make_drop, how: str) -> None:
+    """The views hold absolute paths: after `mv` they failed (no files found at the old place);
+    a `cp -a` copy silently showed the original's reviews. The next command rebuilds them."""
+    import shutil
+
+    old = tmp_path / "old"
+    _ingest(old, make_drop("2026-11-21", {"access_log": [event("E1")], "staff": STAFF_ROWS}))
+    new = tmp_path / "new"
+    if how == "moved":
+        old.rename(new)
+    else:
+        shutil.copytree(old, new, symlinks=True)
+    Workspace.open(new).record_view("flag", ["F1"], ["P1"])
+    with duckdb.connect(str(new / "access-audit.duckdb"), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM access_events").fetchone() == (1,)
+        assert connection.execute("SELECT count(*) FROM flag_views").fetchone() == (1,)
+        assert connection.execute("SELECT home FROM catalog_info").fetchone() == (str(new),)

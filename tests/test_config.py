@@ -76,8 +76,8 @@ def test_values_are_read(tmp_path: Path) -> None:
             "[reviews] not_new_risk[0]: 'unexplaned' names no indicator",
         ),
         (
-            '[reports]\napsp_codes = ["victim_subject", "victims"]\n',
-            "[reports] apsp_codes[1]: 'victims' names no indicator or pattern",
+            '[reports]\napsp_subject_codes = ["victim_subject", "victims"]\n',
+            "[reports] apsp_subject_codes[1]: 'victims' names no indicator",
         ),
         (
             '[indicators.crowd]\ntext = "{evidense} users"\n',

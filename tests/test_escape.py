@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from typer.testing import CliRunner
 
 from access_audit import cli
 from access_audit.cli import app
-from access_audit.escape import csv_text, printable, terminal
+from access_audit.escape import csv_text, html_text, printable, terminal, visible
 from access_audit.evaluate import read_truth
 from access_audit.workspace import Workspace
 from conftest import event, write_table
@@ -109,9 +111,12 @@ def test_control_characters_are_shown_not_obeyed(hostile: HostileHome) -> None:
 
 
 def test_flag_csv_cells_never_start_a_formula(hostile: HostileHome) -> None:
-    rows = list(csv.reader(io.StringIO(hostile.run("flag", "--since", DAY, "--format", "csv"))))
+    text = hostile.run("flag", "--since", DAY, "--format", "csv")
+    _no_control_characters(text)  # a cell cannot clear the terminal it is printed to
+    rows = list(csv.reader(io.StringIO(text)))
     cells = [cell for row in rows[1:] for cell in row]
     assert "'" + FORMULA_RECORD in cells and "'-2+3" in cells
+    assert "U0\\u202eX" in cells  # a right-to-left override is shown, not obeyed
     assert not [cell for cell in cells if cell.startswith(FORMULA_CHARACTERS)]
 
 
@@ -136,6 +141,8 @@ def test_report_text_csv_and_html_show_hostile_values_inertly(
     html = page.read_text(encoding="utf-8")
     assert "[link=https://evil.example]U00001[/link]" in html
     assert "=HYPERLINK(&quot;http://evil.example&quot;)" in html
+    _no_control_characters(html)  # a browser would show U0\u202eX reversed, as "UX0"
+    assert "U0\\u202eX" in html
     assert '"http://evil.example"' not in html
 
 
@@ -159,6 +166,36 @@ def test_csv_text_quotes_every_cell_and_prefixes_formulas() -> None:
     lines = csv_text(frame).splitlines()
     assert lines[:5] == ['"id"', '"\'=1+1"', '"\'+x"', '"\'-2"', '"\'@SUM(A1)"']
     assert lines[-2:] == ['"ok"', '""']
+    controls = pl.DataFrame({"id": ["a\x1b[2Jb", "\u202eLIVE", "two\nlines", "\x00"]})
+    assert csv_text(controls).splitlines() == [
+        '"id"',
+        '"a\\x1b[2Jb"',
+        '"\\u202eLIVE"',
+        '"two\\nlines"',
+        '"\\x00"',
+    ]
+
+
+def test_html_shows_controls_and_bidi_marks_but_keeps_lines_and_markup() -> None:
+    from markupsafe import Markup
+
+    assert html_text("<b>\u202e10000U\x1b</b>") == "&lt;b&gt;\\u202e10000U\\x1b&lt;/b&gt;"
+    assert visible("two\nlines\tand a tab") == "two\nlines\tand a tab"
+    assert visible(Markup("<svg/>")) == Markup("<svg/>") and visible(3) == 3
+
+
+def test_emoji_codes_in_a_note_are_shown_as_typed(hostile: HostileHome) -> None:
+    """Rich replaces `:thumbs_up:` with an emoji unless told not to: a note, or an access of
+    system `A` and event `B`, would read differently from what was typed."""
+    flags = json.loads(hostile.run("flag", "--since", DAY, "--format", "json"))
+    flag_id = next(f["flag_id"] for f in flags if f["user_id"] == RLO_USER)
+    note = "checked :thumbs_up: :cross_mark:"
+    hostile.run("review", flag_id, "--status", "under_review", "--note", note)
+    done = subprocess.run(
+        [sys.executable, "-m", "access_audit", "--home", str(hostile.home), "explain", flag_id],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert note in done.stdout and "\N{THUMBS UP SIGN}" not in done.stdout
 
 
 def test_an_error_naming_a_hostile_id_is_one_literal_line(hostile: HostileHome) -> None:
@@ -185,3 +222,31 @@ def test_a_truth_file_name_is_never_a_glob(tmp_path: Path) -> None:
     (tmp_path / "truth[1].csv").write_text(header + "EP1,pc_b,U1,P1,RMS,E1\n")
     (tmp_path / "truth1.csv").write_text(header + "EP2,pc_b,U2,P2,RMS,E2\n")
     assert read_truth(tmp_path / "truth[1].csv")["episode_id"].to_list() == ["EP1"]
+
+
+def test_an_access_whose_ids_hold_a_colon_is_never_mistaken_for_another(tmp_path: Path) -> None:
+    """`explain A:B:C` showed (A:B, C) and left (A, B:C) unreachable: now an ambiguous
+    identifier is refused in one line, and `--system` names either exactly."""
+    drop = tmp_path / "drops" / DAY
+    write_table(
+        drop,
+        "access_log",
+        [
+            event("B:C", f"{DAY}T08:00:00Z", system="A", user_id="U00001"),
+            event("C", f"{DAY}T09:00:00Z", system="A:B", user_id="U00002"),
+        ],
+    )
+    home = str(tmp_path / "home")
+    assert (
+        CliRunner().invoke(app, ["--home", home, "ingest", "--no-progress", str(drop)]).exit_code
+        == 0
+    )
+    ambiguous = CliRunner().invoke(app, ["--home", home, "explain", "A:B:C"])
+    assert ambiguous.exit_code == 2 and ambiguous.stderr.count("\n") == 1
+    assert "2 accesses match A:B:C" in ambiguous.stderr and "--system" in ambiguous.stderr
+    for system, event_id, user in (("A", "B:C", "U00001"), ("A:B", "C", "U00002")):
+        shown = CliRunner().invoke(
+            app, ["--home", home, "explain", event_id, "--system", system, "--format", "json"]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["user_id"] == user

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -105,3 +106,29 @@ def test_a_failed_write_leaves_the_old_file_as_it_was(tmp_path: Path) -> None:
     write_private_text(target, "new\n")
     assert target.read_text() == "new\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link"])
+def test_a_report_over_a_folder_pipe_or_link_is_refused_and_it_stays(
+    tmp_path: Path, make_drop, kind: str
+) -> None:
+    """`--output /dev/full` (as root) replaced the device with a report; a folder gave a
+    traceback. Anything but a regular file is refused before a byte is written."""
+    home = str(tmp_path / "home")
+    drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    runner.invoke(app, ["--home", home, "ingest", "--no-progress", str(drop)])
+    target = tmp_path / kind
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        (tmp_path / "elsewhere.txt").write_text("theirs\n")
+        target.symlink_to(tmp_path / "elsewhere.txt")
+    before = target.lstat()
+    result = runner.invoke(app, ["--home", home, *REPORT_DAY, "--output", str(target)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "not a regular file" in result.stderr
+    after = target.lstat()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    assert not list(tmp_path.glob(f".{kind}.*"))

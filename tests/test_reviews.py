@@ -249,6 +249,7 @@ def test_a_truncated_last_line_breaks_no_reader(home: Workspace) -> None:
     assert problems == [
         "reviews.jsonl line 2: unterminated (a torn write); the next append moves it aside",
         "flag_views.jsonl line 2: unterminated (a torn write); the next append moves it aside",
+        None,  # the case log, untouched
     ]
     home.review(FIRST, status="closed", outcome="no_case_to_answer", note="again")
     assert home.verify_ledgers()[0].ok

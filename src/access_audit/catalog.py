@@ -24,6 +24,9 @@ from access_audit.store import Generation
 from access_audit.tables import REVIEWS, StoredTable, stored_tables
 
 DATABASE_NAME = "access-audit.duckdb"
+# The home the database's views were built for: its views hold absolute paths, so a home that is
+# moved or restored elsewhere must rebuild them (see Workspace.open) before anyone reads them.
+BUILT_FOR_NAME = f"{DATABASE_NAME}.home"
 TEMPORARY_DATABASE = re.compile(rf"^\.{re.escape(DATABASE_NAME)}\.(?P<pid>\d+)\.tmp(\.wal)?$")
 """A database being built by process ``pid``, and DuckDB's write-ahead log beside it."""
 # The oldest DuckDB storage format the analysts' clients must open: the DuckDB shell on PyPI
@@ -186,6 +189,25 @@ def _flag_views_sql(home: Path) -> str:
     )
 
 
+def _case_log_sql(home: Path) -> str:
+    """The case log (``review/case_log.py``): assignments and decisions on cases."""
+    from access_audit.review.case_log import CASE_LOG_SCHEMA, CASES_LOG
+
+    columns = {name: duckdb_type(dtype) for name, dtype in CASE_LOG_SCHEMA.items()}
+    raw = {
+        **{name: kind for name, kind in columns.items() if not kind.endswith("[]")},
+        "flag_ids": "VARCHAR[]",
+        "review_ids": "VARCHAR[]",
+        "recorded_at": "VARCHAR",
+        "due": "VARCHAR",
+    }
+    select = ", ".join(
+        f"CAST({quote_identifier(c)} AS {kind}) AS {quote_identifier(c)}"
+        for c, kind in columns.items()
+    )
+    return _ledger_view_sql("case_log", home / "audit" / CASES_LOG, raw, select, "case_id")
+
+
 def analyst_view_files() -> list[tuple[str, str]]:
     """(file name, SQL) of the analysts' views, in the order their names sort."""
     folder = resources.files("access_audit") / "sql"
@@ -208,7 +230,9 @@ def check_home_path(home: Path) -> None:
         )
 
 
-def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> Path:
+def build_catalog(
+    home: Path, generation: Generation | None, runs_dir: Path, *, case_span_days: int = 30
+) -> Path:
     """Write a fresh database of views, copy it beside the old one, then rename it into place.
 
     It is written in a private scratch folder first: DuckDB cannot write a database (its WAL)
@@ -220,15 +244,28 @@ def build_catalog(home: Path, generation: Generation | None, runs_dir: Path) -> 
     try:
         with tempfile.TemporaryDirectory(prefix="access-audit-catalog-") as scratch:
             built = Path(scratch) / DATABASE_NAME
-            _write_views(built, home, generation, runs_dir)
+            _write_views(built, home, generation, runs_dir, case_span_days)
             shutil.copyfile(built, temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+    from access_audit.private_files import write_private_text
+
+    write_private_text(home / BUILT_FOR_NAME, str(home))
     return target
 
 
-def _write_views(path: Path, home: Path, generation: Generation | None, runs_dir: Path) -> None:
+def built_for(home: Path) -> str | None:
+    """The home path the database in ``home`` was built for; ``None`` if it does not say."""
+    try:
+        return (home / BUILT_FOR_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_views(
+    path: Path, home: Path, generation: Generation | None, runs_dir: Path, case_span_days: int
+) -> None:
     import duckdb
 
     connection = duckdb.connect(
@@ -240,12 +277,20 @@ def _write_views(path: Path, home: Path, generation: Generation | None, runs_dir
         connection.execute(_runs_view_sql(runs_dir))
         connection.execute(_reviews_sql(home))
         connection.execute(_flag_views_sql(home))
+        connection.execute(_case_log_sql(home))
+        # the settings the case views group by (sql/40_cases.sql), as the home had them
+        connection.execute(
+            "CREATE TABLE case_settings AS SELECT CAST($span AS INTEGER) AS span_days",
+            {"span": case_span_days},
+        )
         number = generation.number if generation is not None else 0
         connection.execute(
             "CREATE TABLE catalog_info AS SELECT CAST($number AS INTEGER) AS generation, "
-            "CAST($path AS VARCHAR) AS generation_path, now() AS built_at",
+            "CAST($path AS VARCHAR) AS generation_path, CAST($home AS VARCHAR) AS home, "
+            "now() AS built_at",
             {
                 "number": number,
+                "home": str(home),
                 "path": str(generation.path) if generation is not None else None,
             },
         )

@@ -45,8 +45,10 @@ def _console(stderr: bool = False) -> Console:
     """A terminal gets rich output; a file, pipe or cron log gets full-width plain text."""
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False)
+        return Console(stderr=stderr, emoji=False)
+    return Console(
+        stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False, emoji=False
+    )
 
 
 console = _console()
@@ -159,7 +161,7 @@ def _workspace(ctx: typer.Context, home: Path | None, create: bool = False) -> W
 
 def _output(quiet: bool) -> Console:
     """Where a command's results go: the console, or nowhere with --quiet (errors still show)."""
-    return Console(quiet=True) if quiet else console
+    return Console(quiet=True, emoji=False) if quiet else console
 
 
 @contextmanager
@@ -435,6 +437,7 @@ def flag(
         str | None,
         typer.Option(help="Only flags in this review status: open, under_review, closed."),
     ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's flags.")] = None,
     output_format: Annotated[
         str,
         typer.Option(
@@ -453,7 +456,12 @@ def flag(
     workspace = _workspace(ctx, home)
     window = _window(workspace, since, until)
     queue = workspace.flags(
-        since=window.start, until=window.end, min_score=min_score, status=status, limit=limit
+        since=window.start,
+        until=window.end,
+        min_score=min_score,
+        status=status,
+        user=user,
+        limit=limit,
     )
     workspace.record_view("flag", queue["flag_id"].to_list(), queue["subject_id"].to_list())
     from access_audit.render import render_flags
@@ -473,6 +481,14 @@ def explain(
         str,
         typer.Option("--format", help="text, or json (one object; times in ISO 8601 UTC)."),
     ] = "text",
+    system: Annotated[
+        str | None,
+        typer.Option(
+            "--system",
+            help="The access's system, when its ids hold ':' and SYSTEM:event_id is ambiguous; "
+            "IDENTIFIER is then the event id exactly.",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Why a flag was raised, or why an access was considered fine: explanations, indicators,
@@ -482,7 +498,7 @@ def explain(
     workspace = _workspace(ctx, home)
     from access_audit import render
 
-    detail = workspace.flag_detail(identifier)
+    detail = workspace.flag_detail(identifier) if system is None else None
     if detail is not None:
         workspace.record_view("explain", [identifier], [str(detail.flag.get("subject_id") or "")])
         if output_format == "json":
@@ -490,7 +506,7 @@ def explain(
         else:
             render.render_flag_detail(console, detail)
         return
-    event = workspace.event_detail(identifier)
+    event = workspace.event_detail(identifier, system)
     if event is None:
         raise AccessAuditError(f"no flag or access with id {identifier}")
     workspace.record_view(
@@ -543,6 +559,41 @@ def review(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command()
+@_reports_errors
+def serve(
+    ctx: typer.Context,
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."),
+    ] = 8765,
+    reviewer: Annotated[
+        str | None,
+        typer.Option(help="Who the decisions recorded there are by (default: the logged-in user)."),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """The review queue in the browser: the queue, each flag's evidence and timelines, and a
+    review form; the cases, each with its assign and review forms; on 127.0.0.1 only. Open the
+    address it prints (its token opens a session); every page shown is recorded in the view log.
+    Ctrl-C stops it."""
+    from access_audit.escape import terminal
+    from access_audit.serve.server import serve as serve_review_page
+
+    workspace = _workspace(ctx, home)
+
+    def announce(url: str) -> None:
+        console.print(
+            f"Review page for {terminal(workspace.home)}: open {url}\n"
+            "(the token in it is the key: do not share it; Ctrl-C stops the server)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.file.flush()
+
+    serve_review_page(workspace, port=port, reviewer=reviewer, announce=announce)
 
 
 @app.command()
@@ -638,7 +689,7 @@ def report(
         allow_empty=allow_empty,
     )
     workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
-    from access_audit.report.render import render_csv, render_html, render_text
+    from access_audit.report.formats import render_csv, render_html, render_text
 
     text = {"text": render_text, "csv": render_csv, "html": render_html}[output_format](built)
     if output is None:
@@ -649,6 +700,75 @@ def report(
 
     write_private_text(output, text)
     console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_reports_errors
+def evidence(
+    ctx: typer.Context,
+    flag_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FLAG_OR_CASE",
+            help="The flags the pack is about: flag ids, or case ids (a case stands for its "
+            "flags, as `case show` lists them).",
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", help="The pack's folder: must not exist yet, or be an empty folder."
+        ),
+    ],
+    pdf: Annotated[
+        bool,
+        typer.Option(
+            "--pdf/--no-pdf",
+            help="Print evidence.pdf from the HTML page with headless Chromium (needed: "
+            "`make browser`); --no-pdf writes the pack without it, with a warning.",
+        ),
+    ] = True,
+    progress: ProgressOption = True,
+    quiet: QuietOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Write an evidence pack for a misconduct hearing: an HTML page and its PDF, a CSV of every
+    access in scope (UTC and local times, what explains it or why nothing does), the user's
+    shifts, assignments and training, the review history with notes (and a case's history), and
+    a manifest of every file's SHA-256 with the store's and the logs' verified chain heads.
+    Refused if the home fails verification; owner-only files; the export is recorded in the view
+    log."""
+    workspace = _workspace(ctx, home)
+    with _progress_bar(progress and not quiet) as update:
+        pack = workspace.evidence(
+            flag_ids, output.expanduser().absolute(), pdf=pdf, progress=update
+        )
+    from access_audit.escape import terminal
+
+    if not pack.pdf:
+        err_console.print(
+            "[bold red]warning:[/] no PDF in this pack (--no-pdf): the hearing gets the HTML "
+            "page only",
+            highlight=False,
+            soft_wrap=True,
+        )
+    _output(quiet).print(
+        f"evidence pack written to {terminal(pack.path)}: {len(pack.files)} files, "
+        f"{pack.accesses} access(es), {pack.reviews} review(s); store head "
+        f"{terminal(pack.store_head)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _register_case_commands() -> None:
+    """`access-audit case …`, kept in its own module (case_cli.py)."""
+    from access_audit.case_cli import case_app
+
+    app.add_typer(case_app, name="case")
+
+
+_register_case_commands()
 
 
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:

@@ -1,7 +1,7 @@
 """Workspace settings: one typed tree, validated once when a home's `access-audit.toml` is loaded.
 
-The tree has the home's own sections ([ingest], [store], [columns.<table>]) and the scoring
-sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
+The tree has the home's own sections ([ingest], [store], [cases], [columns.<table>]) and the
+scoring sections ([scoring], [explanations.<kind>], [indicators.<name>], [patterns], [reviews],
 [reports], [learning]), whose defaults are `score/rules.toml`. That file is validated by the same
 models, then the home's file is laid over it and the result validated again. Adding a setting is
 adding a field to one model below; an unknown section or key, or a value of the wrong type, is a
@@ -123,6 +123,16 @@ class StoreConfig(Section):
         AfterValidator(_key_file),
     ] = None
     """An Ed25519 private key (PEM), outside the home: each commit signs its head (signing.py)."""
+
+
+class CasesConfig(Section):
+    """How flags are grouped into cases ([cases], see review/cases.py)."""
+
+    span_days: PositiveInt = 30
+    """A case holds one user's flags on one subject (or their user-level flags) from its first
+    flag's day for this many days; a later flag starts the next case."""
+    due_days: PositiveInt = 28
+    """An assignment without --due is due this many days after it is made."""
 
 
 def _known_columns(mappings: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -312,7 +322,12 @@ class ReviewSettings(Section):
 class ReportSettings(Section):
     training_course: NonEmptyText
     training_overdue_months: PositiveInt
-    apsp_codes: list[str]
+    apsp_subject_codes: list[str]
+    """An APSP-type alert's subject is marked by one of these (a victim, a vulnerable person) ..."""
+    apsp_contact_codes: list[str]
+    """... and it shows a contact-type signal: one of these indicators on the alert itself ..."""
+    apsp_pattern_codes: list[str]
+    """... or one of these user-level patterns raised for the same user in the period."""
 
 
 class LearningSettings(Section):
@@ -357,6 +372,7 @@ class Config(Section):
 
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
     columns: ColumnMappings = Field(default_factory=dict)
     """Per table, spec column name -> the force's own column name."""
     scoring: ScoringSettings
@@ -379,13 +395,20 @@ class Config(Section):
                     "'{code}' names no indicator",
                     {"at": ("reviews", "not_new_risk", position), "code": code},
                 )
-        for position, code in enumerate(self.reports.apsp_codes):
-            if code not in indicators and not code.startswith(PATTERN_CODE_PREFIX):
-                raise PydanticCustomError(
-                    "unknown_name",
-                    "'{code}' names no indicator or pattern",
-                    {"at": ("reports", "apsp_codes", position), "code": code},
-                )
+        apsp_lists = {
+            "apsp_subject_codes": (self.reports.apsp_subject_codes, False),
+            "apsp_contact_codes": (self.reports.apsp_contact_codes, False),
+            "apsp_pattern_codes": (self.reports.apsp_pattern_codes, True),
+        }
+        for key, (codes, patterns) in apsp_lists.items():
+            for position, code in enumerate(codes):
+                known = code.startswith(PATTERN_CODE_PREFIX) if patterns else code in indicators
+                if not known:
+                    raise PydanticCustomError(
+                        "unknown_name",
+                        "'{code}' names no pattern" if patterns else "'{code}' names no indicator",
+                        {"at": ("reports", key, position), "code": code},
+                    )
         self.ingest._column_mappings = self.columns
         return self
 

@@ -10,8 +10,10 @@ hostile until escaped for the medium it is shown or spliced into:
   formula: :func:`csv_text`, which neutralises them as OWASP recommends;
 - DuckDB file patterns: ``* ? [`` in a path are glob syntax: :func:`glob_literal`.
 
-HTML needs no helper of its own: the report and its charts pass every value through the standard
-library's ``html.escape`` (see ``report/render.py`` and ``report/charts.py``).
+- HTML: markup is escaped by ``html.escape`` or Jinja2's autoescape, but a bidirectional
+  override still reverses how an id reads (``\u202e10000U`` shows as ``U00001``), and an ESC or NUL
+  reaches whoever copies the text to a terminal: :func:`html_text` for hand-built HTML, and
+  :func:`visible` as Jinja2's ``finalize`` for templates.
 """
 
 from __future__ import annotations
@@ -37,8 +39,43 @@ _FORMULA_START_PATTERN = r"^([=+\-@\t\r\n])"
 _GLOB_CHARACTERS = "*?["
 
 
+# Whitespace that HTML shows as whitespace: kept in HTML, so a note keeps its lines.
+_HTML_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_CONTROL_CHARACTERS = [
+    *map(chr, range(0x00, 0x20)),
+    *map(chr, range(0x7F, 0xA0)),
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    *map(chr, range(0x202A, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+]
+
+
 def _visible(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
+
+
+def _shown(character: str) -> str:
+    return character.encode("unicode_escape").decode("ascii")
+
+
+def visible(value: object) -> object:
+    """For HTML: a text value with control characters and bidirectional marks shown as
+    ``\x1b``, ``\u202e`` (line feeds, tabs and carriage returns kept: HTML shows them as space).
+    Anything else, already-safe markup included, is returned as it is."""
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return _HTML_CONTROL.sub(_visible, value)
+    return value
+
+
+def html_text(value: object) -> str:
+    """A value as literal HTML text: :func:`visible`, then ``html.escape``."""
+    import html
+
+    return html.escape(str(visible("" if value is None else str(value))))
 
 
 def printable(value: object) -> str:
@@ -56,11 +93,16 @@ def terminal(value: object) -> str:
 
 
 def csv_text(frame: pl.DataFrame) -> str:
-    """The frame as CSV for a spreadsheet: every cell quoted, and a text cell that starts like a
-    formula prefixed with a single quote, so it is shown as text and never evaluated."""
+    """The frame as CSV for a spreadsheet: every cell quoted, control characters and
+    bidirectional marks shown as ``\n``, ``\x1b``, ``\u202e`` (a cell cannot clear a terminal it
+    is printed to, nor read backwards), and a text cell that starts like a formula prefixed with a
+    single quote, so it is shown as text and never evaluated."""
     import polars.selectors as cs
 
-    safe = frame.with_columns(cs.string().str.replace(_FORMULA_START_PATTERN, "'$1"))
+    shown = [_shown(c) for c in _CONTROL_CHARACTERS]
+    safe = frame.with_columns(
+        cs.string().str.replace_many(_CONTROL_CHARACTERS, shown)
+    ).with_columns(cs.string().str.replace(_FORMULA_START_PATTERN, "'$1"))
     return safe.write_csv(quote_style="always")
 
 

@@ -35,6 +35,12 @@ def replacing(path: Path) -> Iterator[Path]:
     block succeeds, removed when it fails."""
     if not path.parent.is_dir():
         raise AccessAuditError(f"{path.parent}: no such folder")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # Renaming over a folder fails late; over a device, a pipe or a link (/dev/stdout) it
+        # would replace that file with a report. Refuse before anything is written.
+        raise AccessAuditError(
+            f"{path}: not a regular file (a folder, device, pipe or link); give a file's path"
+        )
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     temporary = Path(name)

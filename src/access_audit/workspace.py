@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -39,16 +40,20 @@ if TYPE_CHECKING:
 
     from access_audit.config import Config
     from access_audit.evaluate import Evaluation
+    from access_audit.evidence import EvidencePack
     from access_audit.ingest import Drop, DropIngest, ProgressCallback
     from access_audit.integrity import ChainCheck
     from access_audit.ledger import Ledger
     from access_audit.report import Report
     from access_audit.review import Review
+    from access_audit.review.casework import CaseDesk
     from access_audit.review.detail import EventDetail, FlagDetail
     from access_audit.review.learn import LearnedModel, ModelStore
+    from access_audit.review.timelines import Timelines
     from access_audit.score.rules import Rules
     from access_audit.score.run import ScoreReport
 
+_LOG = logging.getLogger("access_audit")
 HOME_ENV = "ACCESS_AUDIT_HOME"
 RUNS_FOLDER = "runs"
 DEFAULT_HOME = Path("access-audit-data")
@@ -174,7 +179,23 @@ class Workspace:
                 raise AccessAuditError(f"{path}: no access-audit home here (run `ingest` first)")
             with owner_only():
                 path.mkdir(parents=True, mode=0o700, exist_ok=True)
-        return cls(path)
+        workspace = cls(path)
+        workspace._rebuild_catalog_if_moved()
+        return workspace
+
+    def _rebuild_catalog_if_moved(self) -> None:
+        """A home moved or restored elsewhere keeps a database whose views read the old place
+        (or, for a copy, the original's rows): rebuild it here before anyone reads it."""
+        from access_audit.catalog import built_for
+
+        if not self.database_path.exists() or built_for(self.home) == str(self.home):
+            return
+        try:
+            self.refresh_catalog()
+        except (AccessAuditError, OSError) as exc:  # a read-only copy: say so, answer anyway
+            _LOG.warning(
+                "the analysts' database was built for another home: %s", one_line(str(exc))
+            )
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -281,7 +302,12 @@ class Workspace:
         view logs, and refuses (StoreDamagedError) if the generation no longer matches its
         manifest or a log's hash chain is broken (a line deleted, edited or reordered): reviews
         decide suppressions, so a run never builds on an edited history."""
-        for check in self.verify_ledgers(torn_tail_ok=True):
+        from access_audit.ledger import verify_ledger
+
+        # the case log decides nothing the run derives, so a broken one does not stop the run
+        built_on = (self.reviews_ledger, self.views_ledger)
+        for ledger in built_on:
+            check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
             if not check.ok:
                 raise StoreDamagedError(
                     f"the {check.name} log is broken ({check.problem}); nothing was built on "
@@ -503,9 +529,11 @@ class Workspace:
         until: datetime | None = None,
         min_score: float | None = None,
         status: str | None = None,
+        user: str | None = None,
         limit: int | None = None,
     ) -> pl.DataFrame:
-        """Flags whose accesses fall in [since, until), best first (alerts only by default)."""
+        """Flags whose accesses fall in [since, until), best first (alerts only by default);
+        only `user`'s flags when given."""
         from access_audit.review.queue import select_flags
 
         self._require_loaded()
@@ -520,6 +548,7 @@ class Workspace:
             until=until,
             min_score=min_score,
             status=status,
+            user=user,
             limit=limit,
         )
 
@@ -545,7 +574,34 @@ class Workspace:
             self.scan("reviews"),
         )
 
-    def event_detail(self, identifier: str) -> EventDetail | None:
+    def flag_timelines(
+        self, flag: dict[str, Any], flag_ids: Sequence[str] | None = None
+    ) -> Timelines:
+        """The flag's user's accesses around it and everyone's accesses to its subject
+        (``FlagDetail.flag`` is such a row; a case's summary with ``flag_ids``, its flags)."""
+        from access_audit.review.timelines import flag_timelines
+
+        return flag_timelines(
+            flag,
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("flag_events"),
+            flag_ids=flag_ids,
+        )
+
+    def held_accesses(self, flag_ids: Sequence[str]) -> pl.DataFrame:
+        """The accesses the flags hold (a case's evidence), with what explains each."""
+        from access_audit.review.detail import held_accesses
+
+        return held_accesses(
+            flag_ids,
+            self.scan("flag_events"),
+            self.scan("access_events"),
+            self.scan("explanations"),
+            self.scan("indicators"),
+        )
+
+    def event_detail(self, identifier: str, system: str | None = None) -> EventDetail | None:
         from access_audit.review.detail import event_detail
 
         return event_detail(
@@ -555,6 +611,7 @@ class Workspace:
             self.scan("indicators"),
             self.scan("flags"),
             self.scan("flag_events"),
+            system=system,
         )
 
     def review(
@@ -620,6 +677,28 @@ class Workspace:
         with owner_only(), _writing(f"the view log {self.views_ledger.path}"):
             self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
 
+    def evidence(
+        self,
+        flag_ids: Sequence[str],
+        output: Path,
+        *,
+        pdf: bool = True,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> EvidencePack:
+        """Write an evidence pack for a misconduct hearing about ``flag_ids`` to the folder
+        ``output`` (absent or empty): see ``access_audit.evidence``. A case id among them stands
+        for its flags and adds its history from the case log. Refused unless every chain of the
+        home verifies; the export is logged in the view log."""
+        from access_audit.evidence import write_evidence
+
+        self._migrate_ledgers()
+        case_ids = self.cases.named(flag_ids)
+        flag_ids = self.cases.flag_ids_of(flag_ids)
+        with owner_only(), _writing(f"the evidence pack {output}"):
+            return write_evidence(
+                self, flag_ids, output, case_ids=case_ids, pdf=pdf, progress=progress
+            )
+
     # -- the ledgers ---------------------------------------------------------------------------
     @property
     def reviews_ledger(self) -> Ledger:
@@ -634,7 +713,7 @@ class Workspace:
         return views_ledger(self.home)
 
     def verify_ledgers(self, *, torn_tail_ok: bool = False) -> list[ChainCheck]:
-        """Walk the review and view logs' hash chains; each check names its first broken line
+        """Walk the review, view and case logs' hash chains; each check names its first broken line
         (see ledger.verify_ledger for ``torn_tail_ok``)."""
         from access_audit.ledger import verify_ledger
 
@@ -644,7 +723,16 @@ class Workspace:
         ]
 
     def _ledgers(self) -> list[Ledger]:
-        return [self.reviews_ledger, self.views_ledger]
+        return [self.reviews_ledger, self.views_ledger, self.cases.ledger]
+
+    # -- cases ---------------------------------------------------------------------------------
+    @property
+    def cases(self) -> CaseDesk:
+        """The cases: flags grouped per user and subject, assigned and decided as one
+        (access_audit.review.casework)."""
+        from access_audit.review.casework import CaseDesk
+
+        return CaseDesk(self)
 
     def _scan_reviews(self) -> pl.LazyFrame:
         from access_audit.review.log import read_reviews
@@ -687,6 +775,8 @@ class Workspace:
             self.scan("explanations"),
             self.rules,
             allow_empty=allow_empty,
+            case_flags=self.cases.members(),
+            cases=self.cases.summaries(),
         )
 
     def evaluate(
@@ -739,8 +829,14 @@ class Workspace:
         self._migrate_ledgers()
         with owner_only():
             self._clean_debris()
+            self.cases.ledger.ensure_exists()  # so the case_log view reads it from the start
             with _writing(f"the analysts' database {self.database_path}"):
-                return build_catalog(self.home, self.generation(), self.runs_dir)
+                return build_catalog(
+                    self.home,
+                    self.generation(),
+                    self.runs_dir,
+                    case_span_days=self.config.cases.span_days,
+                )
 
     def _refresh_catalog_or_record(self, command: str) -> None:
         """Rebuild the analysts' database after a run whose stores are committed; if that fails
@@ -780,11 +876,17 @@ class Workspace:
         current = self.generation()
         try:
             with duckdb.connect(str(self.database_path), read_only=True) as connection:
-                row = connection.execute("SELECT generation FROM catalog_info").fetchone()
+                row = connection.execute(
+                    "SELECT generation, generation_path FROM catalog_info"
+                ).fetchone()
         except duckdb.Error:
             return True
-        built_on = row[0] if row else None
-        return built_on != (current.number if current else 0)
+        if row is None:
+            return True
+        built_on, built_path = row
+        if current is None:
+            return bool(built_on != 0)
+        return bool(built_on != current.number or built_path != str(current.path))
 
     def _log_event(
         self,

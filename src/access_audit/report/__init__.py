@@ -2,7 +2,7 @@
 
 Flags raised, reviewed and by outcome; outcomes of APSP-type flags; one line of circumstances per
 upheld case; the training position of flagged users. `build_report` is pure frames in, a typed
-`Report` out; `render.py` turns it into text, CSV or a self-contained HTML page.
+`Report` out; `formats.py` turns it into text, CSV or a self-contained HTML page.
 
 A day for which no accesses are loaded is not a day without alerts: `per_day` marks it (`loaded`
 false, `alerts` null), and a period with no loaded data at all is refused unless asked for, so an
@@ -11,13 +11,16 @@ empty or half-loaded home cannot answer "0 flags" to an FOI request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import polars as pl
 
 from access_audit.errors import AccessAuditError
 from access_audit.review import OUTCOMES, UPHELD
+from access_audit.review.case_log import CASE_LOG_SCHEMA
+from access_audit.review.cases import case_members, case_summaries
 from access_audit.review.queue import current_reviews
 from access_audit.score.rules import Rules
 
@@ -40,6 +43,14 @@ class Report:
     overdue_months: int
     audit_gaps: int = 0
     """Audit-gap alerts raised: windows where the audit trail itself went missing (issue 7)."""
+    cases_raised: int = 0
+    """Cases with an alert raised in the period (review/cases.py): what an FOI request counts."""
+    cases_by_status: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """status, cases: those cases by their status now."""
+    cases_by_outcome: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """outcome, label, cases: the closed ones by outcome."""
+    apsp_cases: int = 0
+    """Cases holding an APSP-type alert raised in the period."""
 
     @property
     def days_without_data(self) -> list[date]:
@@ -85,9 +96,15 @@ def build_report(
     rules: Rules,
     *,
     allow_empty: bool = False,
+    case_flags: pl.LazyFrame | None = None,
+    cases: pl.LazyFrame | None = None,
 ) -> Report:
     """The report for alerts raised on days start..end (inclusive). Refused when no accesses are
-    loaded for any of those days, unless `allow_empty`."""
+    loaded for any of those days, unless `allow_empty`.
+
+    `case_flags` and `cases` are the home's case membership and case states
+    (`Workspace.cases`); without them, flags are grouped with the default span and no case has
+    been assigned or decided."""
     settings = rules.reports
     loaded_days = (
         events.filter(pl.col("day").is_between(start, end)).select(pl.col("day").unique()).collect()
@@ -106,9 +123,7 @@ def build_report(
         )
         .collect()
     )
-    apsp = raised.filter(
-        pl.col("codes").list.set_intersection(pl.lit(settings["apsp_codes"])).list.len() > 0
-    )
+    apsp = raised.filter(apsp_type(raised, settings))
     by_status = (
         pl.DataFrame({"status": ["open", "under_review", "closed"]})
         .join(raised.group_by("status").agg(flags=pl.len()), on="status", how="left")
@@ -174,6 +189,10 @@ def build_report(
             .sort("occurred_at")
             .collect()
         )
+    if case_flags is None or cases is None:
+        case_flags = case_members(flags, reviews, DEFAULT_CASE_SPAN_DAYS)
+        cases = case_summaries(case_flags, pl.LazyFrame(schema=CASE_LOG_SCHEMA), end)
+    case_counts = _case_counts(raised, apsp, case_flags, cases)
     return Report(
         start=start,
         end=end,
@@ -191,4 +210,58 @@ def build_report(
         timeline=timeline,
         overdue_months=months,
         audit_gaps=raised.filter(pl.col("kind") == "audit_gap").height,
+        **case_counts,
     )
+
+
+DEFAULT_CASE_SPAN_DAYS = 30
+
+
+def apsp_type(raised: pl.DataFrame, settings: dict[str, Any]) -> pl.Expr:
+    """Which alerts are APSP-type ([reports] in score/rules.toml): the subject is marked by one
+    of `apsp_subject_codes` (a victim, a vulnerable person) AND there is a contact-type signal,
+    one of `apsp_contact_codes` on the alert itself or an alert of `apsp_pattern_codes` (a
+    user-level pattern) for the same user among `raised`. A victim lookup alone is not."""
+
+    def has_any(codes: list[str]) -> pl.Expr:
+        return pl.col("codes").list.set_intersection(pl.lit(codes)).list.len() > 0
+
+    patterned = raised.filter(has_any(list(settings["apsp_pattern_codes"])))["user_id"]
+    return has_any(list(settings["apsp_subject_codes"])) & (
+        has_any(list(settings["apsp_contact_codes"]))
+        | pl.col("user_id").is_in(patterned.drop_nulls().unique().implode())
+    )
+
+
+def _case_counts(
+    raised: pl.DataFrame, apsp: pl.DataFrame, case_flags: pl.LazyFrame, cases: pl.LazyFrame
+) -> dict[str, Any]:
+    """The report's case figures: cases with an alert raised in the period, by status and
+    outcome, and those holding an APSP-type alert."""
+    membership = case_flags.select("flag_id", "case_id")
+    raised_cases = (
+        raised.lazy()
+        .join(membership, on="flag_id")
+        .select("case_id")
+        .unique()
+        .join(cases.select("case_id", "status", "outcome"), on="case_id", how="left")
+        .collect()
+    )
+    apsp_cases = apsp.lazy().join(membership, on="flag_id").select("case_id").unique().collect()
+    by_status = (
+        pl.DataFrame({"status": ["open", "under_review", "closed"]})
+        .join(raised_cases.group_by("status").agg(cases=pl.len()), on="status", how="left")
+        .with_columns(pl.col("cases").fill_null(0).cast(pl.Int64))
+    )
+    closed = raised_cases.filter(pl.col("status") == "closed")
+    by_outcome = (
+        pl.DataFrame({"outcome": list(OUTCOMES), "label": list(OUTCOMES.values())})
+        .join(closed.group_by("outcome").agg(cases=pl.len()), on="outcome", how="left")
+        .with_columns(pl.col("cases").fill_null(0).cast(pl.Int64))
+    )
+    return {
+        "cases_raised": raised_cases.height,
+        "cases_by_status": by_status,
+        "cases_by_outcome": by_outcome,
+        "apsp_cases": apsp_cases.height,
+    }

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from html import escape
+
+from access_audit.escape import html_text as escape
 
 WIDTH, HEIGHT, MARGIN = 720, 260, 48
 COLOURS = {

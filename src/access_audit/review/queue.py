@@ -54,10 +54,14 @@ def select_flags(
     until: datetime | None = None,
     min_score: float | None = None,
     status: str | None = None,
+    user: str | None = None,
     limit: int | None = None,
 ) -> pl.DataFrame:
-    """Flags whose accesses fall in [since, until), best first, with events and review state."""
+    """Flags whose accesses fall in [since, until), best first, with events and review state;
+    only `user`'s flags when given."""
     selected = flags
+    if user is not None:
+        selected = selected.filter(pl.col("user_id") == user)
     if since is not None:
         selected = selected.filter(pl.col("last_access_at") >= since)
     if until is not None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from html import escape
 
 from access_audit.escape import csv_text, printable
+from access_audit.escape import html_text as escape
 from access_audit.report import Report
 from access_audit.report.charts import bar_chart, timeline
 
@@ -18,6 +18,7 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
     days = report.per_day.height
     rows = [
         ("summary", "period", f"{report.start} to {report.end}"),
+        ("summary", "cases raised (alerts grouped per user and subject)", str(report.cases_raised)),
         ("summary", "flags raised (alerts)", str(report.raised)),
         ("summary", "flags reviewed", str(report.reviewed)),
         ("summary", "audit gaps raised (missing audit trail)", str(report.audit_gaps)),
@@ -27,9 +28,16 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
         ("per_day", str(r["day"]), NO_DATA if r["alerts"] is None else str(r["alerts"]))
         for r in report.per_day.to_dicts()
     ]
+    rows += [
+        ("case_status", r["status"], str(r["cases"])) for r in report.cases_by_status.to_dicts()
+    ]
+    rows += [
+        ("case_outcome", r["outcome"], str(r["cases"])) for r in report.cases_by_outcome.to_dicts()
+    ]
     rows += [("status", r["status"], str(r["flags"])) for r in report.by_status.to_dicts()]
     rows += [("outcome", r["outcome"], str(r["flags"])) for r in report.by_outcome.to_dicts()]
     apsp_total = report.apsp_outcomes["apsp_flags"][0] if report.apsp_outcomes.height else 0
+    rows.append(("apsp", "APSP-type cases raised", str(report.apsp_cases)))
     rows.append(("apsp", "APSP-type flags raised", str(apsp_total)))
     rows += [
         ("apsp_outcome", r["outcome"], str(r["flags"])) for r in report.apsp_outcomes.to_dicts()
@@ -61,9 +69,13 @@ def render_text(report: Report) -> str:
         "summary": "Summary",
         "per_day": f"Alerts per day ('{NO_DATA}': the day's accesses are not in the store, so "
         "its alerts are unknown, not zero)",
+        "case_status": "Cases by status (an FOI request counts cases: one per user and "
+        "subject, or per user's patterns, within [cases] span_days)",
+        "case_outcome": "Closed cases by outcome",
         "status": "Flags by review status",
         "outcome": "Closed flags by outcome",
-        "apsp": "Abuse of position for a sexual purpose (APSP-type flags)",
+        "apsp": "Abuse of position for a sexual purpose (APSP-type: a victim or vulnerable "
+        "subject AND a contact-type signal; README 'APSP-type')",
         "apsp_outcome": "APSP-type flags by outcome",
         "upheld": "Upheld cases (circumstances)",
         "training": f"Training position of flagged users (overdue after {report.overdue_months} "
@@ -150,6 +162,11 @@ def render_html(report: Report) -> str:
     summary = _table(
         ["figure", "value"],
         [
+            ["Cases raised (alerts grouped per user and subject)", report.cases_raised],
+            ["APSP-type cases raised", report.apsp_cases],
+        ]
+        + [[f"Cases {r['status']}", r["cases"]] for r in report.cases_by_status.to_dicts()]
+        + [
             ["Flags raised (alerts)", report.raised],
             ["Flags reviewed", report.reviewed],
             ["Audit gaps raised (missing audit trail)", report.audit_gaps],
@@ -158,11 +175,14 @@ def render_html(report: Report) -> str:
         "figures",
     )
     outcome_table = _table(
-        ["outcome", "all flags", "APSP-type flags"],
+        ["outcome", "cases", "all flags", "APSP-type flags"],
         [
-            [a["label"], a["flags"], b["flags"]]
-            for a, b in zip(
-                report.by_outcome.to_dicts(), report.apsp_outcomes.to_dicts(), strict=True
+            [a["label"], c["cases"], a["flags"], b["flags"]]
+            for a, b, c in zip(
+                report.by_outcome.to_dicts(),
+                report.apsp_outcomes.to_dicts(),
+                report.cases_by_outcome.to_dicts(),
+                strict=True,
             )
         ],
         "figures",
@@ -196,7 +216,9 @@ Identifiers only: names stay in the records systems.</p>
 {no_data}
 {per_day}
 <h2 id="outcomes">Outcomes</h2>
-<p>APSP-type flags (a victim or vulnerable subject, or someone met on duty): {apsp_total}.</p>
+<p>APSP-type flags (a victim or vulnerable subject and a contact-type signal: met on duty,
+contact details viewed, repeated lookups, or a user-level pattern): {apsp_total}, in
+{report.apsp_cases} case(s).</p>
 {outcome_table}
 {outcome_chart}
 <h2 id="upheld">Upheld cases</h2>{upheld}

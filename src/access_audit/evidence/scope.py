@@ -1,0 +1,452 @@
+"""What an evidence pack holds, as pure frame transforms over the stores: the flags, every access in
+their scope with what explains it (or why nothing does), the user's shifts and assignments around
+those accesses, their training and the review history. No I/O here; ``pack.py`` writes it out.
+
+The scope of a flag:
+
+- an episode flag (a user and a subject on a day): every stored access by that user to that
+  subject, on any day, so a hearing sees the whole history with the subject, not one day's;
+- a pattern flag: the accesses behind its figure (the flag's own accesses, ``flag_events``);
+- an audit gap: no accesses (it is a hole in the trail); its window is in the flag itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import polars as pl
+
+from access_audit.exprs import fmt
+from access_audit.review.queue import current_reviews
+
+AROUND = timedelta(hours=24)
+"""Shifts and assignments are shown when they fall within this long of an access in scope."""
+OPEN_ENDED = pl.datetime(9999, 1, 1, time_zone="UTC")
+KEYS = ["system", "event_id"]
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+ISO_LOCAL = "%Y-%m-%dT%H:%M:%S%:z"
+
+
+@dataclass(frozen=True)
+class EvidenceScope:
+    """The stores an evidence pack reads (one pinned, verified generation, and the reviews)."""
+
+    flags: pl.LazyFrame
+    flag_events: pl.LazyFrame
+    events: pl.LazyFrame
+    explanations: pl.LazyFrame
+    indicators: pl.LazyFrame
+    shifts: pl.LazyFrame
+    assignments: pl.LazyFrame
+    incident_persons: pl.LazyFrame
+    staff: pl.LazyFrame
+    training: pl.LazyFrame
+    reviews: pl.LazyFrame
+
+
+@dataclass(frozen=True)
+class EvidenceTables:
+    """Everything a pack shows, one frame per file; text columns ready to print."""
+
+    flags: pl.DataFrame
+    accesses: pl.DataFrame
+    shifts: pl.DataFrame
+    assignments: pl.DataFrame
+    training: pl.DataFrame
+    apsp: pl.DataFrame
+    """Per user: the last APSP-type course and whether it was overdue at their last access."""
+    reviews: pl.DataFrame
+    users: pl.DataFrame
+    """Per user in the pack: role and team (identifiers only; names stay in the systems)."""
+    timezone: str
+    case_history: pl.DataFrame | None = None
+    """The case log's lines about the cases exported (``case_history_rows``); None when the pack
+    was asked for by flag ids only."""
+
+
+def missing_flags(flags: pl.LazyFrame, flag_ids: Sequence[str]) -> list[str]:
+    """The ids among ``flag_ids`` that name no stored flag, in the order given."""
+    found = set(
+        flags.filter(pl.col("flag_id").is_in(list(flag_ids)))
+        .select("flag_id")
+        .collect()["flag_id"]
+        .to_list()
+    )
+    return [f for f in flag_ids if f not in found]
+
+
+def _utc(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime(ISO_UTC)
+
+
+def _local(column: str, timezone: str) -> pl.Expr:
+    return pl.col(column).dt.convert_time_zone(timezone).dt.strftime(ISO_LOCAL)
+
+
+def flags_in_pack(scope: EvidenceScope, flag_ids: Sequence[str]) -> pl.LazyFrame:
+    """The pack's flags with their current review state, in the order given."""
+    order = pl.LazyFrame({"flag_id": list(flag_ids), "position": range(len(flag_ids))})
+    return (
+        scope.flags.join(order, on="flag_id")
+        .join(current_reviews(scope.reviews), on="flag_id", how="left")
+        .with_columns(pl.col("status").fill_null("open"))
+        .sort("position")
+    )
+
+
+def _scope_keys(flags: pl.LazyFrame, scope: EvidenceScope) -> pl.LazyFrame:
+    """(system, event_id, flag_id, held): each access in a flag's scope, and whether the flag
+    itself holds it (``held``) or it is another access by the user to the flag's subject."""
+    held = scope.flag_events.join(flags.select("flag_id"), on="flag_id").select(
+        *KEYS, "flag_id", held=pl.lit(True)
+    )
+    subjects = flags.filter(pl.col("kind") == "episode").select(
+        "flag_id", "user_id", record_type="subject_type", record_id="subject_id"
+    )
+    same_subject = scope.events.join(subjects, on=["user_id", "record_type", "record_id"]).select(
+        *KEYS, "flag_id", held=pl.lit(False)
+    )
+    return (
+        pl.concat([held, same_subject])
+        .group_by(*KEYS, "flag_id")
+        .agg(pl.col("held").any())
+        .group_by(KEYS)
+        .agg(
+            flag_ids=pl.col("flag_id").sort().str.join("; "),
+            held_by_flag=pl.col("held").any(),
+        )
+    )
+
+
+def _explained(scope: EvidenceScope, keys: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
+    why = (
+        scope.explanations.join(days, on="day", how="semi")
+        .join(keys, on=KEYS, how="semi")
+        .group_by(KEYS)
+        .agg(explanations=pl.col("detail").unique().sort().str.join("; "))
+    )
+    risk = (
+        scope.indicators.join(days, on="day", how="semi")
+        .join(keys, on=KEYS, how="semi")
+        .sort(["points", "code"], descending=[True, False])
+        .group_by(KEYS, maintain_order=True)
+        .agg(
+            unexplained=(pl.col("code") == "unexplained").any(),
+            indicators=fmt(
+                "{} ({} points){}",
+                "code",
+                pl.col("points").round(1),
+                pl.when(pl.col("evidence").fill_null("") != "")
+                .then(fmt(": {}", "evidence"))
+                .otherwise(pl.lit("")),
+            ).str.join("; "),
+        )
+    )
+    return why.join(risk, on=KEYS, how="full", coalesce=True)
+
+
+def _why(unexplained_text: str) -> pl.Expr:
+    """What explains an access, or why nothing does."""
+    return (
+        pl.when(pl.col("explanations").is_not_null())
+        .then(pl.col("explanations"))
+        .when(pl.col("record_id").is_null())
+        .then(pl.lit("a search that opened no record: nothing to explain"))
+        .when(pl.col("unexplained").fill_null(False))
+        .then(pl.lit(f"nothing explains it: {unexplained_text}"))
+        .otherwise(pl.lit("not assessed: its day has not been scored"))
+    )
+
+
+def _shift_at(events: pl.LazyFrame, shifts: pl.LazyFrame) -> pl.LazyFrame:
+    """(system, event_id, shift): the rostered shift each access falls in, if any."""
+    return (
+        events.select(*KEYS, "user_id", "occurred_at")
+        .join(shifts.select("user_id", "starts_at", "ends_at"), on="user_id")
+        .filter(pl.col("occurred_at").is_between("starts_at", "ends_at", closed="left"))
+        .group_by(KEYS)
+        .agg(shift=fmt("{} to {}", _utc("starts_at"), _utc("ends_at")).sort().str.join("; "))
+    )
+
+
+def access_rows(
+    scope: EvidenceScope, flags: pl.LazyFrame, timezone: str, unexplained_text: str
+) -> pl.LazyFrame:
+    """Every access in the pack's scope, oldest first, with UTC and local times, what explains
+    it or why nothing does, its risk indicators and the shift it fell in."""
+    keys = _scope_keys(flags, scope)
+    accesses = scope.events.join(keys, on=KEYS)
+    days = accesses.select("day").unique()
+    annotated = accesses.join(_explained(scope, keys, days), on=KEYS, how="left").join(
+        _shift_at(accesses, scope.shifts), on=KEYS, how="left"
+    )
+    return annotated.sort("occurred_at", "system", "event_id").select(
+        "flag_ids",
+        "held_by_flag",
+        "system",
+        "event_id",
+        occurred_at_utc=_utc("occurred_at"),
+        occurred_at_local=_local("occurred_at", timezone),
+        user_id="user_id",
+        action="action",
+        record_type="record_type",
+        record_id="record_id",
+        reason_code="reason_code",
+        justification="justification",
+        explained=pl.col("explanations").is_not_null(),
+        explanation=_why(unexplained_text),
+        indicators=pl.col("indicators").fill_null(""),
+        shift=pl.col("shift").fill_null("outside any rostered shift"),
+        occurred_at="occurred_at",
+    )
+
+
+def _windows(accesses: pl.LazyFrame) -> pl.LazyFrame:
+    """(user_id, around_from, around_to) for each moment in scope (an access, a flag's ends)."""
+    return accesses.select(
+        "user_id",
+        around_from=pl.col("occurred_at") - AROUND,
+        around_to=pl.col("occurred_at") + AROUND,
+    ).unique()
+
+
+def shifts_around(scope: EvidenceScope, accesses: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
+    """The users' rostered shifts that overlap a day either side of any access in scope (or a
+    flag's first or last moment)."""
+    return (
+        scope.shifts.select("user_id", "starts_at", "ends_at")
+        .join(_windows(accesses), on="user_id")
+        .filter(
+            (pl.col("starts_at") <= pl.col("around_to"))
+            & (pl.col("ends_at") >= pl.col("around_from"))
+        )
+        .select("user_id", "starts_at", "ends_at")
+        .unique()
+        .sort("user_id", "starts_at")
+        .select(
+            "user_id",
+            starts_at_utc=_utc("starts_at"),
+            ends_at_utc=_utc("ends_at"),
+            starts_at_local=_local("starts_at", timezone),
+            ends_at_local=_local("ends_at", timezone),
+        )
+    )
+
+
+def assignments_around(
+    scope: EvidenceScope, accesses: pl.LazyFrame, subjects: pl.LazyFrame, timezone: str
+) -> pl.LazyFrame:
+    """The users' own assignments, and their team's, that were active within a day of any
+    access in scope (or a flag's first or last moment); ``links_subject`` says whether the
+    incident is, or links, a subject of the pack's accesses."""
+    teams = scope.staff.select("user_id", "team_id").filter(pl.col("team_id").is_not_null())
+    own = scope.assignments.filter(pl.col("user_id").is_not_null()).select(
+        "user_id", "incident_id", "role", "assigned_from", "assigned_to", via=pl.lit("own")
+    )
+    team = (
+        scope.assignments.filter(pl.col("team_id").is_not_null())
+        .drop("user_id")
+        .join(teams, on="team_id")
+        .select(
+            "user_id",
+            "incident_id",
+            "role",
+            "assigned_from",
+            "assigned_to",
+            via=fmt("team {}", "team_id"),
+        )
+    )
+    linked = pl.concat(
+        [
+            subjects.filter(pl.col("record_type") == "incident").select(incident_id="record_id"),
+            scope.incident_persons.join(
+                subjects.filter(pl.col("record_type") == "person").select(person_id="record_id"),
+                on="person_id",
+            ).select("incident_id"),
+        ]
+    ).unique()
+    return (
+        pl.concat([own, team])
+        .join(_windows(accesses), on="user_id")
+        .filter(
+            (pl.col("assigned_from") <= pl.col("around_to"))
+            & (pl.col("assigned_to").fill_null(OPEN_ENDED) >= pl.col("around_from"))
+        )
+        .select("user_id", "incident_id", "role", "via", "assigned_from", "assigned_to")
+        .unique()
+        .join(linked.with_columns(links_subject=pl.lit(True)), on="incident_id", how="left")
+        .sort("user_id", "assigned_from", "incident_id")
+        .select(
+            "user_id",
+            "incident_id",
+            "role",
+            "via",
+            links_subject=pl.col("links_subject").fill_null(False),
+            assigned_from_utc=_utc("assigned_from"),
+            assigned_to_utc=_utc("assigned_to").fill_null("open"),
+            assigned_from_local=_local("assigned_from", timezone),
+            assigned_to_local=_local("assigned_to", timezone).fill_null("open"),
+        )
+    )
+
+
+def training_position(
+    training: pl.LazyFrame,
+    users: pl.LazyFrame,
+    last_access: pl.LazyFrame,
+    course: str,
+    overdue_months: int,
+) -> pl.LazyFrame:
+    """Per user: the last ``course`` (APSP) completed, and whether it was overdue at their last
+    access in scope (older than ``overdue_months``, or never recorded), as the report judges."""
+    last_course = (
+        training.filter(pl.col("course") == course)
+        .group_by("user_id")
+        .agg(last_completed=pl.col("completed_at").max())
+    )
+    months = timedelta(days=round(overdue_months * 30.44))
+    return (
+        users.join(last_access, on="user_id", how="left")
+        .join(last_course, on="user_id", how="left")
+        .with_columns(
+            course=pl.lit(course),
+            overdue=pl.col("last_completed").is_null()
+            | (pl.col("last_completed") < (pl.col("last_access").dt.date() - months)),
+        )
+        .sort("user_id")
+        .select(
+            "user_id",
+            "course",
+            last_completed=pl.col("last_completed").cast(pl.String).fill_null("never"),
+            judged_at=_utc("last_access"),
+            position=pl.when(pl.col("overdue"))
+            .then(pl.lit(f"OVERDUE (older than {overdue_months} months or never)"))
+            .otherwise(pl.lit("in date")),
+        )
+    )
+
+
+def _flag_rows(flags: pl.LazyFrame) -> pl.LazyFrame:
+    reasons = pl.col("reasons").list.eval(
+        fmt(
+            "{} ({}%)",
+            pl.element().struct.field("text"),
+            (pl.element().struct.field("weight") * 100).round(0).cast(pl.Int64),
+        )
+    )
+    return flags.select(
+        "flag_id",
+        "kind",
+        "user_id",
+        "subject_type",
+        "subject_id",
+        day=pl.col("day").cast(pl.String),
+        score=pl.col("score").round(1),
+        rule_score=pl.col("rule_score").round(1),
+        alert="alert",
+        first_access_at_utc=_utc("first_access_at"),
+        last_access_at_utc=_utc("last_access_at"),
+        reasons=reasons.list.join("; "),
+        status="status",
+        outcome="outcome",
+        note="note",
+        review_note="review_note",
+        cleared_at_utc=_utc("cleared_at"),
+        rules_version="rules_version",
+        model_version="model_version",
+    )
+
+
+def case_history_rows(log: pl.LazyFrame, case_ids: Sequence[str]) -> pl.LazyFrame:
+    """The assignments and decisions on ``case_ids`` from the case log (``CASE_LOG_SCHEMA``), in
+    the order written, one text value per cell: times ISO 8601 UTC, flag and review ids joined by
+    spaces."""
+    return log.filter(pl.col("case_id").is_in(list(case_ids))).select(
+        "case_id",
+        "action",
+        recorded_at_utc=_utc("recorded_at"),
+        analyst="analyst",
+        assignee="assignee",
+        due=pl.col("due").cast(pl.String),
+        status="status",
+        outcome="outcome",
+        purpose="purpose",
+        note="note",
+        flag_ids=pl.col("flag_ids").list.join(" "),
+        review_ids=pl.col("review_ids").list.join(" "),
+    )
+
+
+def gather_evidence(
+    scope: EvidenceScope,
+    flag_ids: Sequence[str],
+    *,
+    timezone: str,
+    unexplained_text: str,
+    training_course: str,
+    overdue_months: int,
+) -> EvidenceTables:
+    """Everything a pack shows about ``flag_ids`` (which must exist: see ``missing_flags``)."""
+    flags = flags_in_pack(scope, flag_ids).collect().lazy()
+    accesses = access_rows(scope, flags, timezone, unexplained_text).collect()
+    in_scope = accesses.lazy().select("user_id", "occurred_at")
+    # shifts and assignments around each access, and around each flag's own window (an audit
+    # gap of a vanished user has no access, but the shift it vanished from matters)
+    moments = pl.concat(
+        [
+            in_scope,
+            flags.select("user_id", occurred_at=pl.col("first_access_at")),
+            flags.select("user_id", occurred_at=pl.col("last_access_at")),
+        ]
+    ).filter(pl.col("user_id").is_not_null() & pl.col("occurred_at").is_not_null())
+    subjects = (
+        accesses.lazy()
+        .filter(pl.col("record_id").is_not_null())
+        .select("record_type", "record_id")
+        .unique()
+    )
+    users = (
+        pl.concat([flags.select("user_id"), in_scope.select("user_id")])
+        .filter(pl.col("user_id").is_not_null())
+        .unique()
+    )
+    # judged at the user's last access in scope, or the flag's end (an audit gap has no access)
+    last_access = (
+        pl.concat([in_scope, flags.select("user_id", occurred_at=pl.col("last_access_at"))])
+        .group_by("user_id")
+        .agg(last_access=pl.col("occurred_at").max())
+    )
+    reviews = (
+        scope.reviews.join(flags.select("flag_id"), on="flag_id", how="semi")
+        .sort("reviewed_at", "review_id")
+        .select(
+            "review_id",
+            "flag_id",
+            reviewed_at_utc=_utc("reviewed_at"),
+            reviewer="reviewer",
+            status="status",
+            outcome="outcome",
+            purpose="purpose",
+            note="note",
+        )
+    )
+    return EvidenceTables(
+        flags=_flag_rows(flags).collect(),
+        accesses=accesses.drop("occurred_at"),
+        shifts=shifts_around(scope, moments, timezone).collect(),
+        assignments=assignments_around(scope, moments, subjects, timezone).collect(),
+        training=scope.training.join(users, on="user_id", how="semi")
+        .sort("user_id", "completed_at", "course", descending=[False, True, False])
+        .select("user_id", "course", completed_at=pl.col("completed_at").cast(pl.String))
+        .collect(),
+        apsp=training_position(
+            scope.training, users, last_access, training_course, overdue_months
+        ).collect(),
+        reviews=reviews.collect(),
+        users=users.join(scope.staff.select("user_id", "role", "team_id"), on="user_id", how="left")
+        .sort("user_id")
+        .collect(),
+        timezone=timezone,
+    )
