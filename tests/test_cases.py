@@ -590,3 +590,33 @@ def test_a_case_decision_refuses_an_edited_review_log_and_records_nothing(
     assert "the reviews log is broken (reviews.jsonl line 1" in error
     assert home.reviews_ledger.path.read_bytes() == reviews
     assert (home.cases.ledger.path.read_bytes() if cases else b"") == cases
+
+
+def test_a_case_decision_the_case_log_cannot_take_says_what_was_recorded(
+    home: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flags' decisions go to the review log, the case's line to the case log: when the
+    second write fails (a full disk) the error names what was recorded and how to finish."""
+    import errno
+    import os
+
+    from access_audit.ledger import Ledger
+
+    real = Ledger.append_holding_lock
+
+    def full_case_log(self: Ledger, records):  # type: ignore[no-untyped-def]
+        if self.path == home.cases.ledger.path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, records)
+
+    monkeypatch.setattr(Ledger, "append_holding_lock", full_case_log)
+    error = run(
+        home, "case", "review", FIRST_CASE, "--status", "under_review", "--note", "looking",
+        exit_code=1,
+    )  # fmt: skip
+    assert "no space left on device" in error
+    assert "recorded on the case's 2 flag(s)" in error and "`case review` again" in error
+    monkeypatch.undo()
+    run(home, "case", "review", FIRST_CASE, "--status", "under_review", "--note", "looking")
+    case = json.loads(run(home, "case", "show", FIRST_CASE, "--format", "json"))
+    assert case["status"] == "under_review"

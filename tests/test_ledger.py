@@ -128,3 +128,31 @@ def test_concurrent_appenders_keep_one_unbroken_chain(tmp_path: Path) -> None:
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
     check = verify_ledger(path, "reviews")
     assert check.ok and check.items == 100
+
+
+def test_a_batch_a_full_disk_cuts_short_is_recorded_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case's six decisions are one append: a disk that fills after three of them used to
+    leave three recorded and a torn fourth; the log is now cut back to where the append began."""
+    import errno
+    import os
+
+    from access_audit import ledger as module
+
+    ledger = filled(tmp_path, 2)
+    before = ledger.path.read_bytes()
+    real_write = os.write
+
+    def fills_up(handle: int, data: bytes | memoryview) -> int:
+        if len(data) > 200:
+            return real_write(handle, bytes(data)[:150])  # part of the batch lands
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(module.os, "write", fills_up)
+    with pytest.raises(OSError, match="No space left"):
+        ledger.append([{"n": n, "note": "x" * 40} for n in range(3, 9)])
+    monkeypatch.undo()
+    assert ledger.path.read_bytes() == before
+    ledger.append([{"n": 3}])
+    assert verify_ledger(ledger.path, "reviews").ok

@@ -421,3 +421,26 @@ def test_reads_of_an_edited_log_warn_in_one_line(home: Workspace, command: list[
     )
     intact = CliRunner().invoke(app, ["--home", str(home.home), "verify"])
     assert intact.exit_code == 1
+
+
+def test_the_subjects_a_pattern_flag_names_are_logged_as_shown(
+    home: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pattern flag's reason lists the subjects behind its figure, so every screen that shows
+    the flag shows them: the view log must name them, or "who looked at P63" misses it."""
+    import polars as pl
+
+    from access_audit.score.patterns import SUBJECTS_MARKER
+    from access_audit.tables import stored_table
+
+    flag_id = "F20261017-U1-pattern-young_women"
+    text = f"27 of the 62 subjects … were young women{SUBJECTS_MARKER}P63, P66, P477"
+    schema = stored_table("flags").full_schema()
+    row = {name: None for name in schema}
+    row |= {"flag_id": flag_id, "reasons": [{"code": "pattern", "text": text, "weight": 1.0}]}
+    stored = pl.DataFrame([row], schema=schema, strict=False).lazy()
+    real_scan = home.scan
+    monkeypatch.setattr(home, "scan", lambda t: stored if t == "flags" else real_scan(t))
+    home.record_view("explain", [flag_id], ["P295"])
+    last = json.loads(home.views_ledger.path.read_bytes().splitlines()[-1])
+    assert last["subject_ids"] == ["P295", "P477", "P63", "P66"]

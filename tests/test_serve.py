@@ -370,8 +370,14 @@ def test_hostile_ids_and_notes_are_escaped(hostile: Workspace) -> None:
     shown = client.get(posted.headers["location"]).text
     assert "<script" not in shown and "</textarea><" not in shown
     assert "&lt;/textarea&gt;&lt;script&gt;document.title=&#39;owned&#39;&lt;/script&gt;" in shown
+    # only a review id is echoed: anything else (markup, or a spoofed "CLOSED by Supt Smith")
+    # shows no banner at all
     recorded = client.get(f"{flag_url(hostile_flag)}?recorded=<b>x</b>").text
-    assert "Decision &lt;b&gt;x&lt;/b&gt; recorded." in recorded
+    assert (
+        "<b>x" not in recorded and "&lt;b&gt;x" not in recorded and 'id="recorded"' not in recorded
+    )
+    spoofed = client.get(f"{flag_url(hostile_flag)}?recorded=R1%20-%20CLOSED%20by%20Supt").text
+    assert "Supt" not in spoofed
 
 
 # -- timelines -----------------------------------------------------------------------------------

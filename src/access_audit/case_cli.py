@@ -56,7 +56,9 @@ def list_cases(
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only cases past their due date and not closed.")
     ] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=cli.MAX_LIMIT, help="At most this many cases.")
+    ] = None,
     output_format: Annotated[
         str,
         typer.Option(
@@ -69,6 +71,7 @@ def list_cases(
     if output_format not in ("table", "json", "csv"):
         raise AccessAuditError(f"--format must be table, json or csv, not '{output_format}'")
     workspace = cli._workspace(ctx, home)
+    cli._warn_broken_ledgers(workspace)
     cases = workspace.cases.select(status=status, assignee=assignee, overdue=overdue, limit=limit)
     workspace.record_view(
         "case list",
@@ -96,6 +99,7 @@ def show_case(
     if output_format not in ("text", "json"):
         raise AccessAuditError(f"--format must be text or json, not '{output_format}'")
     workspace = cli._workspace(ctx, home)
+    cli._warn_broken_ledgers(workspace)
     detail = workspace.cases.detail(case_id)
     workspace.record_view(
         "case show",

@@ -37,6 +37,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# The largest --limit: more rows than any home holds, and small enough for every engine's index.
+MAX_LIMIT = 1_000_000_000
 # Wide enough that no table or line is wrapped or cut when output goes to a file or cron log.
 PIPED_WIDTH = 10_000
 
@@ -154,6 +156,13 @@ QuietOption = Annotated[
     typer.Option("--quiet", "-q", help="Print only warnings and errors (for cron); no progress."),
 ]
 ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="What scores: polars (this machine) or spark (the home's \\[spark] master; needs "
+        "pip install 'access-audit[spark]' and Java 17). Both give the same flags."
+    ),
+]
 
 
 def _home(ctx: typer.Context, home: Path | None) -> Path | None:
@@ -237,7 +246,7 @@ def status(ctx: typer.Context, home: HomeOption = None) -> None:
 def rejected(
     ctx: typer.Context,
     drop: Annotated[str | None, typer.Option(help="Only this drop's rejected rows.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many rows.")] = 50,
     show_values: Annotated[
         bool,
         typer.Option(help="Show the rejected values of columns that hold personal data."),
@@ -351,6 +360,7 @@ def nightly(
     ],
     progress: ProgressOption = True,
     quiet: QuietOption = False,
+    engine: EngineOption = "polars",
     home: HomeOption = None,
 ) -> None:
     """Ingest, explain, score and flag in one idempotent run (what cron or systemd runs).
@@ -359,7 +369,7 @@ def nightly(
     so an assignment recorded late clears an earlier flag, with a note saying why."""
     workspace = _workspace(ctx, home, create=True)
     with _progress_bar(progress and not quiet) as update:
-        report = workspace.nightly(drops, progress=update)
+        report = workspace.nightly(drops, progress=update, engine=engine)
     from access_audit.render import render_ingest_report, render_score_report
 
     out = _output(quiet)
@@ -418,6 +428,7 @@ def score(
     until: Annotated[str | None, typer.Option(help="Re-score days before this.")] = None,
     progress: ProgressOption = True,
     quiet: QuietOption = False,
+    engine: EngineOption = "polars",
     home: HomeOption = None,
 ) -> None:
     """Re-explain and re-score stored days (all by default), e.g. after changing the rules."""
@@ -425,7 +436,7 @@ def score(
     window = _window(workspace, since, until)
     days = workspace.stored_days(window.start, window.end) if since or until else None
     with _progress_bar(progress and not quiet) as update:
-        report = workspace.score(days, progress=update)
+        report = workspace.score(days, progress=update, engine=engine)
     from access_audit.render import render_score_report
 
     render_score_report(_output(quiet), report)
@@ -444,7 +455,9 @@ def flag(
         float | None,
         typer.Option(min=0, max=100, help="Lowest score shown (default: the alert threshold)."),
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many flags.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=MAX_LIMIT, help="At most this many flags.")
+    ] = None,
     status: Annotated[
         str | None,
         typer.Option(help="Only flags in this review status: open, under_review, closed."),

@@ -143,6 +143,29 @@ class CasesConfig(Section):
     """An assignment without --due is due this many days after it is made."""
 
 
+def _spark_options(options: dict[str, Any]) -> dict[str, Any]:
+    for name in options:
+        if not name.startswith("spark."):
+            raise PydanticCustomError(
+                "unknown_name", "is not a Spark option (spark.*)", {"at": (name,)}
+            )
+    return options
+
+
+class SparkConfig(Section):
+    """[spark]: where `--engine spark` runs (score/spark.py); the Spark engine is optional
+    (``pip install 'access-audit[spark]'``)."""
+
+    master: Annotated[str, Field(pattern=r"\S")] = "local[2]"
+    """The Spark master: local[N], spark://host:7077, yarn, k8s://…; ignored under spark-submit,
+    which names its own."""
+    options: Annotated[
+        dict[str, str | int | float | bool],
+        AfterValidator(_spark_options),
+    ] = Field(default_factory=dict)
+    """Any spark.* settings, e.g. "spark.executor.memory" = "8g"."""
+
+
 def _known_columns(mappings: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     for table, mapping in mappings.items():
         spec = TABLES_BY_NAME.get(table)
@@ -439,6 +462,7 @@ class Config(Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     cases: CasesConfig = Field(default_factory=CasesConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
     columns: ColumnMappings = Field(default_factory=dict)
     """Per table, spec column name -> the force's own column name."""
     scoring: ScoringSettings

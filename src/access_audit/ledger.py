@@ -148,8 +148,16 @@ class Ledger:
             for record in records:
                 line, previous = chained_line(previous, record)
                 lines.append(line)
-            _write_all(handle, b"".join(lines))
-            os.fsync(handle)
+            start = os.fstat(handle).st_size
+            try:
+                _write_all(handle, b"".join(lines))
+                os.fsync(handle)
+            except OSError:
+                # A full disk may take some of the lines: cut the log back to where this append
+                # began, so a batch (a case's decisions) is recorded whole or not at all.
+                os.ftruncate(handle, start)
+                os.fsync(handle)
+                raise
             return previous
         finally:
             os.close(handle)

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from access_audit.review.learn import LearnedModel, ModelStore
     from access_audit.review.timelines import Timelines
     from access_audit.score.rules import Rules
-    from access_audit.score.run import ScoreReport
+    from access_audit.score.run import ChunkScorer, ScoreReport
 
 _LOG = logging.getLogger("access_audit")
 HOME_ENV = "ACCESS_AUDIT_HOME"
@@ -378,13 +378,26 @@ class Workspace:
 
         return load_rules(self.config)
 
+    def scorer(
+        self, engine: str = "polars", progress: ProgressCallback | None = None
+    ) -> ChunkScorer | None:
+        """The scoring engine: None for the local (Polars) one, or Spark from [spark]."""
+        from access_audit.score.spark import SparkScorer, check_engine
+
+        check_engine(engine)
+        return SparkScorer(self.config.spark, progress) if engine == "spark" else None
+
     def score(
         self,
         days: Sequence[date] | None = None,
         progress: ProgressCallback | None = None,
+        engine: str = "polars",
     ) -> ScoreReport:
-        """Explain and score stored days (all of them by default), replacing their outputs."""
+        """Explain and score stored days (all of them by default), replacing their outputs.
+        `engine` is polars (this machine) or spark ([spark] settings); the results are the same."""
         from access_audit.score.run import stored_days, write_scored
+
+        scorer = self.scorer(engine, progress)
 
         started = datetime.now(UTC)
         run_id = new_run_id()
@@ -406,6 +419,7 @@ class Workspace:
                         self._reviews_now(),
                         timezone=self.config.ingest.timezone,
                         progress=progress,
+                        scorer=scorer,
                     )
                 committed = txn.committed
                 self._finish_run("score", run_id, started, committed, score=report)
@@ -417,12 +431,17 @@ class Workspace:
         return report
 
     def nightly(
-        self, drops: Sequence[Path], progress: ProgressCallback | None = None
+        self,
+        drops: Sequence[Path],
+        progress: ProgressCallback | None = None,
+        engine: str = "polars",
     ) -> NightlyReport:
         """Ingest the drops, then explain, score and flag: one run, committed whole.
 
         Each drop is loaded in a savepoint (a bad drop loads nothing and is reported); then the
-        days the drops touched and the re-explain window are scored in the same transaction."""
+        days the drops touched and the re-explain window are scored in the same transaction,
+        by `engine` (polars or spark)."""
+        scorer = self.scorer(engine, progress)
         started = datetime.now(UTC)
         run_id = new_run_id()
         report = NightlyReport(ingest=IngestReport())
@@ -431,7 +450,9 @@ class Workspace:
             try:
                 self._clean_debris()
                 discovered = self._discover(drops, report.ingest, "nightly")
-                committed = self._nightly_transaction(run_id, started, discovered, report, progress)
+                committed = self._nightly_transaction(
+                    run_id, started, discovered, report, progress, scorer
+                )
                 current = self.generation()
                 report.ingest.generation = current.number if current else None
                 self._finish_run("nightly", run_id, started, committed, report=report)
@@ -455,6 +476,7 @@ class Workspace:
         discovered: Sequence[Drop],
         report: NightlyReport,
         progress: ProgressCallback | None,
+        scorer: ChunkScorer | None = None,
     ) -> Generation | None:
         from access_audit.ingest import ingest_drop
         from access_audit.score.run import days_to_rescore, stored_days, write_scored
@@ -485,6 +507,7 @@ class Workspace:
                 self._reviews_now(),
                 timezone=self.config.ingest.timezone,
                 progress=progress,
+                scorer=scorer,
             )
         return txn.committed
 
@@ -757,8 +780,31 @@ class Workspace:
         from access_audit.review.log import view_record
 
         self._migrate_ledgers()
+        subjects = [*subjects, *self._pattern_subjects(flag_ids)]
         with owner_only(), _writing(f"the view log {self.views_ledger.path}"):
             self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
+
+    def _pattern_subjects(self, flag_ids: Sequence[str]) -> list[str]:
+        """The subjects the pattern flags among ``flag_ids`` name in their reasons (every screen
+        and pack that shows such a flag shows them), for the view log."""
+        import polars as pl
+
+        from access_audit.score.patterns import SUBJECTS_MARKER
+
+        patterned = [flag_id for flag_id in flag_ids if "-pattern-" in flag_id]
+        if not patterned or self.generation() is None:
+            return []
+        texts = (
+            self.scan("flags")
+            .filter(pl.col("flag_id").is_in(patterned))
+            .select(pl.col("reasons").list.eval(pl.element().struct.field("text")))
+            .explode("reasons")
+            .collect()
+            .get_column("reasons")
+            .drop_nulls()
+        )
+        named = [text.split(SUBJECTS_MARKER, 1)[1] for text in texts if SUBJECTS_MARKER in text]
+        return sorted({subject for listed in named for subject in listed.split(", ") if subject})
 
     def evidence(
         self,

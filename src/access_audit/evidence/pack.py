@@ -28,7 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
-from access_audit.errors import AccessAuditError
+from access_audit.errors import AccessAuditError, storage_problem
 from access_audit.escape import csv_text
 from access_audit.evidence.page import Provenance, render_page
 from access_audit.evidence.scope import EvidenceTables
@@ -44,7 +44,9 @@ CASE_HISTORY = "case_history.csv"
 FORMAT = "access-audit evidence pack 1"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 PDF_TIMEOUT_SECONDS = 180
-_STAGING = re.compile(r"^\.(?P<name>.+)\.evidence-(?P<pid>\d+)\.tmp$")
+# The staging folder's name does not repeat the target's: a long but legal --output name would
+# otherwise make it too long for the file system.
+_STAGING = re.compile(r"^\.evidence-(?P<pid>\d+)\.tmp$")
 
 
 class ChromiumMissingError(AccessAuditError):
@@ -100,9 +102,16 @@ def staged_pack(output: Path) -> Iterator[Path]:
     when the block succeeds, removed when it fails. Folders left by a killed run are removed."""
     refuse_existing(output)
     _remove_dead_staging(output.parent)
-    staging = output.parent / f".{output.name}.evidence-{os.getpid()}.tmp"
+    staging = output.parent / f".evidence-{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=FOLDER_MODE)
+    try:
+        staging.mkdir(mode=FOLDER_MODE)
+    except OSError as exc:
+        if storage_problem(exc) is not None:  # a full or read-only disk: reported as such
+            raise
+        raise AccessAuditError(
+            f"{output.parent}: a pack cannot be written here ({exc.strerror})"
+        ) from None
     try:
         yield staging
         for path in staging.iterdir():

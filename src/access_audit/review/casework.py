@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from access_audit.errors import AccessAuditError
+from access_audit.errors import AccessAuditError, StorageError
 from access_audit.review import default_reviewer
 from access_audit.review.case_log import case_event, case_ledger, read_case_log
 from access_audit.review.cases import (
@@ -204,7 +204,18 @@ class CaseDesk:
                 )
             ]
 
-        self._append(events)
+        try:
+            self._append(events)
+        except StorageError as exc:
+            if not recorded:
+                raise
+            # The flags' decisions are in the review log; the case's own line is not.
+            done = recorded[0]
+            raise StorageError(
+                f"{exc}: the decision was recorded on the case's {len(done.flag_ids)} flag(s) "
+                f"({', '.join(done.review_ids)}) but not on the case itself; "
+                "`case review` again completes it"
+            ) from exc
         return recorded[0]
 
     def _append(self, events: Callable[[], list[dict[str, object]]]) -> None:

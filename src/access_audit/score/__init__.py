@@ -309,7 +309,7 @@ def score_days(
         )
         .select(EVENT_COLUMNS)
     )
-    inputs = _in_memory(_inputs(scan, pl.concat([created, events.lazy()])))
+    inputs = day_inputs(scan, pl.concat([created, events.lazy()]), days)
     new_explanations = explain(inputs, rules, events.lazy()).collect()
     events = with_explained(events, new_explanations)
     if sources is None:
@@ -319,20 +319,13 @@ def score_days(
         stored, rebuilt = read_lookback(
             scan, known, sources, lambda stale: rebuild_lookback(scan, stale)
         )
-    lookback = stored
     # the mined kinds learn from the look-back's accesses themselves, not its aggregates
     history = (
         pl.concat([mining_history(scan, before), events.select(MINING_COLUMNS)])
         if enabled_kinds(rules)
         else pl.DataFrame(schema=events.select(MINING_COLUMNS).schema)
     )
-    parts: list[DayScore] = []
-    for day in days:
-        part = score_day(
-            day, events.filter(pl.col("day") == day), lookback, inputs, rules, history=history
-        )
-        lookback = lookback.plus(part.lookback)
-        parts.append(part)
+    parts = score_chunk(days, events, stored, inputs, rules, history)
     day_of = events.select("system", "event_id", "day")
     flags = pl.concat([p.flags for p in parts])
     return Scored(
@@ -345,9 +338,59 @@ def score_days(
         coverage=merge_coverage([p.coverage for p in parts]),
         events=target_count,
         seconds=time.perf_counter() - started,
-        lookback=lookback.only([*days, *rebuilt]),
+        lookback=stored.only(rebuilt).plus(
+            Lookback(
+                pl.concat([p.lookback.lookups for p in parts]),
+                pl.concat([p.lookback.users for p in parts]),
+                pl.concat([p.lookback.hits for p in parts]),
+            )
+        ),
         lookback_days=sorted({*days, *rebuilt}),
     )
+
+
+def day_inputs(scan: Scan, events: pl.LazyFrame, days: Sequence[date]) -> Inputs:
+    """The reference tables, read once, and as `events` what explaining `days` reads: their
+    accesses and the incidents created in the look-back before them (`events` may hold any other
+    accesses of the look-back; only its incident creations are kept)."""
+    in_days = pl.col("day").is_in(list(days))
+    created = (pl.col("action") == "create") & (pl.col("record_type") == "incident")
+    kept = pl.concat([events.filter(~in_days & created), events.filter(in_days)])
+    return _in_memory(_inputs(scan, kept))
+
+
+def score_chunk(
+    days: Sequence[date],
+    events: pl.DataFrame,
+    lookback: Lookback,
+    inputs: Inputs,
+    rules: Rules,
+    history: pl.DataFrame,
+) -> list[DayScore]:
+    """Score `days` one after another with `score_day`, each against the look-back aggregates
+    of the days before it: `lookback`'s, then those of the days scored here. `events` holds the
+    days' explained accesses (and may hold others); `history` what the mined kinds read."""
+    parts: list[DayScore] = []
+    for day in sorted(days):
+        part = score_day(
+            day, events.filter(pl.col("day") == day), lookback, inputs, rules, history=history
+        )
+        lookback = lookback.plus(part.lookback)
+        parts.append(part)
+    return parts
+
+
+def day_aggregates(
+    day: date, targets: pl.DataFrame, earlier: Lookback, inputs: Inputs, rules: Rules
+) -> tuple[Lookback, pl.DataFrame]:
+    """A day's own look-back aggregates (its lookups, users and indicator hits) and its raw
+    indicators, found against `earlier`'s lookups of the `lookback_days` before it. They depend
+    only on explained accesses, never on another day's indicators."""
+    today = Lookback.of(targets)
+    window = earlier.window(day - timedelta(days=1), rules.lookback_days - 1).plus(today)
+    raw = indicators(inputs, rules, targets.lazy(), window.lookups.lazy()).collect()
+    today.hits = user_day_hits(raw.lazy(), targets.lazy()).collect().select(today.hits.columns)
+    return today, raw
 
 
 @dataclass
@@ -381,10 +424,7 @@ def score_day(
         pl.col("day").is_between(day - timedelta(days=rules.lookback_days), day, closed="left")
     )
     weak = mine_day(inputs, rules, before, targets.lazy(), day).collect()
-    today = Lookback.of(targets)
-    window = earlier.plus(today)
-    raw = indicators(inputs, rules, targets.lazy(), window.lookups.lazy()).collect()
-    today.hits = user_day_hits(raw.lazy(), targets.lazy()).collect().select(today.hits.columns)
+    today, raw = day_aggregates(day, targets, earlier, inputs, rules)
     window = earlier.plus(today)
     found = weakened(
         peer_weighted_from(
@@ -419,4 +459,17 @@ def score_day(
     )
 
 
-__all__ = ["Scored", "load_rules", "score_day", "score_days"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "MINING_COLUMNS",
+    "DayScore",
+    "Scored",
+    "day_aggregates",
+    "day_inputs",
+    "load_rules",
+    "merge_coverage",
+    "score_chunk",
+    "score_day",
+    "score_days",
+    "with_explained",
+]

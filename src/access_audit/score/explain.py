@@ -224,4 +224,10 @@ def explain(inputs: Inputs, rules: Rules, targets: pl.LazyFrame) -> pl.LazyFrame
                 EXPLANATION_SCHEMA.names()
             )
         )
-    return pl.concat(parts).unique(["system", "event_id", "kind", "via"], maintain_order=False)
+    # Two grants of one kind via one incident (a user assigned to it twice, in two roles) explain
+    # an access once: the earliest window, so the kept row never depends on the rows' order.
+    return (
+        pl.concat(parts)
+        .sort("valid_from", "valid_to", "detail", nulls_last=True)
+        .unique(["system", "event_id", "kind", "via"], keep="first", maintain_order=True)
+    )

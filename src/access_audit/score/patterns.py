@@ -32,6 +32,11 @@ PRIOR = (
 )
 
 
+# How a pattern flag's reason ends: the subjects its figure counts, ", "-separated (the view log
+# reads them back, so every subject a pattern flag shows is logged as shown).
+SUBJECTS_MARKER = "; the subjects: "
+
+
 def _young_women(frame: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     low, high = rules.patterns["young_women_min_age"], rules.patterns["young_women_max_age"]
     people = persons.select("person_id", "sex", "date_of_birth")
@@ -146,7 +151,8 @@ def patterns_from(
         lookups.group_by("user_id")
         .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
         .join(staff.select("user_id", "role"), on="user_id", how="left")
-        # MinCovDet's estimate depends on the order of its rows: a fixed order makes it repeat
+        # MinCovDet draws random subsets of rows by position: a fixed row order makes its
+        # robust centre, and so the flags, the same on every run and in every engine
         .sort("user_id")
         .collect()
     )
@@ -220,7 +226,9 @@ def patterns_from(
     ).with_columns(
         text=fmt(
             "{} of the {} subjects they looked up without explanation in {} days were {}; "
-            "peers' robust centre is {}% ({} robust standard deviations above); the subjects: {}",
+            "peers' robust centre is {}% ({} robust standard deviations above)"
+            + SUBJECTS_MARKER
+            + "{}",
             pl.when(pl.col("feature") == "young_women")
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),

@@ -7,7 +7,7 @@ accesses — is kept, marked cleared, with a note naming what explains them now;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,10 @@ from access_audit.tables import REVIEWS, scan_stored
 
 OUTPUT_TABLES = ("explanations", "weak_explanations", "indicators", "flags", "flag_events")
 GAP_CLEARED = "no longer a gap (the missing audit rows arrived late, or the settings changed)"
+
+ChunkScorer = Callable[[Transaction, Sequence[Sequence[date]], Rules], Iterator[Scored]]
+"""An engine: scores each chunk of days from the transaction's stores, yielding one `Scored` per
+chunk in order (each yielded chunk is written before the next is asked for)."""
 
 
 @dataclass
@@ -170,25 +174,28 @@ def write_scored(
     reviews: pl.LazyFrame | None = None,
     timezone: str = "UTC",
     progress: Callable[[str, int, int], None] | None = None,
+    scorer: ChunkScorer | None = None,
 ) -> ScoreReport:
     """Score `days` from the transaction's stores and replace those days' outputs in it, a few
     days at a time ([scoring] chunk_days) so memory stays bounded however many days are asked.
     Each chunk reads the explanations the previous ones wrote. `reviews` (the review history,
     kept outside the stores) decides suppressions; none if not given. `timezone` is the force's
     local time, whose hours and weekdays the audit-gap baselines follow. `progress(what, days
-    done, days)` is called after each chunk."""
+    done, days)` is called after each chunk. `scorer` is the engine (`score_locally` by default;
+    score/spark.py for Spark); whatever scores, the outputs are written here, the same way."""
     if reviews is None:
         reviews = pl.LazyFrame(schema=REVIEWS.schema())
     ordered = sorted(set(days))
     size = max(1, rules.chunk_days)
+    chunks = [ordered[start : start + size] for start in range(0, len(ordered), size)]
     total = ScoreReport()
     coverage: list[pl.DataFrame] = []
-    for start in range(0, len(ordered), size):
-        part = _write_chunk(
-            txn, ordered[start : start + size], rules, now, model, reviews, timezone
-        )
+    done = 0
+    for chunk, scored in zip(chunks, (scorer or score_locally)(txn, chunks, rules), strict=True):
+        part = _write_chunk(txn, scored, rules, now, model, reviews, timezone)
+        done += len(chunk)
         if progress is not None:
-            progress("scoring days", min(start + size, len(ordered)), len(ordered))
+            progress("scoring days", done, len(ordered))
         total.days += part.days
         total.events += part.events
         total.flags += part.flags
@@ -223,9 +230,21 @@ def write_scored(
     return total
 
 
+def score_locally(
+    txn: Transaction, chunks: Sequence[Sequence[date]], rules: Rules
+) -> Iterator[Scored]:
+    """The local (Polars) engine: one chunk at a time, each reading what the previous wrote."""
+
+    def scan(name: str) -> pl.LazyFrame:
+        return scan_stored(txn.path, name)
+
+    for chunk in chunks:
+        yield score_days(scan, chunk, rules, access_sources(txn.path))
+
+
 def _write_chunk(
     txn: Transaction,
-    days: Sequence[date],
+    scored: Scored,
     rules: Rules,
     now: datetime,
     model: LearnedModel | None,
@@ -236,7 +255,6 @@ def _write_chunk(
     def scan(name: str) -> pl.LazyFrame:
         return scan_stored(txn.path, name)
 
-    scored = score_days(scan, days, rules, access_sources(txn.path))
     report = ScoreReport(days=list(scored.days), events=scored.events, seconds=scored.seconds)
     if not scored.days:
         return report

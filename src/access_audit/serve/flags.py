@@ -4,6 +4,7 @@ like `access-audit review`. Every page shown is written to the view log."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -29,6 +30,10 @@ TIMELINE_ROWS = 200
 """Rows of each timeline's table (the chart draws them all); the page says how many more."""
 FLAG_PATH = "/flags/"
 VIEWS = {"grouped": "one entry per user (or shared subject) a day", "flags": "flag by flag"}
+
+
+# what the review path names a decision (access_audit.review), e.g. R20261207144407-6ac25d1d4b-1
+_REVIEW_ID = re.compile(r"R\d{14}-[0-9a-f]{10}-\d+")
 
 
 def flag_url(flag_id: str) -> str:
@@ -64,6 +69,8 @@ def routes(desk: Desk) -> list[BaseRoute]:
 
     async def flag_page(request: Request) -> Response:
         recorded = request.query_params.get("recorded")
+        if recorded is not None and not _REVIEW_ID.fullmatch(recorded):
+            recorded = None  # only a review id this form made is echoed (no spoofed banner)
         return await _flag_response(desk, request, _flag_id(request), recorded)
 
     async def review_flag(request: Request) -> Response:

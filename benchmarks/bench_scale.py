@@ -1,0 +1,169 @@
+"""Benchmark: explain + score every stored day of one force, Polars vs Spark local[2], side by side.
+
+Not a test: it prints wall time and peak memory per run, each run in its own process, and whether
+the two engines' flags agree (ids, alerts, largest score difference).
+
+    .venv/bin/python benchmarks/bench_scale.py --staff 10000 --days 70 --repeat 3   # ~10M accesses
+
+Phases: generate the force (Parquet drops); ingest it into one home; then `--repeat` times each,
+alternating, `Workspace.score()` with the polars engine and with the spark engine (the home's
+[spark] master, local[2] by default). Every run re-scores every day, so each does the same work
+whatever ran before it. Peak memory is the whole process tree's resident set (the Python driver,
+Spark's JVM and its Python workers), sampled every 0.1 s. Spark's time is given with and without
+starting its session (the JVM), which a long-lived driver pays once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import textwrap
+from pathlib import Path
+
+from phases import run_phase
+
+ENGINES = ("polars", "spark")
+
+PHASE = textwrap.dedent(
+    """
+    import json, os, sys, threading, time
+    from pathlib import Path
+    phase, out, home, staff, days, seed = sys.argv[1:7]
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+    def tree_rss() -> int:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        total, todo = 0, [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            total += rss.get(pid, 0)
+            todo.extend(children.get(pid, []))
+        return total
+
+    peak = [0]
+    done = threading.Event()
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], tree_rss())
+    threading.Thread(target=sample, daemon=True).start()
+
+    started = time.perf_counter()
+    result = {"phase": phase}
+    if phase == "generate":
+        from access_audit.generate import generate_force
+        made = generate_force(Path(out), staff=int(staff), days=int(days), seed=int(seed),
+                              file_format="parquet")
+        result["accesses"] = made.rows["access_log"]
+    else:
+        import polars as pl
+        from access_audit.workspace import Workspace
+        workspace = Workspace.open(home)
+        if phase == "ingest":
+            drops = sorted(p for p in Path(out).iterdir() if p.is_dir())
+            assert workspace.ingest(drops).ok
+        else:
+            engine = phase.split("-")[0]
+            if engine == "spark":
+                from access_audit.score.spark import spark_session
+                spark_session(workspace.config.spark)
+                result["session_seconds"] = time.perf_counter() - started
+            scoring = time.perf_counter()
+            report = workspace.score(engine=engine)
+            result["score_seconds"] = time.perf_counter() - scoring
+            result["events"] = report.events
+            result["days"] = len(report.days)
+            result["flags"] = report.flags
+            result["alerts"] = report.alerts
+            flags = workspace.scan("flags").select("flag_id", "alert", "score").collect()
+            flags.write_parquet(Path(home).parent / f"flags-{engine}.parquet")
+    done.set()
+    result["seconds"] = time.perf_counter() - started
+    result["peak_mib"] = max(peak[0], tree_rss()) / 2**20
+    print(json.dumps(result, default=str))
+    """
+)
+
+
+def _median(runs: list[dict[str, object]], key: str) -> float:
+    return statistics.median(float(str(r[key])) for r in runs)
+
+
+def _agreement(root: Path) -> str:
+    import polars as pl
+
+    a, b = (pl.read_parquet(root / f"flags-{e}.parquet").sort("flag_id") for e in ENGINES)
+    same_ids = a["flag_id"].to_list() == b["flag_id"].to_list()
+    if not same_ids:
+        return f"flags differ: {a.height} (polars) vs {b.height} (spark)"
+    same_alerts = a["alert"].to_list() == b["alert"].to_list()
+    gap = (a["score"] - b["score"]).abs().max()
+    return (
+        f"same {a.height} flag ids; alerts {'identical' if same_alerts else 'DIFFER'} "
+        f"({int(a['alert'].sum())}); largest score difference {gap}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--staff", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=70)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per engine (medians quoted).")
+    parser.add_argument("--workdir", type=Path, default=None, help="Keep the data here.")
+    parser.add_argument(
+        "--skip-setup", action="store_true", help="Reuse --workdir's generated, ingested home."
+    )
+    parser.add_argument(
+        "--driver-memory",
+        default="4g",
+        help="[spark.options] spark.driver.memory of the home (local mode: the JVM's heap).",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="access-audit-bench-") as scratch:
+        root = args.workdir or Path(scratch)
+        out, home = root / "drops", root / "home"
+        setup = [] if args.skip_setup else ["generate", "ingest"]
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "access-audit.toml").write_text(
+            f'[spark.options]\n"spark.driver.memory" = "{args.driver_memory}"\n', encoding="utf-8"
+        )
+        for phase in setup:
+            print(json.dumps(run_phase(PHASE, phase, out, home, args)), flush=True)
+        runs: dict[str, list[dict[str, object]]] = {engine: [] for engine in ENGINES}
+        for attempt in range(args.repeat):
+            for engine, done in runs.items():
+                result = run_phase(PHASE, f"{engine}-{attempt}", out, home, args)
+                print(json.dumps(result), flush=True)
+                done.append(result)
+        polars, spark = runs["polars"], runs["spark"]
+        events = polars[0]["events"]
+        print(
+            f"\nexplain + score, every day: {events:,} accesses, {polars[0]['days']} days, "
+            f"{args.staff:,} staff; medians of {args.repeat} runs each, one process per run"
+        )
+        print(f"{'':34}{'polars':>12}{'spark local[2]':>18}")
+        rows = [
+            ("wall time, s", "seconds", "seconds"),
+            ("  of which scoring, s", "score_seconds", "score_seconds"),
+            ("peak memory (process tree), MiB", "peak_mib", "peak_mib"),
+        ]
+        for label, left, right in rows:
+            print(f"{label:34}{_median(polars, left):>12.1f}{_median(spark, right):>18.1f}")
+        print(f"{'  Spark session start, s':34}{'':>12}{_median(spark, 'session_seconds'):>18.1f}")
+        print(_agreement(root))
+
+
+if __name__ == "__main__":
+    main()
