@@ -66,6 +66,7 @@ notebooks: venv ## Run notebooks/ against the demo home; executed copies, owner-
 bench: venv ## Run the benchmark scripts (not tests; they print timings; several minutes)
 	$(BIN)/python benchmarks/bench_ingest.py --staff 3000 --days 30
 	$(BIN)/python benchmarks/bench_score.py --staff 10000 --days 70
+	$(BIN)/python benchmarks/bench_night.py --staff 10000 --days 31
 	$(BIN)/python benchmarks/learning_from_decisions.py --staff 3000 --weeks 6 --reviewed-weeks 3
 	$(BIN)/python benchmarks/bench_verify.py --staff 1000 --days 14
 

@@ -31,9 +31,9 @@ def home_coverage(home: Path) -> pl.DataFrame:
         .with_columns(pl.col("explained").fill_null(False))
         .collect()
     )
-    days = events["day"].unique().sort().to_list()
     weak = workspace.scan("weak_explanations").collect()
-    return coverage(events, days, workspace.scan("staff"), weak)
+    # every stored day as one: a first access is the first in the whole stored log
+    return coverage(events, events.lazy().head(0), workspace.scan("staff"), weak)
 
 
 def table(name: str, frame: pl.DataFrame) -> str:

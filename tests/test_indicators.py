@@ -33,6 +33,7 @@ def _lookups(user: str, colleague: int, other: int) -> list[dict[str, object]]:
                 "user_id": user,
                 "record_type": "person",
                 "record_id": f"{'S' if n < colleague else 'P'}{user}{n}",
+                "action": "view",
                 "day": DAY,
                 "explained": False,
             }
@@ -236,3 +237,91 @@ def test_every_declared_indicator_has_a_builder_and_an_unknown_one_is_refused() 
     moon = {"weight": 5, "when": "any", "text": "full moon"}
     with pytest.raises(AccessAuditError, match=r"\[indicators.moon_phase\]: unknown table"):
         parse_config({"indicators": {"moon_phase": moon}})
+
+
+def _skewed_force(users: int) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
+    """`users` response officers whose unexplained lookups hold varying shares of young women
+    and of contact views (U000 far more than the rest)."""
+    people, rows = [], []
+    for u in range(users):
+        for n in range(20):
+            person = f"P{u}-{n}"
+            young = n < (16 if u == 0 else (u * 7) % 6)
+            people.append(
+                {
+                    "person_id": person,
+                    "sex": "F" if young else "M",
+                    "date_of_birth": date(2002, 1, 1) if young else date(1960, 1, 1),
+                }
+            )
+            rows.append(
+                {
+                    "system": "RMS",
+                    "event_id": f"E{u}-{n}",
+                    "user_id": f"U{u:03d}",
+                    "action": "view_contact" if n < (u * 5) % 4 else "view",
+                    "record_type": "person",
+                    "record_id": person,
+                    "day": DAY,
+                    "explained": False,
+                }
+            )
+    context = pl.LazyFrame(rows).with_columns(
+        occurred_at=pl.lit(DAY).cast(pl.Datetime("us", "UTC"))
+    )
+    staff = pl.LazyFrame(
+        {"user_id": [f"U{u:03d}" for u in range(users)], "role": ["response"] * users}
+    )
+    return context, pl.LazyFrame(people), staff
+
+
+def test_pattern_flags_are_the_same_on_every_run_whatever_the_order_of_the_rows() -> None:
+    """MinCovDet's estimate depends on the order of its rows; the users are put in one order
+    first, so two runs (or the same accesses stored in another order) flag identically."""
+    import numpy as np
+    from sklearn.covariance import MinCovDet
+
+    from access_audit.score.patterns import PRIOR, patterns
+
+    context, people, staff = _skewed_force(60)
+    rules = load_rules()
+    runs = []
+    for seed in range(4):
+        shuffled = context.collect().sample(fraction=1.0, shuffle=True, seed=seed).lazy()
+        runs.append(patterns(shuffled, shuffled, people, staff, rules)[0])
+    assert runs[0]["user_id"].to_list() == ["U000"]
+    for run in runs[1:]:
+        assert run.equals(runs[0])
+    # and the centre is the model of the users in id order
+    per_user = (
+        context.group_by("user_id")
+        .agg(
+            n=pl.len(),
+            k_contact=(pl.col("action") == "view_contact").sum(),
+            k_young=pl.col("record_id")
+            .is_in(people.filter(pl.col("sex") == "F").select("person_id").collect().to_series())
+            .sum(),
+        )
+        .sort("user_id")
+        .collect()
+    )
+    shares = [
+        (per_user[k] + PRIOR * per_user[k].sum() / per_user["n"].sum()) / (per_user["n"] + PRIOR)
+        for k in ("k_young", "k_contact")
+    ]
+    centre = MinCovDet(random_state=0).fit(np.column_stack(shares)).location_[0]
+    text = runs[0]["reasons"][0][0]["text"]
+    assert f"peers' robust centre is {round(centre * 100, 1)}%" in text
+
+
+def test_the_unchecked_robust_fit_is_scikit_learns_to_the_bit() -> None:
+    import numpy as np
+
+    from access_audit.score.robust import min_cov_det
+
+    rng = np.random.default_rng(7)
+    for rows in (40, 700):  # FastMCD works on subsets above 500 rows
+        matrix = np.clip(rng.normal(0.2, 0.05, (rows, 2)), 0, 1)
+        matrix[:3] = 0.9  # a few far from the rest
+        fast, checked = min_cov_det(matrix), min_cov_det(matrix, checked=True)
+        assert np.array_equal(fast[0], checked[0]) and np.array_equal(fast[1], checked[1])

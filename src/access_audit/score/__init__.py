@@ -18,9 +18,10 @@ import polars as pl
 from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
 from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
-from access_audit.score.mined import WEAK_SCHEMA, mine, weakened
-from access_audit.score.patterns import patterns
-from access_audit.score.peers import peer_weighted
+from access_audit.score.lookback import Lookback, read_lookback, user_day_hits
+from access_audit.score.mined import WEAK_SCHEMA, enabled_kinds, mine_day, weakened
+from access_audit.score.patterns import pattern_lookups, patterns_from
+from access_audit.score.peers import peer_weighted_from
 from access_audit.score.rules import Rules, load_rules
 
 Scan = Callable[[str], pl.LazyFrame]
@@ -53,6 +54,9 @@ class Scored:
     events: int = 0
     seconds: float = 0.0
     cleared: list[str] = field(default_factory=list)
+    lookback: Lookback = field(default_factory=Lookback.empty)
+    """The look-back aggregates of `lookback_days`, to store beside the outputs."""
+    lookback_days: list[date] = field(default_factory=list)
 
 
 def _inputs(scan: Scan, events: pl.LazyFrame) -> Inputs:
@@ -70,15 +74,73 @@ def _inputs(scan: Scan, events: pl.LazyFrame) -> Inputs:
     )
 
 
+def _in_memory(inputs: Inputs) -> Inputs:
+    """The reference tables read once, since every scored day joins them again."""
+    tables = pl.collect_all(
+        [
+            inputs.staff,
+            inputs.persons,
+            inputs.incidents,
+            inputs.incident_persons,
+            inputs.assignments,
+            inputs.calls,
+            inputs.shifts,
+            inputs.associations,
+            inputs.training,
+        ]
+    )
+    staff, persons, incidents, links, assignments, calls, shifts, associations, training = (
+        t.lazy() for t in tables
+    )
+    return Inputs(
+        inputs.events,
+        staff,
+        persons,
+        incidents,
+        links,
+        assignments,
+        calls,
+        shifts,
+        associations,
+        training,
+    )
+
+
+def with_explained(events: pl.DataFrame, explained: pl.DataFrame) -> pl.DataFrame:
+    """`events` with an `explained` column: whether `explained` (system, event_id) holds it.
+    Only the flag is new: the event columns are shared, not copied, and the join carries row
+    numbers, not the events."""
+    rows = (
+        events.select("system", "event_id")
+        .with_row_index("row")
+        .join(explained.select("system", "event_id"), on=["system", "event_id"], how="semi")
+        .get_column("row")
+    )
+    flag = pl.zeros(events.height, pl.Boolean, eager=True).alias("explained")
+    if len(rows):
+        flag = flag.scatter(rows, True)
+    return events.with_columns(flag)
+
+
 def coverage(
-    context: pl.DataFrame,
-    days: Sequence[date],
+    targets: pl.DataFrame,
+    earlier: pl.LazyFrame,
     staff: pl.LazyFrame,
     weak: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Share of accesses explained: overall, for first accesses (a user's first access to a
-    subject in the look-back), and by role; `with_mined` counts those explained or weakly
-    explained by a mined kind (`weak`)."""
+    """Share of one day's accesses explained: overall, for first accesses (a user's first access
+    to a subject in the look-back: none in `earlier`, the look-back's lookups before the day, and
+    the first that day), and by role; `with_mined` counts those explained or weakly explained by a
+    mined kind (`weak`, the day's weak explanations)."""
+    pair = ["user_id", "record_type", "record_id"]
+    opened = targets.filter(pl.col("record_id").is_not_null())
+    seen = (
+        earlier.select(pair)
+        .join(opened.lazy().select(pair), on=pair, how="semi")
+        .unique()
+        .with_columns(seen=pl.lit(True))
+        .collect()
+    )
     weakly = (
         (weak if weak is not None else pl.DataFrame(schema=WEAK_SCHEMA))
         .select("system", "event_id")
@@ -86,11 +148,10 @@ def coverage(
         .with_columns(weakly=pl.lit(True))
     )
     with_first = (
-        context.filter(pl.col("record_id").is_not_null())
-        # ties broken by the event's key: the same first access whatever order the rows came in
-        .sort("occurred_at", "system", "event_id")
-        .with_columns(first=pl.int_range(pl.len()).over("user_id", "record_type", "record_id") == 0)
-        .filter(pl.col("day").is_in(list(days)))
+        opened.sort("occurred_at", "system", "event_id")
+        .with_columns(first=pl.int_range(pl.len()).over(pair) == 0)
+        .join(seen, on=pair, how="left")
+        .with_columns(first=pl.col("first") & pl.col("seen").is_null())
         .join(staff.select("user_id", "role").collect(), on="user_id", how="left")
         .join(weakly, on=["system", "event_id"], how="left")
         .with_columns(mined=pl.col("explained") | pl.col("weakly").fill_null(False))
@@ -127,155 +188,288 @@ def coverage(
     )
 
 
-def context_events(scan: Scan, days: Sequence[date], rules: Rules) -> pl.DataFrame:
-    """The accesses a chunk of target `days` is scored against: its look-back and the days
-    themselves. Searches that opened no record have no subject: nothing to explain or score."""
-    first_context = days[0] - timedelta(days=rules.lookback_days)
-    in_range = pl.col("day").is_between(first_context, days[-1])
+def merge_coverage(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Coverage of several days (or chunks) from each one's counts."""
+    if not parts:
+        return pl.DataFrame()
     return (
+        pl.concat(parts, how="diagonal_relaxed")
+        .group_by("scope", "group", maintain_order=True)
+        .agg(pl.col("accesses", "explained", "with_mined").sum())
+        .select(
+            "scope",
+            "group",
+            "accesses",
+            "explained",
+            # no access in a group is no share at all (null), never 0/0 = NaN
+            share=pl.when(pl.col("accesses") > 0).then(pl.col("explained") / pl.col("accesses")),
+            with_mined="with_mined",
+            share_with_mined=pl.when(pl.col("accesses") > 0).then(
+                pl.col("with_mined") / pl.col("accesses")
+            ),
+        )
+    )
+
+
+def _empty_scored() -> Scored:
+    return Scored(
+        [],
+        pl.DataFrame(schema=EXPLANATION_SCHEMA),
+        pl.DataFrame(schema=INDICATOR_SCHEMA),
+        pl.DataFrame(schema=FLAG_SCHEMA),
+        pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
+        pl.DataFrame(),
+    )
+
+
+MINING_COLUMNS = [
+    "system",
+    "event_id",
+    "user_id",
+    "occurred_at",
+    "record_type",
+    "record_id",
+    "reason_code",
+    "day",
+    "explained",
+]
+"""What the mined kinds (score/mined.py) read of the look-back's accesses."""
+
+
+def mining_history(scan: Scan, days: Sequence[date]) -> pl.DataFrame:
+    """The accesses of `days` (scored before) that opened a record, with `explained` from their
+    stored explanations: what the mined kinds learn from."""
+    in_days = pl.col("day").is_in(list(days))
+    events = (
         scan("access_events")
-        .filter(in_range & pl.col("record_id").is_not_null())
+        .filter(in_days & pl.col("record_id").is_not_null())
         .select(EVENT_COLUMNS)
         .collect()
     )
+    explained = scan("explanations").filter(in_days).select("system", "event_id").collect()
+    return with_explained(events, explained).select(MINING_COLUMNS)
 
 
-def explain_targets(
-    scan: Scan, events: pl.DataFrame, days: Sequence[date], rules: Rules
-) -> pl.DataFrame:
-    """Step 1 of a chunk: the explanations of the target days' accesses (`events` is the
-    chunk's `context_events`)."""
-    inputs = _inputs(scan, events.lazy())
-    return explain(inputs, rules, events.lazy().filter(pl.col("day").is_in(days))).collect()
-
-
-def mark_explained(events: pl.DataFrame, explained_keys: pl.LazyFrame) -> pl.DataFrame:
-    """`events` with an `explained` column: whether (system, event_id) is among the keys."""
-    keys = explained_keys.select("system", "event_id").unique().with_columns(explained=pl.lit(True))
-    # Only the flag column is new: the event columns are shared, not copied.
-    explained = (
-        events.lazy()
-        .select("system", "event_id")
-        .join(keys, on=["system", "event_id"], how="left", maintain_order="left")
-        .select(pl.col("explained").fill_null(False))
+def rebuild_lookback(scan: Scan, days: Sequence[date]) -> Lookback:
+    """The look-back aggregates of `days` from their stored accesses, explanations and
+    indicators: for days scored before the aggregates existed, or whose accesses changed."""
+    if not days:
+        return Lookback.empty()
+    in_days = pl.col("day").is_in(list(days))
+    events = (
+        scan("access_events")
+        .filter(in_days & pl.col("record_id").is_not_null())
+        .select(EVENT_COLUMNS)
         .collect()
-        .to_series()
     )
-    return events.with_columns(explained)
-
-
-def raw_indicators(
-    scan: Scan, context: pl.DataFrame, days: Sequence[date], rules: Rules
-) -> pl.DataFrame:
-    """Step 2 of a chunk: the target days' indicators at their prior weights (`context` is
-    the chunk's events with `explained`)."""
-    targets = context.lazy().filter(pl.col("day").is_in(days))
-    return indicators(_inputs(scan, context.lazy()), rules, targets, context.lazy()).collect()
-
-
-def finish_scoring(
-    scan: Scan,
-    context: pl.DataFrame,
-    days: Sequence[date],
-    rules: Rules,
-    raw: pl.DataFrame,
-    history: pl.LazyFrame,
-    explanations: pl.DataFrame,
-) -> Scored:
-    """Step 3 of a chunk: mined (weak) explanations, peer weights, episodes, pattern flags and
-    coverage. `history` is
-    (system, event_id, code) of every indicator over the look-back, the targets' included;
-    `explanations` (the targets', with their day) are passed through to the result."""
-    inputs = _inputs(scan, context.lazy())
-    targets = context.lazy().filter(pl.col("day").is_in(days))
-    weak = mine(inputs, rules, context.lazy(), days).collect()
-    found = weakened(
-        peer_weighted(raw.lazy(), history, context.lazy(), targets, inputs.staff, rules),
-        weak.lazy(),
-        rules,
-    ).collect()
-    flag_frame, flag_events = episodes(targets, found.lazy(), rules)
-    pattern_flags, pattern_events = patterns(
-        targets, context.lazy(), inputs.persons, inputs.staff, rules
-    )
-    flags = pl.concat([flag_frame.collect().cast(FLAG_SCHEMA), pattern_flags])
-    events = pl.concat([flag_events.collect().cast(FLAG_EVENT_SCHEMA), pattern_events])
-    day_of = context.select("system", "event_id", "day")
-    return Scored(
-        days=list(days),
-        explanations=explanations,
-        indicators=found.select(INDICATOR_SCHEMA.names()).join(day_of, on=["system", "event_id"]),
-        flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
-        flag_events=events,
-        weak_explanations=weak.join(day_of, on=["system", "event_id"]),
-        coverage=coverage(context, days, inputs.staff, weak),
-    )
-
-
-def with_day(explanations: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Explanations with the day of the access each explains (their partition)."""
-    return explanations.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
+    explained = scan("explanations").filter(in_days).select("system", "event_id").collect()
+    found = scan("indicators").filter(in_days).select("system", "event_id", "code")
+    return Lookback.of(with_explained(events, explained), found)
 
 
 def score_days(
     scan: Scan,
     days: Sequence[date],
     rules: Rules | None = None,
+    sources: dict[date, str] | None = None,
 ) -> Scored:
     """Explain and score the accesses of `days` against the stores `scan` reads.
 
-    The three steps are pure functions of Polars frames, shared with the Spark engine
-    (score/spark.py): explain the targets; mark the look-back explained (the targets' new
-    explanations, the earlier days' stored ones) and find the raw indicators; weigh them against
-    the look-back's indicators (the targets' new ones, the earlier days' stored ones) and flag."""
+    Each day is scored against its own look-back: the `lookback_days` before it and the day
+    itself, as it stands once the days before it are scored (never a later day), so the result
+    does not depend on which days are scored together. The look-back comes from the stored
+    aggregates (score/lookback.py) of the days whose access-event files are those `sources`
+    names; the others' are rebuilt from their accesses (all of them when `sources` is None).
+    `Scored.lookback` holds the aggregates to store: the scored days' and the rebuilt ones'."""
     started = time.perf_counter()
     rules = rules or load_rules()
     days = sorted(set(days))
     if not days:
-        empty = Scored(
-            [],
-            pl.DataFrame(schema=EXPLANATION_SCHEMA),
-            pl.DataFrame(schema=INDICATOR_SCHEMA),
-            pl.DataFrame(schema=FLAG_SCHEMA),
-            pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
-            pl.DataFrame(),
+        return _empty_scored()
+    in_targets = pl.col("day").is_in(days)
+    # Searches that opened no record have no subject: nothing to explain or score.
+    events = (
+        scan("access_events")
+        .filter(in_targets & pl.col("record_id").is_not_null())
+        .select(EVENT_COLUMNS)
+        .collect()
+    )
+    target_count = scan("access_events").filter(in_targets).select(pl.len()).collect().item()
+    # the days in some target's look-back that are not targets themselves
+    before = sorted(
+        {d - timedelta(days=n) for d in days for n in range(1, rules.lookback_days + 1)} - set(days)
+    )
+    # an incident created in the look-back explains a later access to it (created_incident)
+    created = (
+        scan("access_events")
+        .filter(
+            pl.col("day").is_in(before)
+            & (pl.col("action") == "create")
+            & (pl.col("record_type") == "incident")
         )
-        return empty
-    first_context = days[0] - timedelta(days=rules.lookback_days)
-    earlier = pl.col("day").is_between(first_context, days[-1]) & ~pl.col("day").is_in(days)
-    events = context_events(scan, days, rules)
-    target_count = (
-        scan("access_events").filter(pl.col("day").is_in(days)).select(pl.len()).collect().item()
+        .select(EVENT_COLUMNS)
     )
-    new_explanations = explain_targets(scan, events, days, rules)
-    prior = scan("explanations").filter(earlier).select("system", "event_id")
-    context = mark_explained(
-        events, pl.concat([new_explanations.lazy().select("system", "event_id"), prior])
+    inputs = day_inputs(scan, pl.concat([created, events.lazy()]), days)
+    new_explanations = explain(inputs, rules, events.lazy()).collect()
+    events = with_explained(events, new_explanations)
+    if sources is None:
+        stored, rebuilt = rebuild_lookback(scan, before), list(before)
+    else:
+        known = [d for d in before if d in sources]
+        stored, rebuilt = read_lookback(
+            scan, known, sources, lambda stale: rebuild_lookback(scan, stale)
+        )
+    # the mined kinds learn from the look-back's accesses themselves, not its aggregates
+    history = (
+        pl.concat([mining_history(scan, before), events.select(MINING_COLUMNS)])
+        if enabled_kinds(rules)
+        else pl.DataFrame(schema=events.select(MINING_COLUMNS).schema)
     )
-    del events
-    raw = raw_indicators(scan, context, days, rules)
-    history = pl.concat(
-        [
-            raw.lazy().select("system", "event_id", "code"),
-            scan("indicators").filter(earlier).select("system", "event_id", "code"),
-        ]
+    parts = score_chunk(days, events, stored, inputs, rules, history)
+    day_of = events.select("system", "event_id", "day")
+    flags = pl.concat([p.flags for p in parts])
+    return Scored(
+        days=days,
+        explanations=new_explanations.join(day_of, on=["system", "event_id"]),
+        indicators=pl.concat([p.indicators for p in parts]),
+        flags=flags.sort("day", "score", "flag_id", descending=[False, True, False]),
+        flag_events=pl.concat([p.flag_events for p in parts]),
+        weak_explanations=pl.concat([p.weak_explanations for p in parts]),
+        coverage=merge_coverage([p.coverage for p in parts]),
+        events=target_count,
+        seconds=time.perf_counter() - started,
+        lookback=stored.only(rebuilt).plus(
+            Lookback(
+                pl.concat([p.lookback.lookups for p in parts]),
+                pl.concat([p.lookback.users for p in parts]),
+                pl.concat([p.lookback.hits for p in parts]),
+            )
+        ),
+        lookback_days=sorted({*days, *rebuilt}),
     )
-    scored = finish_scoring(
-        scan, context, days, rules, raw, history, with_day(new_explanations, context)
+
+
+def day_inputs(scan: Scan, events: pl.LazyFrame, days: Sequence[date]) -> Inputs:
+    """The reference tables, read once, and as `events` what explaining `days` reads: their
+    accesses and the incidents created in the look-back before them (`events` may hold any other
+    accesses of the look-back; only its incident creations are kept)."""
+    in_days = pl.col("day").is_in(list(days))
+    created = (pl.col("action") == "create") & (pl.col("record_type") == "incident")
+    kept = pl.concat([events.filter(~in_days & created), events.filter(in_days)])
+    return _in_memory(_inputs(scan, kept))
+
+
+def score_chunk(
+    days: Sequence[date],
+    events: pl.DataFrame,
+    lookback: Lookback,
+    inputs: Inputs,
+    rules: Rules,
+    history: pl.DataFrame,
+) -> list[DayScore]:
+    """Score `days` one after another with `score_day`, each against the look-back aggregates
+    of the days before it: `lookback`'s, then those of the days scored here. `events` holds the
+    days' explained accesses (and may hold others); `history` what the mined kinds read."""
+    parts: list[DayScore] = []
+    for day in sorted(days):
+        part = score_day(
+            day, events.filter(pl.col("day") == day), lookback, inputs, rules, history=history
+        )
+        lookback = lookback.plus(part.lookback)
+        parts.append(part)
+    return parts
+
+
+def day_aggregates(
+    day: date, targets: pl.DataFrame, earlier: Lookback, inputs: Inputs, rules: Rules
+) -> tuple[Lookback, pl.DataFrame]:
+    """A day's own look-back aggregates (its lookups, users and indicator hits) and its raw
+    indicators, found against `earlier`'s lookups of the `lookback_days` before it. They depend
+    only on explained accesses, never on another day's indicators."""
+    today = Lookback.of(targets)
+    window = earlier.window(day - timedelta(days=1), rules.lookback_days - 1).plus(today)
+    raw = indicators(inputs, rules, targets.lazy(), window.lookups.lazy()).collect()
+    today.hits = user_day_hits(raw.lazy(), targets.lazy()).collect().select(today.hits.columns)
+    return today, raw
+
+
+@dataclass
+class DayScore:
+    """One day's outputs, and its look-back aggregates."""
+
+    indicators: pl.DataFrame
+    flags: pl.DataFrame
+    flag_events: pl.DataFrame
+    coverage: pl.DataFrame
+    lookback: Lookback
+    weak_explanations: pl.DataFrame
+
+
+def score_day(
+    day: date,
+    targets: pl.DataFrame,
+    lookback: Lookback,
+    inputs: Inputs,
+    rules: Rules,
+    *,
+    history: pl.DataFrame,
+) -> DayScore:
+    """Score one day's explained accesses against the look-back aggregates of the days before it
+    (`lookback` may hold more days: only the window is read), the mined kinds learned from
+    `history`, the accesses (MINING_COLUMNS) of the days before it (only the look-back's are read,
+    never the day's or a later day's; it may be empty when no mined kind is enabled). A pure
+    function of frames."""
+    earlier = lookback.window(day - timedelta(days=1), rules.lookback_days - 1)
+    before = history.lazy().filter(
+        pl.col("day").is_between(day - timedelta(days=rules.lookback_days), day, closed="left")
     )
-    scored.events = target_count
-    scored.seconds = time.perf_counter() - started
-    return scored
+    weak = mine_day(inputs, rules, before, targets.lazy(), day).collect()
+    today, raw = day_aggregates(day, targets, earlier, inputs, rules)
+    window = earlier.plus(today)
+    found = weakened(
+        peer_weighted_from(
+            raw.lazy(),
+            targets.lazy(),
+            window.users.lazy(),
+            window.hits.lazy(),
+            inputs.staff,
+            rules,
+        ),
+        weak.lazy(),
+        rules,
+    ).collect()
+    flag_frame, flag_events = episodes(targets.lazy(), found.lazy(), rules)
+    pattern_flags, pattern_events = patterns_from(
+        targets.lazy(),
+        pattern_lookups(window.lookups.lazy(), inputs.persons, rules),
+        inputs.persons,
+        inputs.staff,
+        rules,
+    )
+    flags = pl.concat([flag_frame.collect().cast(FLAG_SCHEMA), pattern_flags])
+    events = pl.concat([flag_events.collect().cast(FLAG_EVENT_SCHEMA), pattern_events])
+    day_of = targets.select("system", "event_id", "day")
+    return DayScore(
+        indicators=found.select(INDICATOR_SCHEMA.names()).join(day_of, on=["system", "event_id"]),
+        flags=flags,
+        flag_events=events,
+        coverage=coverage(targets, earlier.lookups.lazy(), inputs.staff, weak),
+        lookback=today,
+        weak_explanations=weak.join(day_of, on=["system", "event_id"]),
+    )
 
 
 __all__ = [
+    "EVENT_COLUMNS",
+    "MINING_COLUMNS",
+    "DayScore",
     "Scored",
-    "context_events",
-    "explain_targets",
-    "finish_scoring",
+    "day_aggregates",
+    "day_inputs",
     "load_rules",
-    "mark_explained",
-    "raw_indicators",
+    "merge_coverage",
+    "score_chunk",
+    "score_day",
     "score_days",
-    "with_day",
+    "with_explained",
 ]

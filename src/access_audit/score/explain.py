@@ -121,11 +121,19 @@ def _call_grants(inputs: Inputs, kind: ExplanationKind) -> pl.LazyFrame:
 
 
 def _created_grants(inputs: Inputs, kind: ExplanationKind) -> pl.LazyFrame:
-    created = inputs.events.filter(
+    events = inputs.events.filter(
         (pl.col("action") == "create") & (pl.col("record_type") == "incident")
-    ).select(
+    )
+    valid_from, valid_to = _window(kind, pl.col("occurred_at"), pl.col("occurred_at"))
+    if "day" in events.collect_schema().names():
+        # A day is scored as it stands at its end: a creation on a later day never explains
+        # it, however early its grace starts, so scoring days together or apart agrees.
+        day_start = pl.col("day").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        valid_from = pl.max_horizontal(valid_from, day_start).alias("valid_from")
+    created = events.select(
         "user_id",
-        *_window(kind, pl.col("occurred_at"), pl.col("occurred_at")),
+        valid_from,
+        valid_to,
         incident_id="record_id",
         kind=pl.lit(kind.name),
         via=pl.col("record_id"),

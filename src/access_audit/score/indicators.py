@@ -1,8 +1,9 @@
 """Risk indicators on every access, explained or not, each with the evidence an analyst reads.
 
 One function per indicator, each a lazy transform returning (system, event_id, code, points,
-evidence); `indicators` stacks the ones the rules enable. `targets` are the accesses being scored;
-`context` is the look-back history (targets included) with an `explained` column.
+evidence); `indicators` stacks the ones the rules enable. `targets` are the accesses being scored,
+with an `explained` column; `lookups` is the look-back as lookups (score/lookback.py: one row per
+user, record and day, the targets' days included).
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ Builder = Callable[["Frame", Indicator], pl.LazyFrame]
 
 
 class Frame:
-    """What the indicator functions share: inputs, rules, target and context accesses."""
+    """What the indicator functions share: inputs, rules, target accesses, look-back lookups."""
 
-    def __init__(self, inputs: Inputs, rules: Rules, targets: pl.LazyFrame, context: pl.LazyFrame):
+    def __init__(self, inputs: Inputs, rules: Rules, targets: pl.LazyFrame, lookups: pl.LazyFrame):
         self.inputs = inputs
         self.rules = rules
         self.targets = targets
-        self.context = context
+        self.lookups = lookups
         self.people = targets.filter(pl.col("record_type") == "person")
         self.unexplained_people = self.people.filter(~pl.col("explained"))
 
@@ -254,10 +255,9 @@ def colleague(f: Frame, ind: Indicator) -> pl.LazyFrame:
 
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """Many users with no explanation looked the subject up within two days."""
-    daily = (
-        f.context.filter((pl.col("record_type") == "person") & ~pl.col("explained"))
-        .select("record_id", "day", "user_id")
-        .unique()
+    subjects = f.unexplained_people.select("record_id").unique()
+    daily = f.lookups.filter((pl.col("record_type") == "person") & pl.col("unexplained")).join(
+        subjects, on="record_id", how="semi"
     )
     two_days = (
         pl.concat([daily, daily.with_columns(day=pl.col("day") + pl.duration(days=1))])
@@ -272,10 +272,11 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
 
 def repeated(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """The same user, the same subject, no explanation, on several days up to this one."""
+    pairs = f.unexplained_people.select("user_id", "record_id").unique()
     days = (
-        f.context.filter((pl.col("record_type") == "person") & ~pl.col("explained"))
+        f.lookups.filter((pl.col("record_type") == "person") & pl.col("unexplained"))
+        .join(pairs, on=["user_id", "record_id"], how="semi")
         .select("user_id", "record_id", "day")
-        .unique()
         .sort("day")
         .with_columns(n_days=pl.int_range(1, pl.len() + 1).over("user_id", "record_id"))
     )
@@ -345,12 +346,9 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """Explained, but far more contact-detail views of one subject than role peers need."""
     roles = f.inputs.staff.select("user_id", "role")
     pairs = (
-        f.context.filter(pl.col("explained") & (pl.col("record_type") == "person"))
+        f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
         .group_by("user_id", "record_id")
-        .agg(
-            count=(pl.col("action") == "view_contact").sum(),
-            days=pl.col("day").n_unique(),
-        )
+        .agg(count=pl.col("contacts").sum(), days=pl.len())
         .with_columns(rate=pl.col("count") / pl.col("days"))
         .join(roles, on="user_id", how="left")
     )
@@ -398,9 +396,10 @@ BUILDERS: dict[str, Builder] = {
 
 
 def indicators(
-    inputs: Inputs, rules: Rules, targets: pl.LazyFrame, context: pl.LazyFrame
+    inputs: Inputs, rules: Rules, targets: pl.LazyFrame, lookups: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """Every indicator the rules declare, on the target accesses it applies to."""
+    """Every indicator the rules declare, on the target accesses it applies to, against the
+    look-back's `lookups` (score/lookback.py)."""
     parts = []
     for name, indicator in rules.indicators.items():
         builder = BUILDERS.get(name)
@@ -411,7 +410,7 @@ def indicators(
             scope = targets.filter(~pl.col("explained"))
         elif indicator.when == "explained":
             scope = targets.filter(pl.col("explained"))
-        frame = Frame(inputs, rules, scope, context)
+        frame = Frame(inputs, rules, scope, lookups)
         parts.append(builder(frame, indicator).select(INDICATOR_SCHEMA.names()))
     if not parts:
         return pl.LazyFrame(schema=INDICATOR_SCHEMA)

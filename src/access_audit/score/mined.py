@@ -384,28 +384,38 @@ def enabled_kinds(rules: Rules) -> dict[str, dict[str, Any]]:
     }
 
 
+def mine_day(
+    inputs: Inputs, rules: Rules, history: pl.LazyFrame, today: pl.LazyFrame, day: date
+) -> pl.LazyFrame:
+    """The weak explanations of the unexplained accesses of `day` in `today`, each kind learned
+    from `history`'s accesses of the `lookback_days` before `day` (never the day itself or a later
+    one, whatever else `history` holds). Both carry `explained` (recorded explanations only)."""
+    kinds = enabled_kinds(rules)
+    if not kinds:
+        return pl.LazyFrame(schema=WEAK_SCHEMA)
+    start = day - timedelta(days=rules.lookback_days)
+    opened = pl.col("record_id").is_not_null()
+    mining = Mining(
+        inputs=inputs,
+        history=history.filter(opened & pl.col("day").is_between(start, day, closed="left")),
+        today=today.filter(opened & (pl.col("day") == day)),
+        units=units(inputs.staff),
+        day=day,
+    )
+    parts = [
+        MINERS[name](mining, settings).select(WEAK_SCHEMA.names())
+        for name, settings in kinds.items()
+    ]
+    return pl.concat(parts).cast(WEAK_SCHEMA)  # type: ignore[arg-type]
+
+
 def mine(inputs: Inputs, rules: Rules, context: pl.LazyFrame, days: Sequence[date]) -> pl.LazyFrame:
     """The weak explanations of the unexplained accesses of `days`, each kind learned from the
     `lookback_days` before each day. `context` holds every access of the look-back and the days,
     with `explained` (recorded explanations only)."""
-    kinds = enabled_kinds(rules)
-    if not kinds or not days:
+    if not enabled_kinds(rules) or not days:
         return pl.LazyFrame(schema=WEAK_SCHEMA)
-    opened = context.filter(pl.col("record_id").is_not_null())
-    staff_units = units(inputs.staff)
-    parts: list[pl.LazyFrame] = []
-    for day in sorted(set(days)):
-        start = day - timedelta(days=rules.lookback_days)
-        mining = Mining(
-            inputs=inputs,
-            history=opened.filter(pl.col("day").is_between(start, day, closed="left")),
-            today=opened.filter(pl.col("day") == day),
-            units=staff_units,
-            day=day,
-        )
-        for name, settings in kinds.items():
-            parts.append(MINERS[name](mining, settings).select(WEAK_SCHEMA.names()))
-    return pl.concat(parts).cast(WEAK_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([mine_day(inputs, rules, context, context, day) for day in sorted(set(days))])
 
 
 def weakened(found: pl.LazyFrame, weak: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:

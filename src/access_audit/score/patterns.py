@@ -9,8 +9,6 @@ user whose share sits far above their peers' robust centre — measured in robus
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 
@@ -20,6 +18,7 @@ from access_audit.score.flags import (
     flag_id_part,
     score_from_points,
 )
+from access_audit.score.robust import min_cov_det
 from access_audit.score.rules import Rules, fmt
 
 MODEL_VERSION = "pattern-mcd-1"
@@ -38,22 +37,35 @@ PRIOR = (
 SUBJECTS_MARKER = "; the subjects: "
 
 
-def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+def _young_women(frame: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     low, high = rules.patterns["young_women_min_age"], rules.patterns["young_women_max_age"]
     people = persons.select("person_id", "sex", "date_of_birth")
     age = (pl.col("day") - pl.col("date_of_birth")).dt.total_days() / 365.25
     return (
-        context.filter(
-            (pl.col("record_type") == "person")
-            & pl.col("record_id").is_not_null()
-            & ~pl.col("explained")
-        )
-        .join(people, left_on="record_id", right_on="person_id", how="left")
-        .with_columns(
-            young_women=(pl.col("sex") == "F") & age.is_between(low, high),
-            contact=pl.col("action") == "view_contact",
-        )
+        frame.join(people, left_on="record_id", right_on="person_id", how="left")
+        .with_columns(young_women=(pl.col("sex") == "F") & age.is_between(low, high))
         .with_columns(pl.col("young_women").fill_null(False))
+    )
+
+
+def _lookups(context: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+    """Unexplained person accesses, each with its features."""
+    unexplained = context.filter(
+        (pl.col("record_type") == "person")
+        & pl.col("record_id").is_not_null()
+        & ~pl.col("explained")
+    ).with_columns(contact=pl.col("action") == "view_contact")
+    return _young_women(unexplained, persons, rules)
+
+
+def pattern_lookups(lookups: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
+    """The look-back's unexplained person lookups (score/lookback.py) with their features: the
+    unit the pattern counts. One row per (user, subject, day)."""
+    unexplained = lookups.filter((pl.col("record_type") == "person") & pl.col("unexplained"))
+    return (
+        _young_women(unexplained.select("user_id", "record_id", "day", "contact"), persons, rules)
+        .group_by("user_id", "record_id", "day")
+        .agg(pl.col("young_women", "contact").any())
     )
 
 
@@ -70,19 +82,10 @@ def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         spread = np.full(len(names), MIN_SPREAD)
         varying = matrix.var(axis=0) > 1e-12
         if varying.any():
-            # imported here: scikit-learn takes seconds to import, and `review` needs the rules
-            # (this package) but never a peer model
-            from sklearn.covariance import MinCovDet
-
             try:
-                with warnings.catch_warnings():
-                    # Shares that are zero for most peers make a low-rank cloud; MCD's estimate
-                    # is still the robust centre we want, so its rank warning is expected here.
-                    warnings.filterwarnings("ignore", message="The covariance matrix associated")
-                    warnings.filterwarnings("ignore", message="Determinant has increased")
-                    model = MinCovDet(random_state=0).fit(matrix[:, varying])
-                centre[varying] = model.location_
-                spread[varying] = np.sqrt(np.clip(np.diag(model.covariance_), MIN_SPREAD**2, None))
+                location, covariance = min_cov_det(matrix[:, varying])
+                centre[varying] = location
+                spread[varying] = np.sqrt(np.clip(np.diag(covariance), MIN_SPREAD**2, None))
             except ValueError:
                 # most peers identical (MCD's support has no spread): their median is the centre
                 centre[varying] = np.median(matrix[:, varying], axis=0)
@@ -124,16 +127,28 @@ def patterns(
     staff: pl.LazyFrame,
     rules: Rules,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pattern flags for the target days, and their events."""
+    """Pattern flags for the target days, and their events, from the look-back's accesses
+    (`context`, with their `explained` flag)."""
+    from access_audit.score.lookback import day_lookups
+
+    lookups = pattern_lookups(day_lookups(context), persons, rules)
+    return patterns_from(targets, lookups, persons, staff, rules)
+
+
+def patterns_from(
+    targets: pl.LazyFrame,
+    lookups: pl.LazyFrame,
+    persons: pl.LazyFrame,
+    staff: pl.LazyFrame,
+    rules: Rules,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pattern flags for the target days from the look-back's `pattern_lookups`."""
     settings = rules.patterns
-    lookups = _lookups(context, persons, rules)
     names = list(FEATURES)
     # The unit is a subject looked up on a day, not an audit row: one lookup writes several rows
     # (screens), and counting rows would make a handful of lookups look like a pattern.
     per_user = (
-        lookups.group_by("user_id", "record_id", "day")
-        .agg([pl.col(n).any() for n in names])
-        .group_by("user_id")
+        lookups.group_by("user_id")
         .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
         .join(staff.select("user_id", "role"), on="user_id", how="left")
         # MinCovDet draws random subsets of rows by position: a fixed row order makes its
@@ -153,7 +168,7 @@ def patterns(
         [((pl.col(f"k_{n}") + PRIOR * shares[n]) / (pl.col("n") + PRIOR)).alias(n) for n in names]
     )
     scored = []
-    for _, group in per_user.partition_by("pooled", as_dict=True).items():
+    for _, group in per_user.partition_by("pooled", as_dict=True, maintain_order=True).items():
         scored.append(_robust_z(group, names))
     if not scored:
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)

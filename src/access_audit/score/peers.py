@@ -19,23 +19,11 @@ import math
 
 import polars as pl
 
+from access_audit.score.lookback import day_lookups, user_day_hits, user_days
 from access_audit.score.rules import Rules, fmt
 
 LOOKUP = ["user_id", "record_type", "record_id", "day"]
 PEER_COLUMNS = ["peers", "peer_rate", "today_hits", "today_lookups"]
-
-
-def _lookups(context: pl.LazyFrame) -> pl.LazyFrame:
-    """Each lookup, and whether it had unexplained or explained rows: its scopes."""
-    return (
-        context.filter(pl.col("record_id").is_not_null())
-        .group_by(LOOKUP)
-        .agg(
-            unexplained=(~pl.col("explained")).any(),
-            explained=pl.col("explained").any(),
-        )
-        .with_columns(any=pl.lit(True))
-    )
 
 
 def _scopes(rules: Rules) -> pl.LazyFrame:
@@ -48,13 +36,10 @@ def _scopes(rules: Rules) -> pl.LazyFrame:
     )
 
 
-def _in_scope(lookups: pl.LazyFrame, rules: Rules, keys: list[str]) -> pl.LazyFrame:
-    """Lookups in each indicator's scope, counted by `keys`: (keys..., code, n)."""
-    counted = lookups.group_by(keys).agg(
-        unexplained=pl.col("unexplained").sum(),
-        explained=pl.col("explained").sum(),
-        any=pl.len(),
-    )
+def _in_scope(users: pl.LazyFrame, rules: Rules, keys: list[str]) -> pl.LazyFrame:
+    """Lookups in each indicator's scope, counted by `keys`: (keys..., code, n). `users` is the
+    per-user-day scope counts (lookback.user_days)."""
+    counted = users.group_by(keys).agg(pl.col("unexplained", "explained", "any").sum())
     scopes = _scopes(rules)
     long = counted.unpivot(
         index=keys, on=["unexplained", "explained", "any"], variable_name="when", value_name="n"
@@ -62,17 +47,10 @@ def _in_scope(lookups: pl.LazyFrame, rules: Rules, keys: list[str]) -> pl.LazyFr
     return long.join(scopes, on="when").select(*keys, "code", pl.col("n").cast(pl.Int64))
 
 
-def _hits(history: pl.LazyFrame, context: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    """Lookups carrying each indicator, counted by `keys`: (keys..., code, k)."""
-    events = context.select("system", "event_id", *LOOKUP)
-    return (
-        history.select("system", "event_id", "code")
-        .join(events, on=["system", "event_id"])
-        .select(*LOOKUP, "code")
-        .unique()
-        .group_by(*keys, "code")
-        .agg(k=pl.len().cast(pl.Int64))
-    )
+def _hits(hits: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Lookups carrying each indicator, counted by `keys`: (keys..., code, k). `hits` is the
+    per-user-day counts (lookback.user_day_hits)."""
+    return hits.group_by(*keys, "code").agg(k=pl.col("k").sum().cast(pl.Int64))
 
 
 def _shrunk(k: pl.Expr, n: pl.Expr, prior: pl.Expr, strength: float) -> pl.Expr:
@@ -83,12 +61,24 @@ def peer_rates(
     history: pl.LazyFrame, context: pl.LazyFrame, staff: pl.LazyFrame, rules: Rules
 ) -> pl.LazyFrame:
     """Each (user, code): their peers' rate of the indicator over the look-back, and who the
-    peers are ('team X' or 'role Y'). `history` is (system, event_id, code) of the look-back."""
+    peers are ('team X' or 'role Y'). `history` is (system, event_id, code) of the look-back,
+    `context` its accesses with their `explained` flag."""
+    users, hits = _aggregates(history, context)
+    return peer_rates_from(users, hits, staff, rules)
+
+
+def _aggregates(history: pl.LazyFrame, context: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    return user_days(day_lookups(context)), user_day_hits(history, context)
+
+
+def peer_rates_from(
+    users: pl.LazyFrame, hits: pl.LazyFrame, staff: pl.LazyFrame, rules: Rules
+) -> pl.LazyFrame:
+    """`peer_rates` from the look-back's aggregates: per-user-day scope counts and hits."""
     settings = rules.peers
-    lookups = _lookups(context)
     per_user = (
-        _in_scope(lookups, rules, ["user_id"])
-        .join(_hits(history, context, ["user_id"]), on=["user_id", "code"], how="left")
+        _in_scope(users, rules, ["user_id"])
+        .join(_hits(hits, ["user_id"]), on=["user_id", "code"], how="left")
         .with_columns(pl.col("k").fill_null(0))
         .join(staff.select("user_id", "role", "team_id"), on="user_id", how="left")
         .with_columns(
@@ -146,6 +136,19 @@ def peer_weighted(
     """The target indicators `found`, their points scaled by how surprising each is for the
     user's peers, with the figures `explain` shows (peers, peer_rate, today_hits, today_lookups).
     `history` is every indicator over the look-back, the targets' included."""
+    users, hits = _aggregates(history, context)
+    return peer_weighted_from(found, targets, users, hits, staff, rules)
+
+
+def peer_weighted_from(
+    found: pl.LazyFrame,
+    targets: pl.LazyFrame,
+    users: pl.LazyFrame,
+    hits: pl.LazyFrame,
+    staff: pl.LazyFrame,
+    rules: Rules,
+) -> pl.LazyFrame:
+    """`peer_weighted` from the look-back's aggregates (the targets' days included)."""
     settings = rules.peers
     keyed = found.join(
         targets.select("system", "event_id", *LOOKUP), on=["system", "event_id"], how="left"
@@ -158,12 +161,17 @@ def peer_weighted(
             today_lookups=pl.lit(None, dtype=pl.Int64),
         ).select(*found.collect_schema().names(), *PEER_COLUMNS)
     today_keys = ["user_id", "day"]
+    target_days = targets.select("day").unique()
     today = (
-        _in_scope(_lookups(targets), rules, today_keys)
-        .join(_hits(history, targets, today_keys), on=[*today_keys, "code"], how="left")
+        _in_scope(users.join(target_days, on="day", how="semi"), rules, today_keys)
+        .join(
+            _hits(hits.join(target_days, on="day", how="semi"), today_keys),
+            on=[*today_keys, "code"],
+            how="left",
+        )
         .select(*today_keys, "code", today_lookups="n", today_hits=pl.col("k").fill_null(0))
     )
-    rates = peer_rates(history, context, staff, rules)
+    rates = peer_rates_from(users, hits, staff, rules)
     user_strength = float(settings["user_prior_lookups"])
     user_rate = _shrunk(
         pl.col("today_hits"), pl.col("today_lookups"), pl.col("peer_rate"), user_strength

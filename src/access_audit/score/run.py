@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -19,6 +20,7 @@ from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
 from access_audit.score.audit_gaps import KIND as AUDIT_GAP
 from access_audit.score.audit_gaps import find_audit_gaps
+from access_audit.score.lookback import SOURCES, source_rows
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
 from access_audit.tables import REVIEWS, scan_stored
@@ -139,6 +141,30 @@ def _add_audit_gaps(
     )
 
 
+def access_sources(root: Path) -> dict[date, str]:
+    """Each stored day's access-event files, named: what its look-back aggregates were built
+    from. Files are written once under new names, so a changed day has a different list."""
+    folder = root / "access_events"
+    if not folder.is_dir():
+        return {}
+    sources: dict[date, str] = {}
+    for partition in folder.glob("day=*"):
+        files = sorted(p.relative_to(partition).as_posix() for p in partition.rglob("*.parquet"))
+        if files:
+            sources[date.fromisoformat(partition.name.removeprefix("day="))] = "\n".join(files)
+    return sources
+
+
+def _write_lookback(txn: Transaction, scored: Scored) -> None:
+    """The look-back aggregates of the scored (and rebuilt) days, and what they were built from,
+    in the same transaction as the flags."""
+    days = scored.lookback_days
+    tables = scored.lookback.tables()
+    tables[SOURCES.name] = source_rows(days, access_sources(txn.path))
+    for table, frame in tables.items():
+        txn.replace_partitions(table, frame, "day", days)
+
+
 def write_scored(
     txn: Transaction,
     days: Sequence[date],
@@ -213,7 +239,7 @@ def score_locally(
         return scan_stored(txn.path, name)
 
     for chunk in chunks:
-        yield score_days(scan, chunk, rules)
+        yield score_days(scan, chunk, rules, access_sources(txn.path))
 
 
 def _write_chunk(
@@ -266,6 +292,7 @@ def _write_chunk(
     }
     for table, frame in outputs.items():
         txn.replace_partitions(table, frame, "day", scored.days)
+    _write_lookback(txn, scored)
     report.flags = flags.height
     report.alerts = int(flags["alert"].sum())
     report.audit_gaps = flags.filter(pl.col("alert") & (pl.col("kind") == AUDIT_GAP)).height

@@ -2,17 +2,19 @@
 run per chunk inside Spark tasks, with Polars inside.
 
 A scoring run splits its days into chunks (``[scoring] chunk_days``); the local engine scores them
-one after another, each reading the explanations and indicators the previous one wrote. The
-dependency is only through those two outputs, and each is a property of one access: *explained*
-(by this run's explanations if its day is re-scored, else by the stored ones) and *its indicator
-codes* (likewise). So Spark runs the same three steps of ``access_audit.score`` as three passes
-over all chunks at once, each a ``groupBy("chunk").applyInArrow`` (the last a cogroup):
+one after another, and within a chunk each day against the look-back aggregates of the days before
+it (score/lookback.py), which the days before it in this run add to. Those aggregates depend only
+on explained accesses (a day's lookups, and its raw indicators found against its look-back's
+lookups), never on another day's flags. So Spark runs three passes, with Polars inside:
 
-1. ``explain_targets`` — each chunk's context accesses in, the target days' explanations out;
-2. ``raw_indicators`` — the context marked explained (a Spark join: new keys ∪ stored keys of
-   days not re-scored), the target days' indicators at their prior weights out;
-3. ``finish_scoring`` — the context and the look-back's indicator codes (new ∪ stored), peer
-   weights, episodes, pattern flags and coverage out.
+1. ``groupBy("chunk").applyInArrow`` — each chunk's context accesses in, the target days'
+   explanations out (the local engine's ``explain`` over ``day_inputs``);
+2. the context marked explained (a Spark join: new keys ∪ stored keys of days not re-scored), then
+   ``groupBy("target").applyInArrow`` — each run day with the accesses of its look-back in, the
+   day's aggregates out (``day_aggregates``);
+3. ``groupBy("chunk").applyInArrow`` — each chunk's context in; ``score_chunk`` scores its days with
+   ``score_day``, the local engine's per-day step, against the stored aggregates of the days not
+   re-scored (read once by the driver) and pass 2's of the run days before it.
 
 Each pass reads the same Hive-partitioned Parquet stores (the transaction's staging folder): the
 accesses through Spark, the small reference tables through Polars in the task. The passes'
@@ -44,15 +46,25 @@ import pyarrow as pa
 from access_audit.errors import AccessAuditError
 from access_audit.score import (
     EVENT_COLUMNS,
+    MINING_COLUMNS,
     Scored,
-    explain_targets,
-    finish_scoring,
-    raw_indicators,
-    with_day,
+    day_aggregates,
+    day_inputs,
+    merge_coverage,
+    rebuild_lookback,
+    score_chunk,
 )
-from access_audit.score.explain import EXPLANATION_SCHEMA
+from access_audit.score.explain import EXPLANATION_SCHEMA, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA
-from access_audit.score.indicators import INDICATOR_SCHEMA
+from access_audit.score.lookback import (
+    HITS,
+    LOOKUPS,
+    USER_DAYS,
+    Lookback,
+    read_lookback,
+)
+from access_audit.score.mined import enabled_kinds
+from access_audit.score.run import access_sources
 from access_audit.tables import scan_stored, stored_table
 
 if TYPE_CHECKING:
@@ -65,7 +77,6 @@ if TYPE_CHECKING:
 ENGINES = ("polars", "spark")
 SCRATCH_SUFFIX = "-spark"
 EXPLANATION_COLUMNS = [*EXPLANATION_SCHEMA.names(), "day", "chunk"]
-RAW_COLUMNS = [*INDICATOR_SCHEMA.names(), "day", "chunk"]
 SCORED_OUTPUTS = ("indicators", "flags", "flag_events", "weak_explanations", "coverage")
 # Spark's own defaults, which a home's [spark] options may override.
 SESSION_DEFAULTS: dict[str, str] = {
@@ -158,10 +169,6 @@ EXPLANATION_DDL = (
     "system string, event_id string, kind string, via string, detail string, "
     "valid_from timestamp, valid_to timestamp, day date, chunk int"
 )
-RAW_DDL = (
-    "system string, event_id string, code string, points double, evidence string, "
-    "day date, chunk int"
-)
 WRITTEN_DDL = "chunk int, rows bigint"
 EVENTS_DDL = (
     "system string, event_id string, user_id string, occurred_at timestamp, action string, "
@@ -179,6 +186,13 @@ STORED_DDL = {
 
 
 # -- the three passes, as functions Spark ships to its workers ------------------------------------
+AGGREGATES = {LOOKUPS.name: LOOKUPS, USER_DAYS.name: USER_DAYS, HITS.name: HITS}
+
+
+def _lookback_of(tables: dict[str, pl.DataFrame]) -> Lookback:
+    return Lookback(tables[LOOKUPS.name], tables[USER_DAYS.name], tables[HITS.name])
+
+
 @dataclass(frozen=True)
 class ChunkJob:
     """What every task needs: where the stores are, the chunks' days, the rules."""
@@ -191,37 +205,106 @@ class ChunkJob:
     def scan(self, name: str) -> pl.LazyFrame:
         return scan_stored(Path(self.store), name)
 
+    @property
+    def run_days(self) -> list[date]:
+        return sorted({day for days in self.chunks for day in days})
+
     def explain(self, key: tuple[Any, ...], table: pa.Table) -> pa.Table:
         chunk = int(key[0].as_py())
-        events = _frame(table, _event_schema(explained=False))
-        found = explain_targets(self.scan, events, self.chunks[chunk], self.rules)
-        out = with_day(found, events).with_columns(chunk=pl.lit(chunk, dtype=pl.Int32))
-        return _arrow(out, EXPLANATION_DDL)
-
-    def indicate(self, key: tuple[Any, ...], table: pa.Table) -> pa.Table:
-        chunk = int(key[0].as_py())
-        context = _frame(table, _event_schema(explained=True))
-        raw = raw_indicators(self.scan, context, self.chunks[chunk], self.rules)
-        out = raw.join(context.select("system", "event_id", "day"), on=["system", "event_id"])
-        return _arrow(out.with_columns(chunk=pl.lit(chunk, dtype=pl.Int32)), RAW_DDL)
-
-    def finish(self, key: tuple[Any, ...], events: pa.Table, found: pa.Table) -> pa.Table:
-        chunk = int(key[0].as_py())
         days = self.chunks[chunk]
-        context = _frame(events, _event_schema(explained=True))
-        codes = _frame(found, pl.Schema({**INDICATOR_SCHEMA, "day": pl.Date()}))
-        raw = codes.filter(pl.col("day").is_in(days)).select(INDICATOR_SCHEMA.names())
-        history = codes.lazy().select("system", "event_id", "code")
-        empty = pl.DataFrame(schema={**EXPLANATION_SCHEMA, "day": pl.Date()})
-        scored = finish_scoring(self.scan, context, days, self.rules, raw, history, empty)
+        events = _frame(table, _event_schema(explained=False))
+        inputs = day_inputs(self.scan, events.lazy(), days)
+        targets = events.lazy().filter(pl.col("day").is_in(days))
+        found = explain(inputs, self.rules, targets).collect()
+        out = found.join(events.select("system", "event_id", "day"), on=["system", "event_id"])
+        return _arrow(out.with_columns(chunk=pl.lit(chunk, dtype=pl.Int32)), EXPLANATION_DDL)
+
+    def aggregate(self, key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+        """Pass 2: one run day's own look-back aggregates, from its look-back's accesses."""
+        index = int(key[0].as_py())
+        day = self.run_days[index]
+        context = _frame(table, _event_schema(explained=True))
+        targets = context.filter(pl.col("day") == day)
+        earlier = Lookback.of(context.filter(pl.col("day") < day))
+        inputs = day_inputs(self.scan, targets.lazy(), [day])
+        today, _ = day_aggregates(day, targets, earlier, inputs, self.rules)
+        rows = 0
+        for name, frame in today.tables().items():
+            folder = Path(self.scratch) / "aggregates" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(folder / f"{day.isoformat()}.parquet")
+            rows += frame.height
+        return _arrow(pl.DataFrame({"chunk": [index], "rows": [rows]}), WRITTEN_DDL)
+
+    def aggregates(self, days: Sequence[date]) -> Lookback:
+        """The look-back aggregates of `days`: pass 2's for the run's days, the stored (or
+        rebuilt) ones the driver read for the others."""
+        wanted = pl.col("day").is_in(list(days))
+        tables: dict[str, pl.DataFrame] = {}
+        for name, table in AGGREGATES.items():
+            schema = table.full_schema()
+            files = [
+                *sorted((Path(self.scratch) / "aggregates" / name).glob("*.parquet")),
+                Path(self.scratch) / "stored" / f"{name}.parquet",
+            ]
+            present = [f for f in files if f.is_file()]
+            frame = (
+                pl.scan_parquet(present).filter(wanted).collect().select(schema.names())
+                if present
+                else pl.DataFrame(schema=schema)
+            )
+            tables[name] = frame.cast(schema)  # type: ignore[arg-type]
+        return _lookback_of(tables)
+
+    def finish(self, key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+        chunk = int(key[0].as_py())
+        rows = self.score(chunk, _frame(table, _event_schema(explained=True)))
+        return _arrow(pl.DataFrame({"chunk": [chunk], "rows": [rows]}), WRITTEN_DDL)
+
+    def score(self, chunk: int, context: pl.DataFrame) -> int:
+        """Pass 3: the chunk's days scored one after another by the local engine's `score_day`
+        (through `score_chunk`); the outputs go to the scratch folder. Returns the rows written."""
+        days = self.chunks[chunk]
+        lookback_days = self.rules.lookback_days
+        before = [days[0] - timedelta(days=n) for n in range(1, lookback_days + 1)]
+        lookback = self.aggregates(before)
+        inputs = day_inputs(self.scan, context.lazy(), days)
+        mining = context.select(MINING_COLUMNS)
+        history = mining if enabled_kinds(self.rules) else mining.clear()
+        targets = context.filter(pl.col("day").is_in(days))
+        parts = score_chunk(days, targets, lookback, inputs, self.rules, history)
+        outputs = {
+            "indicators": pl.concat([p.indicators for p in parts]),
+            "flags": pl.concat([p.flags for p in parts]).sort(
+                "day", "score", "flag_id", descending=[False, True, False]
+            ),
+            "flag_events": pl.concat([p.flag_events for p in parts]),
+            "weak_explanations": pl.concat([p.weak_explanations for p in parts]),
+            "coverage": merge_coverage([p.coverage for p in parts]),
+        }
         folder = Path(self.scratch) / "scored" / f"chunk={chunk}"
         folder.mkdir(parents=True, exist_ok=True)
         rows = 0
         for name in SCORED_OUTPUTS:
-            frame: pl.DataFrame = getattr(scored, name)
+            outputs[name].write_parquet(folder / f"{name}.parquet")
+            rows += outputs[name].height
+        return rows
+
+    def store_lookback(self, sources: dict[date, str]) -> list[date]:
+        """On the driver: the stored aggregates of the look-back days the run does not score
+        (rebuilt where their accesses changed), to the scratch folder. Returns the rebuilt days."""
+        run = set(self.run_days)
+        lookback = self.rules.lookback_days
+        before = sorted({d - timedelta(days=n) for d in run for n in range(1, lookback + 1)} - run)
+        known = [d for d in before if d in sources]
+        stored, rebuilt = read_lookback(
+            self.scan, known, sources, lambda stale: rebuild_lookback(self.scan, stale)
+        )
+        folder = Path(self.scratch) / "stored"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in stored.tables().items():
             frame.write_parquet(folder / f"{name}.parquet")
-            rows += frame.height
-        return _arrow(pl.DataFrame({"chunk": [chunk], "rows": [rows]}), WRITTEN_DDL)
+        return rebuilt
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -252,10 +335,11 @@ class SparkScorer:
             job = ChunkJob(
                 str(txn.path), str(scratch), tuple(tuple(sorted(c)) for c in chunks), rules
             )
+            rebuilt = job.store_lookback(access_sources(txn.path))
             counts = _run_passes(spark, job, self.progress)
             seconds = time.perf_counter() - started
             for index, days in enumerate(job.chunks):
-                scored = _read_chunk(scratch, index, list(days))
+                scored = _read_chunk(job, index, list(days), rebuilt if index == 0 else [])
                 scored.events = sum(counts.get(day, 0) for day in days)
                 scored.seconds = seconds if index == 0 else 0.0
                 yield scored
@@ -270,7 +354,8 @@ def _read_parquet(folder: Path, schema: pl.Schema) -> pl.DataFrame:
     return pl.read_parquet(files).select(schema.names()).cast(schema)
 
 
-def _read_chunk(scratch: Path, index: int, days: list[date]) -> Scored:
+def _read_chunk(job: ChunkJob, index: int, days: list[date], rebuilt: list[date]) -> Scored:
+    scratch = Path(job.scratch)
     folder = scratch / "scored" / f"chunk={index}"
     explanations = _read_parquet(
         scratch / "explanations" / f"chunk={index}",
@@ -284,6 +369,8 @@ def _read_chunk(scratch: Path, index: int, days: list[date]) -> Scored:
         flag_events=pl.read_parquet(folder / "flag_events.parquet").cast(FLAG_EVENT_SCHEMA),
         weak_explanations=pl.read_parquet(folder / "weak_explanations.parquet"),
         coverage=pl.read_parquet(folder / "coverage.parquet"),
+        lookback=job.aggregates([*days, *rebuilt]),
+        lookback_days=sorted({*days, *rebuilt}),
     )
 
 
@@ -334,11 +421,11 @@ def _run_passes(
     def explain(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
         return job.explain(key, table)
 
-    def indicate(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
-        return job.indicate(key, table)
+    def aggregate(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+        return job.aggregate(key, table)
 
-    def finish(key: tuple[Any, ...], events: pa.Table, found: pa.Table) -> pa.Table:
-        return job.finish(key, events, found)
+    def finish(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+        return job.finish(key, table)
 
     # 1. explain
     step("explaining", 0)
@@ -356,31 +443,27 @@ def _run_passes(
     marked.write.parquet(str(scratch / "context"))
     context = spark.read.schema(CONTEXT_DDL).parquet(str(scratch / "context"))
 
-    # 2. raw indicators
+    # 2. each run day's own look-back aggregates, from the accesses of its look-back
     step("finding indicators", 1)
-    raw = routed(context).groupBy("chunk").applyInArrow(indicate, RAW_DDL)
-    raw.write.parquet(str(scratch / "raw"))
-    columns = ["system", "event_id", "code", "points", "evidence", "day"]
-    found = _union(
-        spark.read.schema(RAW_DDL).parquet(str(scratch / "raw")).select(*columns),
-        _stored(spark, store, "indicators"),
-        earlier,
-        columns,
-    )
+    day_routes = [
+        (day - timedelta(days=n), index)
+        for index, day in enumerate(job.run_days)
+        for n in range(lookback + 1)
+    ]
 
-    # 3. peers, episodes, patterns, coverage: the chunk's context cogrouped with its indicators
+    def by_day(frame: DataFrame) -> DataFrame:
+        targets = spark.createDataFrame(day_routes, "day date, chunk int")
+        return frame.join(sf.broadcast(targets), on="day").repartition(len(run_days), "chunk")
+
+    by_day(context).groupBy("chunk").applyInArrow(aggregate, WRITTEN_DDL).collect()
+
+    # 3. each chunk's days scored one after another (score_day), against the aggregates
     step("weighing and flagging", 2)
-    written = (
-        routed(context)
-        .groupBy("chunk")
-        .cogroup(routed(found).groupBy("chunk"))
-        .applyInArrow(finish, WRITTEN_DDL)
-        .collect()
-    )
+    written = routed(context).groupBy("chunk").applyInArrow(finish, WRITTEN_DDL).collect()
     step("weighing and flagging", 3)
     missing = set(range(parts)) - {row["chunk"] for row in written}
-    for index in missing:  # a chunk with no accesses at all: empty outputs
-        _write_empty(scratch / "scored" / f"chunk={index}", job, index)
+    for index in missing:  # a chunk with no accesses at all: scored as the local engine does
+        job.score(index, pl.DataFrame(schema=_event_schema(explained=True)))
     return {row["day"]: int(row["count"]) for row in counts}
 
 
@@ -389,16 +472,3 @@ def _union(new: DataFrame, stored: DataFrame | None, earlier: Any, columns: list
     if stored is None:
         return new.select(*columns)
     return new.select(*columns).unionByName(stored.filter(earlier).select(*columns))
-
-
-def _write_empty(folder: Path, job: ChunkJob, index: int) -> None:
-    """A chunk whose context holds no access: scored as the local engine scores it."""
-    days = job.chunks[index]
-    context = pl.DataFrame(schema=_event_schema(explained=True))
-    raw = pl.DataFrame(schema=INDICATOR_SCHEMA)
-    history = raw.lazy().select("system", "event_id", "code")
-    empty = pl.DataFrame(schema={**EXPLANATION_SCHEMA, "day": pl.Date()})
-    scored = finish_scoring(job.scan, context, days, job.rules, raw, history, empty)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in SCORED_OUTPUTS:
-        getattr(scored, name).write_parquet(folder / f"{name}.parquet")
