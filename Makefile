@@ -57,7 +57,7 @@ demo: venv ## Generate a synthetic force, run the nightly job over it, show the 
 	$(BIN)/access-audit --home $(DEMO)/home nightly --no-progress $(DEMO)/drops/*/ > $(DEMO)/nightly.txt
 	tail -n 16 $(DEMO)/nightly.txt
 	$(BIN)/access-audit --home $(DEMO)/home flag --since $(START) --limit 10
-	@echo "Next: access-audit --home $(DEMO)/home explain FLAG_ID   (README: 'Working the queue')"
+	@echo "Next: access-audit --home $(DEMO)/home explain FLAG_ID   (README: 'The morning: working the queue')"
 
 notebooks: venv ## Run notebooks/ against the demo home; executed copies, owner-only, in demo/notebooks
 	$(BIN)/python -m access_audit.notebooks --home $(DEMO)/home --out $(DEMO)/notebooks \
