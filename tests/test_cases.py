@@ -232,12 +232,27 @@ def test_a_later_flag_joins_the_case_and_reopens_it_if_it_was_closed() -> None:
     before = _flags(("a", "U1", "P1", "2026-10-01", True))
     after = _flags(("a", "U1", "P1", "2026-10-01", True), ("b", "U1", "P1", "2026-10-09", True))
     log = _decision("C20261001-U1-person:P1", "closed", ["a"])
+    # a case decision is recorded on its flags too
+    decided = pl.DataFrame(
+        [
+            {
+                "review_id": "R1",
+                "flag_id": "a",
+                "reviewed_at": datetime(2026, 10, 10, tzinfo=UTC),
+                "reviewer": "a",
+                "status": "closed",
+                "outcome": "dismissed",
+            }
+        ],
+        schema=REVIEWS.schema(),
+        strict=False,
+    ).lazy()
     today = date(2026, 10, 12)
-    closed = case_summaries(case_members(before, NO_REVIEWS, 30), log, today).collect()
+    closed = case_summaries(case_members(before, decided, 30), log, today).collect()
     assert closed.select("case_id", "status", "flags", "reopened").rows() == [
         ("C20261001-U1-person:P1", "closed", 1, False)
     ]
-    joined = case_summaries(case_members(after, NO_REVIEWS, 30), log, today).collect()
+    joined = case_summaries(case_members(after, decided, 30), log, today).collect()
     assert joined.select("case_id", "status", "flags", "undecided_flags", "reopened").rows() == [
         ("C20261001-U1-person:P1", "open", 2, 1, True)
     ]
@@ -620,3 +635,22 @@ def test_a_case_decision_the_case_log_cannot_take_says_what_was_recorded(
     run(home, "case", "review", FIRST_CASE, "--status", "under_review", "--note", "looking")
     case = json.loads(run(home, "case", "show", FIRST_CASE, "--format", "json"))
     assert case["status"] == "under_review"
+
+
+def test_a_closed_case_whose_flag_is_reopened_is_open_again(home: Workspace) -> None:
+    """Closing the case closed its flags; a later flag-level review that reopens one of them
+    left the case `closed` (and counted as such in the report)."""
+    run(
+        home, "case", "review", FIRST_CASE, "--status", "closed", "--outcome",
+        "written_warning", "--note", "admitted",
+    )  # fmt: skip
+    run(home, "review", "F20261017-U1-P1", "--status", "open", "--note", "new information")
+    listed = {c["case_id"]: c for c in json.loads(run(home, "case", "list", "--format", "json"))}
+    case = listed[FIRST_CASE]
+    assert (case["status"], case["reopened"], case["open_flags"]) == ("open", True, 1)
+    connection = home.connect()  # the analysts' view says the same
+    try:
+        query = "SELECT status, reopened FROM cases WHERE case_id = ?"
+        assert connection.execute(query, [FIRST_CASE]).fetchone() == ("open", True)
+    finally:
+        connection.close()

@@ -17,7 +17,8 @@ so a case keeps its flags (and its id) when one is cleared.
 What a case *is* (assignee, due date, status, outcome) lives in the case log
 (``audit/cases.jsonl``, ``review/case_log.py``): a decision on a case is recorded on every one of
 its flags through the review path, and once on the case, with the flags it covered. A case closed
-before a later flag joined it is open again (``reopened``) until that flag is decided too.
+before a later flag joined it, or with one of its flags reopened by a flag review, is open again
+(``reopened``) until that flag is decided (closed) too.
 
 ``sql/40_cases.sql`` defines the same membership for the analysts' database (the ``case_flags``
 and ``cases`` views); tests/test_cases.py holds the two equal.
@@ -170,7 +171,10 @@ def case_summaries(members: pl.LazyFrame, log: pl.LazyFrame, today: date) -> pl.
         .list.len()
         .cast(pl.Int64)
     )
-    reopened = (pl.col("decided_status") == "closed") & (pl.col("undecided_flags") > 0)
+    # closed, then a later flag joined it or one of its flags was reopened by a flag review
+    reopened = (pl.col("decided_status") == "closed") & (
+        (pl.col("undecided_flags") > 0) | (pl.col("open_flags") > 0)
+    )
     status = (
         pl.when(pl.col("decided_status").is_null() | pl.col("reopened"))
         .then(pl.lit("open"))

@@ -35,7 +35,8 @@ FROM windowed
 ORDER BY case_id, day, flag_id;
 
 -- One row per case: its flags, its latest assignment and decision, and its status. A case closed
--- before a later flag joined it is open again (reopened) until that flag is decided too.
+-- before a later flag joined it, or with a flag reopened by a flag review, is open again (reopened)
+-- until that flag is closed too.
 -- `overdue` compares with the session's current_date (the CLI uses [ingest] timezone's today).
 CREATE VIEW cases AS
 WITH grouped AS (
@@ -71,9 +72,11 @@ WITH grouped AS (
 ), stated AS (
     SELECT *,
            CASE WHEN decided_status IS NULL
-                     OR (decided_status = 'closed' AND undecided_flags > 0) THEN 'open'
+                     OR (decided_status = 'closed' AND (undecided_flags > 0 OR open_flags > 0))
+                THEN 'open'
                 ELSE decided_status END AS status,
-           coalesce(decided_status = 'closed' AND undecided_flags > 0, false) AS reopened
+           coalesce(decided_status = 'closed' AND (undecided_flags > 0 OR open_flags > 0), false)
+               AS reopened
     FROM joined
 )
 SELECT case_id, user_id, subject_type, subject_id, window_start, window_end, status, outcome,
