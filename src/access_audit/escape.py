@@ -19,6 +19,7 @@ hostile until escaped for the medium it is shown or spliced into:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,18 +32,6 @@ if TYPE_CHECKING:
 
 # C0 and C1 controls (newline and tab included: a value must not forge another line) and the
 # Unicode bidirectional marks, overrides and isolates ("Trojan Source").
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# OWASP "CSV Injection": cells starting with these are formulas to a spreadsheet. A line feed is
-# added to their list: some spreadsheets skip leading whitespace before evaluating.
-FORMULA_START = "=+-@\t\r\n"
-_FORMULA_START_PATTERN = r"^([=+\-@\t\r\n])"
-_GLOB_CHARACTERS = "*?["
-
-
-# Whitespace that HTML shows as whitespace: kept in HTML, so a note keeps its lines.
-_HTML_CONTROL = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
 _CONTROL_CHARACTERS = [
     *map(chr, range(0x00, 0x20)),
     *map(chr, range(0x7F, 0xA0)),
@@ -52,14 +41,29 @@ _CONTROL_CHARACTERS = [
     *map(chr, range(0x202A, 0x202F)),
     *map(chr, range(0x2066, 0x206A)),
 ]
+# Whitespace that HTML shows as whitespace is kept in HTML, so a note keeps its lines.
+_HTML_WHITESPACE = "\t\n\r"
 
 
-def _visible(match: re.Match[str]) -> str:
-    return match.group().encode("unicode_escape").decode("ascii")
+def _one_of(characters: Iterable[str]) -> re.Pattern[str]:
+    return re.compile("[" + re.escape("".join(characters)) + "]")
+
+
+_CONTROL = _one_of(_CONTROL_CHARACTERS)
+_HTML_CONTROL = _one_of(c for c in _CONTROL_CHARACTERS if c not in _HTML_WHITESPACE)
+# OWASP "CSV Injection": cells starting with these are formulas to a spreadsheet. A line feed is
+# added to their list: some spreadsheets skip leading whitespace before evaluating.
+FORMULA_START = "=+-@\t\r\n"
+_FORMULA_START_PATTERN = r"^([=+\-@\t\r\n])"
+_GLOB_CHARACTERS = "*?["
 
 
 def _shown(character: str) -> str:
     return character.encode("unicode_escape").decode("ascii")
+
+
+def _visible(match: re.Match[str]) -> str:
+    return _shown(match.group())
 
 
 def visible(value: object) -> object:

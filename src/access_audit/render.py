@@ -475,7 +475,7 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # as in the JSON and CSV
+        return _json_value(value)  # as in the JSON and CSV
     return _text(value)
 
 

@@ -763,17 +763,10 @@ class Workspace:
         commands that show decisions to warn that what they show may rest on an edited
         history. The view log is left to `verify` and the jobs: it decides nothing shown, and it
         grows with every command (100k lines take about 3 s to walk), the decision logs do not."""
-        from access_audit.ledger import verify_ledger
-
-        checks = [
-            verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
-            for ledger in self._ledgers()
-            if ledger.path != self.views_ledger.path
-        ]
         return [
             f"the {check.name} log is broken ({check.problem}): what is shown may rest on an "
             "edited history; run `access-audit verify`"
-            for check in checks
+            for check in self.verify_ledgers(torn_tail_ok=True, views=False)
             if not check.ok
         ]
 
@@ -844,14 +837,16 @@ class Workspace:
 
         return views_ledger(self.home)
 
-    def verify_ledgers(self, *, torn_tail_ok: bool = False) -> list[ChainCheck]:
-        """Walk the review, view and case logs' hash chains; each check names its first broken line
-        (see ledger.verify_ledger for ``torn_tail_ok``)."""
+    def verify_ledgers(self, *, torn_tail_ok: bool = False, views: bool = True) -> list[ChainCheck]:
+        """Walk the review, view, case and model logs' hash chains (the view log's only if
+        ``views``); each check names its first broken line (see ledger.verify_ledger for
+        ``torn_tail_ok``)."""
         from access_audit.ledger import verify_ledger
 
         return [
             verify_ledger(ledger.path, ledger.name, torn_tail_ok=torn_tail_ok)
             for ledger in self._ledgers()
+            if views or ledger.path != self.views_ledger.path
         ]
 
     def _ledgers(self) -> list[Ledger]:

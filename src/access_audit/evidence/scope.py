@@ -19,13 +19,12 @@ from datetime import timedelta
 import polars as pl
 
 from access_audit.exprs import fmt
-from access_audit.review.queue import current_reviews
+from access_audit.review.queue import ISO_UTC, current_reviews
 
 AROUND = timedelta(hours=24)
 """Shifts and assignments are shown when they fall within this long of an access in scope."""
 OPEN_ENDED = pl.datetime(9999, 1, 1, time_zone="UTC")
 KEYS = ["system", "event_id"]
-ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 ISO_LOCAL = "%Y-%m-%dT%H:%M:%S%:z"
 
 
