@@ -132,7 +132,8 @@ def test_a_case_form_without_this_sessions_csrf_or_from_elsewhere_is_refused(
 # -- the pages -----------------------------------------------------------------------------------
 def test_the_case_list_holds_what_case_list_selects(force: Workspace, client: TestClient) -> None:
     open_cases = force.cases.select(status="open")["case_id"].to_list()
-    force.cases.assign(open_cases[0], "analyst7", due=date.today() - timedelta(days=3))
+    overdue = date.today() - timedelta(days=3)  # as if assigned a week before
+    force.cases.assign(open_cases[0], "analyst7", due=overdue, today=overdue - timedelta(days=4))
     force.cases.assign(open_cases[1], "analyst7", due=date.today() + timedelta(days=30))
     for query, options in (
         ({}, []),
@@ -207,19 +208,20 @@ def test_the_assign_form_records_through_case_assign_then_redirects(force: Works
     client.get(f"/?token={token}")
     case_id = _some_case(force)
     csrf = _csrf(client.get(case_url(case_id)).text)
+    due = str(date.today() + timedelta(days=24))
     posted = client.post(
         case_url(case_id, "assign"),
-        data={"csrf": csrf, "assignee": " analyst3 ", "due": "2026-12-31", "note": "urgent"},
+        data={"csrf": csrf, "assignee": " analyst3 ", "due": due, "note": "urgent"},
         headers=ORIGIN,
     )
     assert posted.status_code == 303
     assert posted.headers["location"] == f"{case_url(case_id)}?recorded=assignment"
     shown = _cli(force, "case", "show", case_id, "--format", "json")
-    assert (shown["assignee"], shown["due"]) == ("analyst3", "2026-12-31")
+    assert (shown["assignee"], shown["due"]) == ("analyst3", due)
     last = shown["history"][-1]
     assert (last["action"], last["analyst"], last["note"]) == ("assign", "lead1", "urgent")
     page = client.get(posted.headers["location"]).text
-    assert "Assignment recorded." in page and "analyst3, due 2026-12-31" in page
+    assert "Assignment recorded." in page and f"analyst3, due {due}" in page
 
 
 def test_a_refused_assignment_shows_why_keeps_what_was_typed_and_records_nothing(
@@ -231,6 +233,10 @@ def test_a_refused_assignment_shows_why_keeps_what_was_typed_and_records_nothing
     for data, why in (
         ({"assignee": "a1", "due": "next week", "note": "typed"}, "due must be a date"),
         ({"assignee": "  ", "due": "", "note": "typed"}, "must name the analyst"),
+        (
+            {"assignee": "a1", "due": str(date.today() - timedelta(days=2)), "note": "typed"},
+            "is in the past",
+        ),
     ):
         refused = client.post(
             case_url(case_id, "assign"), data={"csrf": csrf, **data}, headers=ORIGIN

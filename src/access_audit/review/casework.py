@@ -150,14 +150,22 @@ class CaseDesk:
         due: date | None = None,
         note: str | None = None,
         analyst: str | None = None,
+        today: date | None = None,
     ) -> CaseAssignment:
         """Assign a case to an analyst, due on ``due`` (default: ``[cases] due_days`` from
-        today)."""
+        today); a due date before today is refused (``today``: the force's local date unless
+        given)."""
         who = assignee.strip()
         if not who:
             raise AccessAuditError("--to must name the analyst the case is assigned to")
+        today = today or self._today()
+        if due is not None and due < today:
+            raise AccessAuditError(
+                f"--due {due.isoformat()} is in the past (today is {today.isoformat()}): "
+                "give today or a later date"
+            )
         self.detail(case_id)
-        when = due or self._today() + timedelta(days=self.workspace.config.cases.due_days)
+        when = due or today + timedelta(days=self.workspace.config.cases.due_days)
         by = (analyst or "").strip() or default_reviewer()
         event = case_event(
             case_id, "assign", datetime.now(UTC), by, assignee=who, due=when, note=note
