@@ -43,6 +43,22 @@ class WorkspaceBusyError(AccessAuditError):
     """Another access-audit process holds the home's write lock."""
 
 
+class UnknownDropError(AccessAuditError):
+    """A drop was named that was never loaded: the message names the loaded ones, if few."""
+
+    NAMED_AT_MOST = 8
+
+    def __init__(self, drop_id: str, loaded: list[str]) -> None:
+        if not loaded:
+            known = "no drop is loaded yet"
+        elif len(loaded) <= self.NAMED_AT_MOST:
+            known = "loaded: " + ", ".join(loaded)
+        else:
+            known = f"{len(loaded)} drops are loaded, {loaded[0]} to {loaded[-1]}"
+        super().__init__(f"no drop '{drop_id}' was loaded ({known})")
+        self.drop_id = drop_id
+
+
 class StorageError(AccessAuditError):
     """The machine refused a write: nothing was committed, and the next run cleans up."""
 

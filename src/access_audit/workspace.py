@@ -26,6 +26,7 @@ from access_audit.errors import (
     AccessAuditError,
     CommittedButIncompleteError,
     StorageError,
+    UnknownDropError,
     failure_line,
     one_line,
     storage_error,
@@ -267,6 +268,9 @@ class Workspace:
 
         frame = self.scan("rejected_rows")
         if drop_id is not None:
+            loaded = self.scan("loaded_files").select(pl.col("drop_id").unique().sort()).collect()
+            if drop_id not in loaded["drop_id"]:
+                raise UnknownDropError(drop_id, loaded["drop_id"].to_list())
             frame = frame.filter(pl.col("drop_id") == drop_id)
         frame = frame.sort("drop_id", "source_file", "source_line", "column")
         if limit is not None:
