@@ -228,7 +228,7 @@ def test_a_refused_decision_shows_why_keeps_what_was_typed_and_records_nothing(
         headers=ORIGIN,
     )
     assert refused.status_code == 400
-    assert "legitimate_purpose needs --purpose" in refused.text
+    assert "legitimate_purpose needs Purpose" in refused.text
     assert ">typed</textarea>" in refused.text
     unknown = client.post(
         "/flags/F20990101-nobody-P1",
@@ -237,6 +237,59 @@ def test_a_refused_decision_shows_why_keeps_what_was_typed_and_records_nothing(
     )
     assert unknown.status_code == 404
     assert _reviews(force) == before
+
+
+def _error_line(page: str) -> str:
+    found = re.search(r'<p class="error" role="alert">([^<]*)</p>', page)
+    assert found, "the page shows no error"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("decision", "said"),
+    [
+        ({"status": "done", "note": "n"}, "Status must be one of open, under_review, closed"),
+        ({"status": "open", "outcome": "sacked", "note": "n"}, "Outcome must be one of"),
+        (
+            {"status": "open", "outcome": "dismissed", "note": "n"},
+            "an outcome is recorded when closing: Status must be closed",
+        ),
+        ({"status": "closed", "note": "n"}, "closing a flag needs an Outcome"),
+        (
+            {"status": "open", "purpose": "p", "note": "n"},
+            "Purpose goes only with Outcome legitimate_purpose",
+        ),
+        ({"status": "open", "note": " "}, "Note must say why"),
+    ],
+)
+def test_a_refused_decision_names_the_form_fields_not_the_cli_options(
+    client: TestClient, decision: dict[str, str], said: str
+) -> None:
+    """Regression: the form's errors quoted `--purpose`, `--note`, ... to a browser user."""
+    flag_id = _first_flag(client)
+    csrf = _csrf(client.get(flag_url(flag_id)).text)
+    refused = client.post(flag_url(flag_id), data={"csrf": csrf, **decision}, headers=ORIGIN)
+    assert refused.status_code == 400
+    line = _error_line(refused.text)
+    assert said in line and "--" not in line
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ({"since": "someday"}, "Accesses since: &#39;someday&#39; is not today"),
+        ({"until": "soon"}, "Until: &#39;soon&#39; is not today"),
+        ({"since": "today", "until": "yesterday"}, "Until must be later than Accesses since"),
+        ({"status": "done"}, "Status must be one of"),
+    ],
+)
+def test_bad_queue_filters_name_the_form_fields(
+    client: TestClient, query: dict[str, str], said: str
+) -> None:
+    refused = client.get("/flags", params=query)
+    assert refused.status_code == 400
+    line = _error_line(refused.text)
+    assert said in line and "--" not in line
 
 
 # -- the pages -----------------------------------------------------------------------------------
@@ -282,7 +335,7 @@ def test_the_user_filter_and_the_grouped_queue(force: Workspace, client: TestCli
 
 def test_bad_filters_and_unknown_flags_are_one_line_errors(client: TestClient) -> None:
     bad = client.get("/flags", params={"since": "someday"})
-    assert bad.status_code == 400 and "--since: &#39;someday&#39; is not today" in bad.text
+    assert bad.status_code == 400 and "Accesses since: &#39;someday&#39; is not today" in bad.text
     assert client.get("/flags", params={"min_score": "101"}).status_code == 400
     assert client.get("/flags", params={"status": "done"}).status_code == 400
     missing = client.get("/flags/F20990101-nobody-P1")

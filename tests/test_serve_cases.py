@@ -231,11 +231,11 @@ def test_a_refused_assignment_shows_why_keeps_what_was_typed_and_records_nothing
     csrf = _csrf(client.get(case_url(case_id)).text)
     before = _case_log_lines(force)
     for data, why in (
-        ({"assignee": "a1", "due": "next week", "note": "typed"}, "due must be a date"),
-        ({"assignee": "  ", "due": "", "note": "typed"}, "must name the analyst"),
+        ({"assignee": "a1", "due": "next week", "note": "typed"}, "Due must be a date"),
+        ({"assignee": "  ", "due": "", "note": "typed"}, "To must name the analyst"),
         (
             {"assignee": "a1", "due": str(date.today() - timedelta(days=2)), "note": "typed"},
-            "is in the past",
+            f"Due {date.today() - timedelta(days=2)} is in the past",
         ),
     ):
         refused = client.post(
@@ -243,6 +243,8 @@ def test_a_refused_assignment_shows_why_keeps_what_was_typed_and_records_nothing
         )
         assert refused.status_code == 400
         assert why in refused.text and ">typed</textarea>" in refused.text
+        error = re.search(r'<p class="error" role="alert">([^<]*)</p>', refused.text)
+        assert error and "--" not in error.group(1)  # the form's labels, not the CLI's options
     assert _case_log_lines(force) == before
 
 
@@ -295,7 +297,7 @@ def test_a_refused_case_decision_records_nothing(force: Workspace, client: TestC
         headers=ORIGIN,
     )
     assert refused.status_code == 400
-    assert "legitimate_purpose needs --purpose" in refused.text
+    assert "legitimate_purpose needs Purpose" in refused.text
     assert ">typed</textarea>" in refused.text
     assert (_case_log_lines(force), _reviews(force)) == before
 

@@ -5,7 +5,6 @@ Registered on the main app by ``cli.py``; shares its error handling, ``--home`` 
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
@@ -32,15 +31,6 @@ def case_options() -> None:
 
 
 CaseId = Annotated[str, typer.Argument(help="The case, e.g. C20261128-U00141-person:P0001421.")]
-
-
-def _due(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise AccessAuditError(f"--due must be a date (YYYY-MM-DD), not '{text}'") from None
 
 
 @case_app.command("list")
@@ -131,8 +121,10 @@ def assign_case(
     home: cli.HomeOption = None,
 ) -> None:
     """Assign a case to an analyst with a due date (appended to the case log)."""
+    from access_audit.review.casework import due_date
+
     assignment = cli._workspace(ctx, home).cases.assign(
-        case_id, to, due=_due(due), note=note, analyst=analyst
+        case_id, to, due=due_date(due), note=note, analyst=analyst
     )
     from access_audit.render_cases import render_assignment
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from access_audit.errors import AccessAuditError, StorageError
+from access_audit.errors import AccessAuditError, InputError, StorageError
 from access_audit.review import default_reviewer
 from access_audit.review.case_log import case_event, case_ledger, read_case_log
 from access_audit.review.cases import (
@@ -32,6 +32,16 @@ from access_audit.review.cases import (
 if TYPE_CHECKING:
     from access_audit.ledger import Ledger
     from access_audit.workspace import Workspace
+
+
+def due_date(text: str | None) -> date | None:
+    """A due date as typed (YYYY-MM-DD); nothing typed is None (the default due date)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError("{due} must be a date (YYYY-MM-DD), not '{given}'", given=text) from None
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,9 @@ class CaseDesk:
         """Cases, open and under review first, then by their strongest flag."""
         self.workspace._require_loaded()
         if status is not None and status not in ("open", "under_review", "closed"):
-            raise AccessAuditError(f"--status must be open, under_review or closed, not '{status}'")
+            raise InputError(
+                "{status} must be open, under_review or closed, not '{given}'", given=status
+            )
         return select_cases(
             self.summaries(today), status=status, assignee=assignee, overdue=overdue, limit=limit
         ).collect()
@@ -157,12 +169,13 @@ class CaseDesk:
         given)."""
         who = assignee.strip()
         if not who:
-            raise AccessAuditError("--to must name the analyst the case is assigned to")
+            raise InputError("{to} must name the analyst the case is assigned to")
         today = today or self._today()
         if due is not None and due < today:
-            raise AccessAuditError(
-                f"--due {due.isoformat()} is in the past (today is {today.isoformat()}): "
-                "give today or a later date"
+            raise InputError(
+                "{due} {given} is in the past (today is {today}): give today or a later date",
+                given=due.isoformat(),
+                today=today.isoformat(),
             )
         self.detail(case_id)
         when = due or today + timedelta(days=self.workspace.config.cases.due_days)
