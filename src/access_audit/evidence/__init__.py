@@ -159,6 +159,7 @@ def write_evidence(
         unexplained_text=rules.indicators["unexplained"].text,
         training_course=str(rules.reports["training_course"]),
         overdue_months=int(rules.reports["training_overdue_months"]),
+        lookback_days=rules.lookback_days,
     )
     cases = list(dict.fromkeys(case_ids))
     if cases:

@@ -37,6 +37,29 @@ PRIOR = (
 SUBJECTS_MARKER = "; the subjects: "
 
 
+def pattern_subjects(flags: pl.LazyFrame) -> pl.LazyFrame:
+    """(flag_id, subject_id): the subjects each pattern flag's figure counts, as its reason
+    names them."""
+    texts = pl.col("reasons").list.eval(pl.element().struct.field("text"))
+    return (
+        flags.filter(pl.col("kind") == "pattern")
+        .select("flag_id", text=texts)
+        .explode("text")
+        .filter(pl.col("text").str.contains(SUBJECTS_MARKER, literal=True))
+        .select(
+            "flag_id",
+            subject_id=pl.col("text")
+            .str.splitn(SUBJECTS_MARKER, 2)
+            .struct.field("field_1")
+            .str.split(", "),
+        )
+        .explode("subject_id")
+        .filter(pl.col("subject_id") != "")
+        .unique()
+        .sort("flag_id", "subject_id")
+    )
+
+
 def _young_women(frame: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
     low, high = rules.patterns["young_women_min_age"], rules.patterns["young_women_max_age"]
     people = persons.select("person_id", "sex", "date_of_birth")
