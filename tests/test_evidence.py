@@ -383,6 +383,7 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
             "subject_id": [None],
             "reasons": [[{"code": "pattern_contact", "text": reason, "weight": 1.0}]],
             "day": [date(2026, 11, 20)],
+            "pattern_subjects": [["P1", "P2", "P3"]],
         },
         schema_overrides={"subject_type": pl.String, "subject_id": pl.String},
     )

@@ -785,26 +785,17 @@ class Workspace:
             self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
 
     def _pattern_subjects(self, flag_ids: Sequence[str]) -> list[str]:
-        """The subjects the pattern flags among ``flag_ids`` name in their reasons (every screen
-        and pack that shows such a flag shows them), for the view log."""
+        """The subjects the pattern flags among ``flag_ids`` count (every screen and pack that
+        shows such a flag names them), for the view log."""
         import polars as pl
 
-        from access_audit.score.patterns import SUBJECTS_MARKER
+        from access_audit.score.patterns import pattern_subjects
 
         patterned = [flag_id for flag_id in flag_ids if "-pattern-" in flag_id]
         if not patterned or self.generation() is None:
             return []
-        texts = (
-            self.scan("flags")
-            .filter(pl.col("flag_id").is_in(patterned))
-            .select(pl.col("reasons").list.eval(pl.element().struct.field("text")))
-            .explode("reasons")
-            .collect()
-            .get_column("reasons")
-            .drop_nulls()
-        )
-        named = [text.split(SUBJECTS_MARKER, 1)[1] for text in texts if SUBJECTS_MARKER in text]
-        return sorted({subject for listed in named for subject in listed.split(", ") if subject})
+        named = pattern_subjects(self.scan("flags").filter(pl.col("flag_id").is_in(patterned)))
+        return named.select(pl.col("subject_id").unique().sort()).collect()["subject_id"].to_list()
 
     def evidence(
         self,
