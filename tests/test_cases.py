@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from access_audit import cli
+from access_audit import cli_base
 from access_audit.cli import app
 from access_audit.config import parse_config
 from access_audit.errors import AccessAuditError
@@ -107,8 +107,8 @@ def home(built: Path, tmp_path: Path) -> Workspace:
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wide enough that no table cell wraps, so a value can be found whole in the output."""
-    monkeypatch.setattr(cli, "console", Console(width=400))
-    monkeypatch.setattr(cli, "err_console", Console(width=400, stderr=True))
+    monkeypatch.setattr(cli_base, "console", Console(width=400))
+    monkeypatch.setattr(cli_base, "err_console", Console(width=400, stderr=True))
 
 
 def run(workspace: Workspace, *argv: str, exit_code: int = 0) -> str:

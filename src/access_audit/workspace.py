@@ -29,10 +29,11 @@ from access_audit.errors import (
     UnknownDropError,
     failure_line,
     one_line,
-    storage_error,
     storage_problem,
     write_traceback,
 )
+from access_audit.guarded_writes import owner_only, require_intact
+from access_audit.guarded_writes import writing as _writing
 from access_audit.integrity import ChainCheck
 from access_audit.store import Generation, Store, StoreDamagedError, Transaction, new_run_id
 
@@ -69,16 +70,6 @@ def resolve_home(home: Path | str | None) -> Path:
     if from_env:
         return Path(from_env).expanduser().absolute()
     return DEFAULT_HOME.absolute()
-
-
-@contextlib.contextmanager
-def owner_only() -> Iterator[None]:
-    """Files and folders created inside the block are readable by their owner alone."""
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 @dataclass
@@ -1164,21 +1155,6 @@ def _replace_owner_only(target: Path, text: str) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _writing(what: str) -> Iterator[None]:
-    """A write the machine refuses (disk full, quota, read-only) becomes one StorageError line,
-    'no space left on device while writing <what>'; other errors pass unchanged."""
-    try:
-        yield
-    except AccessAuditError:
-        raise
-    except Exception as exc:
-        translated = storage_error(exc, f"writing {what}")
-        if translated is None:
-            raise
-        raise translated from exc
-
-
 _DATABASE_STALE = (
     "the analysts' database could not be rebuilt",
     "is rebuilt by the next run or `access-audit database`",
@@ -1210,20 +1186,6 @@ def _after_commit(
 def _outcome(error: BaseException) -> str:
     """A failed run's outcome: ``failed``, or what a run that did commit left undone."""
     return error.outcome if isinstance(error, CommittedButIncompleteError) else "failed"
-
-
-def require_intact(ledger: Ledger, consequence: str) -> None:
-    """StoreDamagedError unless ``ledger``'s chain checks out (a torn last line aside, which the
-    append moves away): nothing is appended onto a deleted, edited or reordered history. Call
-    holding the ledger's lock."""
-    from access_audit.ledger import verify_ledger
-
-    check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
-    if not check.ok:
-        raise StoreDamagedError(
-            f"the {check.name} log is broken ({check.problem}); {consequence}. Run "
-            "`access-audit verify`, and restore the log from a backup"
-        )
 
 
 def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:

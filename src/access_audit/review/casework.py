@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -30,8 +31,8 @@ from access_audit.review.cases import (
 )
 
 if TYPE_CHECKING:
+    from access_audit.config import Config
     from access_audit.ledger import Ledger
-    from access_audit.workspace import Workspace
 
 
 def due_date(text: str | None) -> date | None:
@@ -62,10 +63,32 @@ class CaseDecision:
     review_ids: list[str]
 
 
+class CaseHome(Protocol):
+    """What the case desk needs of its home (``Workspace`` is one): the desk never imports the
+    workspace, which holds it (``Workspace.cases``), so imports point one way."""
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def database_path(self) -> Path: ...
+
+    def scan(self, table: str) -> pl.LazyFrame: ...
+
+    def refresh_catalog(self) -> Path: ...
+
+    def _require_loaded(self) -> None: ...
+
+    def _record_decisions(self, decisions: pl.DataFrame) -> pl.DataFrame: ...
+
+
 class CaseDesk:
     """The cases of one home."""
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: CaseHome):
         self.workspace = workspace
 
     @property
@@ -242,11 +265,11 @@ class CaseDesk:
     def _append(self, events: Callable[[], list[dict[str, object]]]) -> None:
         """Append the events made by ``events()`` while holding the case log's lock. A database
         built before the log existed is rebuilt, so its ``case_log`` view reads the log."""
-        from access_audit.workspace import _writing, owner_only, require_intact
+        from access_audit.guarded_writes import owner_only, require_intact, writing
 
         ledger = self.ledger
         existed = ledger.path.exists()
-        with owner_only(), _writing(f"the case log {ledger.path}"), ledger.locked():
+        with owner_only(), writing(f"the case log {ledger.path}"), ledger.locked():
             require_intact(ledger, "nothing was recorded")
             ledger.append_holding_lock(events())
         if not existed and self.workspace.database_path.exists():

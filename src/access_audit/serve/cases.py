@@ -24,7 +24,7 @@ from access_audit.review import OUTCOMES, STATUSES
 from access_audit.review.cases import CaseDetail
 from access_audit.review.casework import due_date
 from access_audit.review.timelines import Timelines
-from access_audit.serve.app import Desk
+from access_audit.serve.desk import Desk
 from access_audit.serve.flags import TIMELINE_ROWS, ReviewForm
 from access_audit.serve.forms import checked_form, form_error, text_field
 

@@ -18,7 +18,7 @@ from access_audit.errors import AccessAuditError
 from access_audit.review import OUTCOMES, STATUSES
 from access_audit.review.detail import FlagDetail
 from access_audit.review.timelines import Timelines
-from access_audit.serve.app import Desk
+from access_audit.serve.desk import Desk
 from access_audit.serve.forms import checked_form, form_error, text_field
 
 if TYPE_CHECKING:
