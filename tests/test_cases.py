@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from access_audit import cli
+from access_audit import cli_base
 from access_audit.cli import app
 from access_audit.config import parse_config
 from access_audit.errors import AccessAuditError
@@ -29,6 +29,9 @@ from access_audit.review.cases import case_members, case_summaries
 from access_audit.tables import FLAGS, REVIEWS
 from access_audit.workspace import Workspace
 from conftest import event, write_table
+
+ASSIGNED_ON = date(2026, 10, 20)
+"""The day the tests that set a due date now past make their assignments."""
 
 DUCKDB_SHELL = Path(sys.executable).with_name("duckdb")
 HOSTILE_USER = "[link=https://evil.example]U-9[/link]"
@@ -104,8 +107,8 @@ def home(built: Path, tmp_path: Path) -> Workspace:
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wide enough that no table cell wraps, so a value can be found whole in the output."""
-    monkeypatch.setattr(cli, "console", Console(width=400))
-    monkeypatch.setattr(cli, "err_console", Console(width=400, stderr=True))
+    monkeypatch.setattr(cli_base, "console", Console(width=400))
+    monkeypatch.setattr(cli_base, "err_console", Console(width=400, stderr=True))
 
 
 def run(workspace: Workspace, *argv: str, exit_code: int = 0) -> str:
@@ -274,7 +277,7 @@ def test_a_flag_from_a_later_nightly_run_joins_the_open_case(tmp_path: Path) -> 
     workspace = Workspace.open(home)
     assert workspace.nightly([_drop(tmp_path, "2026-10-17")]).ok
     assert workspace.cases.detail(FIRST_CASE).flags.height == 1
-    workspace.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
+    workspace.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1), today=ASSIGNED_ON)
 
     second = _drop(tmp_path, "2026-10-19")
     assert workspace.nightly([second]).ok
@@ -331,9 +334,12 @@ def test_a_bad_case_decision_records_nothing(home: Workspace) -> None:
 
 
 def test_assign_sets_the_assignee_and_due_date(home: Workspace) -> None:
-    shown = run(home, "case", "assign", FIRST_CASE, "--to", "analyst1", "--due", "2026-10-30")
-    assert "assigned to analyst1, due 2026-10-30" in shown
     today = datetime.now(ZoneInfo(home.config.ingest.timezone)).date()
+    due = (today + timedelta(days=3)).isoformat()
+    shown = run(home, "case", "assign", FIRST_CASE, "--to", "analyst0", "--due", due)
+    assert f"assigned to analyst0, due {due}" in shown
+    # a due date already past when assigned: as if assigned on the 20th of October
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 10, 30), today=ASSIGNED_ON)
     run(home, "case", "assign", "C20261017-U1-person:P2", "--to", "analyst2")
     listed = {c["case_id"]: c for c in json.loads(run(home, "case", "list", "--format", "json"))}
     assert (listed[FIRST_CASE]["assignee"], listed[FIRST_CASE]["due"]) == ("analyst1", "2026-10-30")
@@ -349,16 +355,31 @@ def test_assign_sets_the_assignee_and_due_date(home: Workspace) -> None:
     run(home, "case", "assign", FIRST_CASE, "--to", "analyst3", "--due", "2099-01-01")
     detail = home.cases.detail(FIRST_CASE)
     assert (detail.case["assignee"], detail.case["overdue"]) == ("analyst3", False)
-    assert detail.history["assignee"].to_list() == ["analyst1", "analyst3"]
+    assert detail.history["assignee"].to_list() == ["analyst0", "analyst1", "analyst3"]
     assert "--due must be a date" in run(
         home, "case", "assign", FIRST_CASE, "--to", "a", "--due", "soon", exit_code=2
     )
     assert "--to must name" in run(home, "case", "assign", FIRST_CASE, "--to", " ", exit_code=2)
 
 
+def test_a_due_date_in_the_past_is_refused_but_today_is_not(home: Workspace) -> None:
+    today = datetime.now(ZoneInfo(home.config.ingest.timezone)).date()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    before = home.cases.ledger.path.read_bytes() if home.cases.ledger.path.exists() else b""
+    error = run(home, "case", "assign", FIRST_CASE, "--to", "a1", "--due", yesterday, exit_code=2)
+    assert error.strip() == (
+        f"error: --due {yesterday} is in the past (today is {today.isoformat()}): "
+        "give today or a later date"
+    )
+    after = home.cases.ledger.path.read_bytes() if home.cases.ledger.path.exists() else b""
+    assert after == before
+    shown = run(home, "case", "assign", FIRST_CASE, "--to", "a1", "--due", today.isoformat())
+    assert f"assigned to a1, due {today.isoformat()}" in shown
+
+
 def test_an_edited_case_log_is_caught_by_verify(home: Workspace) -> None:
-    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
-    home.cases.assign(FIRST_CASE, "analyst2", due=date(2026, 11, 2))
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1), today=ASSIGNED_ON)
+    home.cases.assign(FIRST_CASE, "analyst2", due=date(2026, 11, 2), today=ASSIGNED_ON)
     assert "cases" in run(home, "verify")
     log = home.cases.ledger.path
     log.chmod(0o600)
@@ -386,7 +407,7 @@ def _shell(database: Path, sql: str) -> list[list[str]]:
 
 
 def test_the_case_views_open_in_the_duckdb_shell_and_agree_with_the_cli(home: Workspace) -> None:
-    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1), today=ASSIGNED_ON)
     home.cases.review(FIRST_CASE, status="under_review", outcome=None, note="pulling logs")
     members = home.cases.members().collect()
     in_shell = _shell(
@@ -485,7 +506,7 @@ def test_case_list_and_show_are_written_to_the_view_log(home: Workspace) -> None
 
 
 def test_a_case_no_flag_belongs_to_any_more_is_named_not_lost(home: Workspace) -> None:
-    home.cases.assign(NEXT_CASE, "analyst1", due=date(2026, 12, 1))
+    home.cases.assign(NEXT_CASE, "analyst1", due=date(2026, 12, 1), today=ASSIGNED_ON)
     # a narrower span moves the span that holds 2026-11-20: NEXT_CASE matches no flag now
     config = home.home / "access-audit.toml"
     config.write_text(config.read_text() + "[cases]\nspan_days = 7\n", encoding="utf-8")
@@ -513,7 +534,9 @@ def test_an_evidence_pack_of_a_case_holds_its_flags(home: Workspace, tmp_path: P
 def test_an_evidence_pack_of_a_case_holds_its_history_and_the_case_logs_verified_head(
     home: Workspace, tmp_path: Path
 ) -> None:
-    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 12, 1), note="=start here")
+    home.cases.assign(
+        FIRST_CASE, "analyst1", due=date(2026, 12, 1), note="=start here", today=ASSIGNED_ON
+    )
     home.cases.review(
         FIRST_CASE, status="closed", outcome="written_warning", note="admitted it", reviewer="a2"
     )
@@ -582,7 +605,7 @@ def _edit_first_line(path: Path, old: bytes, new: bytes) -> bytes:
 
 def test_case_commands_refuse_to_append_onto_an_edited_log(home: Workspace) -> None:
     """Regression (issue 7, trust trial): a decision was appended onto a broken chain, exit 0."""
-    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1))
+    home.cases.assign(FIRST_CASE, "analyst1", due=date(2026, 11, 1), today=ASSIGNED_ON)
     cases = _edit_first_line(home.cases.ledger.path, b"analyst1", b"analyst9")
     reviews = home.reviews_ledger.path.read_bytes() if home.reviews_ledger.path.exists() else b""
     broken = "the cases log is broken (cases.jsonl line 1: its content does not match its hash"

@@ -49,6 +49,33 @@ def test_ingest_status_and_rejected(tmp_path: Path, make_drop) -> None:
     assert "bad_timestamp" in listed.output
 
 
+def test_rejected_names_the_loaded_drops_when_asked_for_one_never_loaded(
+    tmp_path: Path, make_drop
+) -> None:
+    home = str(tmp_path / "home")
+    for day in ("2026-11-20", "2026-11-21"):
+        drop = make_drop(day, {"access_log": [event(f"E{day}"), event("X" + day, "31/12/2026")]})
+        assert runner.invoke(app, ["--home", home, "ingest", str(drop)]).exit_code == 0
+    unknown = runner.invoke(app, ["rejected", "--drop", "2026-11-22", "--home", home])
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip() == (
+        "error: no drop '2026-11-22' was loaded (loaded: 2026-11-20, 2026-11-21)"
+    )
+    assert unknown.stdout == ""
+    one = runner.invoke(app, ["rejected", "--drop", "2026-11-21", "--home", home])
+    assert one.exit_code == 0 and "Rejected rows (1 shown)" in one.stdout
+
+
+def test_an_unknown_drop_names_the_range_when_many_are_loaded() -> None:
+    from access_audit.errors import UnknownDropError
+
+    many = [f"2026-11-{day:02d}" for day in range(1, 22)]
+    assert str(UnknownDropError("x", many)) == (
+        "no drop 'x' was loaded (21 drops are loaded, 2026-11-01 to 2026-11-21)"
+    )
+    assert str(UnknownDropError("x", [])) == "no drop 'x' was loaded (no drop is loaded yet)"
+
+
 def test_personal_values_are_masked_in_rejected_listing(tmp_path: Path, make_drop) -> None:
     persons = [{"person_id": "P1", "surname": "Adams", "date_of_birth": "1990-13-45"}]
     drop = make_drop("2026-11-21", {"access_log": [event("E1")], "persons": persons})

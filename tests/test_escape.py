@@ -20,7 +20,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from access_audit import cli
+from access_audit import cli_base
 from access_audit.cli import app
 from access_audit.escape import csv_text, html_text, printable, terminal, visible
 from access_audit.evaluate import read_truth
@@ -50,8 +50,8 @@ class HostileHome:
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wide enough that no table cell wraps, so a value can be found whole in the output."""
-    monkeypatch.setattr(cli, "console", Console(width=400))
-    monkeypatch.setattr(cli, "err_console", Console(width=400, stderr=True))
+    monkeypatch.setattr(cli_base, "console", Console(width=400))
+    monkeypatch.setattr(cli_base, "err_console", Console(width=400, stderr=True))
 
 
 @pytest.fixture(scope="module")

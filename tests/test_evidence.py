@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +25,12 @@ from typer.testing import CliRunner, Result
 
 from access_audit.cli import app
 from access_audit.evidence import pack as pack_module
-from access_audit.evidence.scope import EvidenceScope, access_rows, gather_evidence
+from access_audit.evidence.scope import (
+    EvidenceScope,
+    access_rows,
+    flag_scope_text,
+    gather_evidence,
+)
 from access_audit.generate import generate_force
 from access_audit.tables import REVIEWS, stored_table
 from access_audit.workspace import Workspace
@@ -337,24 +343,37 @@ def test_a_failure_while_writing_leaves_no_half_pack(hostile, tmp_path: Path, mo
 
 # -- the scope of a pattern flag, on tiny frames ------------------------------------------------
 def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
+    """Regression: a pattern flag's pack held only its own day's accesses, not the accesses to
+    the subjects its figure counts over its look-back window."""
     utc = pl.Datetime("us", "UTC")
+    # E1, E3: the flag's own (held); E2: a subject behind the figure the same day; E4: one 19
+    # days before (in the 30-day look-back); E5: 50 days before; E6: a subject not behind the
+    # figure; E7: the day after the flag
+    when = {
+        "E1": "2026-11-20T10:00:00",
+        "E2": "2026-11-20T11:00:00",
+        "E3": "2026-11-20T12:00:00",
+        "E4": "2026-11-01T09:00:00",
+        "E5": "2026-10-01T09:00:00",
+        "E6": "2026-11-20T13:00:00",
+        "E7": "2026-11-21T09:00:00",
+    }
+    subject = {"E1": "P1", "E2": "P2", "E3": "P3", "E4": "P1", "E5": "P1", "E6": "P9", "E7": "P2"}
     events = pl.LazyFrame(
         {
-            "system": ["RMS"] * 3,
-            "event_id": ["E1", "E2", "E3"],
-            "occurred_at": pl.Series(
-                ["2026-11-20T10:00:00", "2026-11-20T11:00:00", "2026-11-20T12:00:00"]
-            ).str.to_datetime(time_zone="UTC"),
-            "user_id": ["U1"] * 3,
-            "action": ["view"] * 3,
-            "record_type": ["person"] * 3,
-            "record_id": ["P1", "P2", "P3"],
-            "reason_code": [None] * 3,
-            "justification": [None] * 3,
-            "day": pl.Series(["2026-11-20"] * 3).str.to_date(),
+            "system": ["RMS"] * len(when),
+            "event_id": list(when),
+            "occurred_at": pl.Series(list(when.values())).str.to_datetime(time_zone="UTC"),
+            "user_id": ["U1"] * len(when),
+            "action": ["view"] * len(when),
+            "record_type": ["person"] * len(when),
+            "record_id": [subject[e] for e in when],
+            "reason_code": [None] * len(when),
+            "justification": [None] * len(when),
         },
         schema_overrides={"reason_code": pl.String, "justification": pl.String},
-    )
+    ).with_columns(day=pl.col("occurred_at").dt.date())
+    reason = "3 of the 9 subjects … opened contact details; the subjects: P1, P2, P3"
     flags = pl.LazyFrame(
         {
             "flag_id": ["F20261120-U1-pattern-contact"],
@@ -362,6 +381,9 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
             "user_id": ["U1"],
             "subject_type": [None],
             "subject_id": [None],
+            "reasons": [[{"code": "pattern_contact", "text": reason, "weight": 1.0}]],
+            "day": [date(2026, 11, 20)],
+            "pattern_subjects": [["P1", "P2", "P3"]],
         },
         schema_overrides={"subject_type": pl.String, "subject_id": pl.String},
     )
@@ -396,13 +418,20 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
         training=pl.LazyFrame(),
         reviews=pl.LazyFrame(),
     )
-    rows = access_rows(scope, flags, "Europe/London", "nothing links them").collect()
-    assert rows["event_id"].to_list() == ["E1", "E3"]
-    assert rows["held_by_flag"].to_list() == [True, True]
-    assert rows["explanation"].to_list() == ["nothing explains it: nothing links them"] * 2
-    assert rows["occurred_at_local"].to_list() == [
+    rows = access_rows(scope, flags, "Europe/London", "nothing links them", 30).collect()
+    assert rows["event_id"].to_list() == ["E4", "E1", "E2", "E3"]
+    assert rows["held_by_flag"].to_list() == [False, True, False, True]
+    assert rows["explanation"].to_list()[1] == "nothing explains it: nothing links them"
+    assert rows["occurred_at_local"].to_list()[1:] == [
         "2026-11-20T10:00:00+00:00",
+        "2026-11-20T11:00:00+00:00",
         "2026-11-20T12:00:00+00:00",
+    ]
+    said = flag_scope_text(flags, 30).collect()["scope"].to_list()
+    assert said == [
+        "every access by the user from 2026-10-21 to 2026-11-20 (the pattern's look-back: the "
+        "30 days before the flag's day, and that day) to the 3 subject(s) its figure counts: "
+        "P1, P2, P3"
     ]
 
 
@@ -470,6 +499,7 @@ def test_an_audit_gap_of_a_vanished_user_shows_the_shift_it_vanished_from() -> N
         unexplained_text="-",
         training_course="APSP",
         overdue_months=24,
+        lookback_days=30,
     )
     assert tables.accesses.is_empty()
     assert tables.shifts.select("user_id", "starts_at_utc").rows() == [

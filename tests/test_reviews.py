@@ -434,13 +434,31 @@ def test_the_subjects_a_pattern_flag_names_are_logged_as_shown(
     from access_audit.tables import stored_table
 
     flag_id = "F20261017-U1-pattern-young_women"
-    text = f"27 of the 62 subjects … were young women{SUBJECTS_MARKER}P63, P66, P477"
+    legacy_id = "F20261016-U1-pattern-young_women"
     schema = stored_table("flags").full_schema()
-    row = {name: None for name in schema}
-    row |= {"flag_id": flag_id, "reasons": [{"code": "pattern", "text": text, "weight": 1.0}]}
-    stored = pl.DataFrame([row], schema=schema, strict=False).lazy()
+
+    def pattern_flag(flag: str, text: str, subjects: list[str] | None) -> dict[str, object]:
+        row: dict[str, object] = {name: None for name in schema}
+        reasons = [{"code": "pattern_young_women", "text": text, "weight": 1.0}]
+        return row | {
+            "flag_id": flag,
+            "kind": "pattern",
+            "reasons": reasons,
+            "pattern_subjects": subjects,
+        }
+
+    # the typed column is read, not the text: an id holding ", " stays one id
+    text = f"27 of the 62 subjects … were young women{SUBJECTS_MARKER}P63, P6, 6, P477"
+    typed = pattern_flag(flag_id, text, ["P477", "P6, 6", "P63"])
+    # a flag stored before the column existed reads it as null: its reason's list is read
+    old_text = f"3 of the 9 subjects … were young women{SUBJECTS_MARKER}P1, P2"
+    legacy = pattern_flag(legacy_id, old_text, None)
+    stored = pl.DataFrame([typed, legacy], schema=schema, strict=False).lazy()
     real_scan = home.scan
     monkeypatch.setattr(home, "scan", lambda t: stored if t == "flags" else real_scan(t))
     home.record_view("explain", [flag_id], ["P295"])
     last = json.loads(home.views_ledger.path.read_bytes().splitlines()[-1])
-    assert last["subject_ids"] == ["P295", "P477", "P63", "P66"]
+    assert last["subject_ids"] == ["P295", "P477", "P6, 6", "P63"]
+    home.record_view("explain", [legacy_id], [])
+    last = json.loads(home.views_ledger.path.read_bytes().splitlines()[-1])
+    assert last["subject_ids"] == ["P1", "P2"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
@@ -17,45 +16,23 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from access_audit.cli import app as cli_app
-from access_audit.generate import generate_force
 from access_audit.review.timelines import flag_timelines
 from access_audit.serve.app import create_app
 from access_audit.serve.flags import flag_url
 from access_audit.serve.guard import COOKIE, is_loopback_host
 from access_audit.serve.server import bind
 from access_audit.workspace import Workspace
-from conftest import event, write_table
-
-BASE = "http://127.0.0.1:8765"
-ORIGIN = {"origin": BASE}
-
-
-@pytest.fixture(scope="module")
-def force(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("serve")
-    made = generate_force(root / "drops", staff=60, days=4, seed=2)
-    workspace = Workspace.open(root / "home")
-    assert workspace.nightly(made.drops).ok
-    return workspace
-
-
-def _client(workspace: Workspace, base_url: str = BASE) -> tuple[TestClient, str]:
-    app, token = create_app(workspace)
-    return TestClient(app, base_url=base_url, follow_redirects=False), token
-
-
-@pytest.fixture
-def client(force: Workspace) -> Iterator[TestClient]:
-    """A client whose session is open (it used the start token)."""
-    client, token = _client(force)
-    assert client.get(f"/?token={token}").status_code == 303
-    yield client
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
+from serve_support import (
+    BASE,
+    ORIGIN,
+    csrf_of,
+    hostile_home,
+    opened_client,
+    review_count,
+    serve_client,
+    serve_views,
+    served_force,
+)
 
 
 def _first_flag(client: TestClient) -> str:
@@ -63,19 +40,20 @@ def _first_flag(client: TestClient) -> str:
     return unquote(re.findall(r'class="flag-link" href="/flags/([^"]+)"', page)[0])
 
 
-def _reviews(workspace: Workspace) -> int:
-    return workspace.scan("reviews").collect().height
+@pytest.fixture(scope="module")
+def force(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return served_force(tmp_path_factory.mktemp("serve"))
 
 
-def _views(workspace: Workspace) -> list[dict[str, object]]:
-    lines = workspace.views_ledger.path.read_text(encoding="utf-8").splitlines()
-    return [v for v in map(json.loads, lines) if v.get("command") == "serve"]
+@pytest.fixture
+def client(force: Workspace) -> TestClient:
+    return opened_client(force)
 
 
 # -- who may use it ------------------------------------------------------------------------------
 def test_without_the_token_every_request_is_403(force: Workspace) -> None:
-    client, token = _client(force)
-    before = _reviews(force)
+    client, token = serve_client(force)
+    before = review_count(force)
     flag_id = _any_flag_id(force)
     for path in ("/", "/flags", "/static/desk.css", flag_url(flag_id)):
         assert client.get(path).status_code == 403, path
@@ -83,13 +61,13 @@ def test_without_the_token_every_request_is_403(force: Workspace) -> None:
     assert client.post(flag_url(flag_id), data=decision, headers=ORIGIN).status_code == 403
     wrong = client.get(f"/?token={token[:-1]}x")
     assert wrong.status_code == 403 and COOKIE not in wrong.headers.get("set-cookie", "")
-    opened, opened_token = _client(force)
+    opened, opened_token = serve_client(force)
     assert opened.get(f"/?token={token}").status_code == 403  # another server's token
     name = opened.get(f"/?token={opened_token}").headers["set-cookie"].split("=")[0]
     assert name.startswith(COOKIE)
     forged = client.get("/flags", headers={"cookie": f"{name}=made-up"})
     assert forged.status_code == 403
-    assert _reviews(force) == before
+    assert review_count(force) == before
 
 
 def _any_flag_id(workspace: Workspace) -> str:
@@ -99,7 +77,7 @@ def _any_flag_id(workspace: Workspace) -> str:
 def test_the_token_opens_a_strict_httponly_session_and_leaves_the_address(
     force: Workspace,
 ) -> None:
-    client, token = _client(force)
+    client, token = serve_client(force)
     opened = client.get(f"/flags?view=flags&token={token}")
     assert opened.status_code == 303
     assert opened.headers["location"] == "/flags?view=flags"  # the token is not kept in it
@@ -118,11 +96,11 @@ def test_the_token_opens_a_strict_httponly_session_and_leaves_the_address(
     "host", ["evil.example:8765", "127.0.0.1.evil.example:8765", "localhost.evil.example"]
 )
 def test_a_foreign_host_header_is_refused_dns_rebinding(force: Workspace, host: str) -> None:
-    client, token = _client(force, base_url=f"http://{host}")
+    client, token = serve_client(force, base_url=f"http://{host}")
     refused = client.get(f"/?token={token}")
     assert refused.status_code == 403 and "set-cookie" not in refused.headers
     # a session opened on 127.0.0.1 is refused too once the Host header is foreign
-    local, local_token = _client(force)
+    local, local_token = serve_client(force)
     assert local.get(f"/?token={local_token}").status_code == 303
     assert local.get("/flags", headers={"host": host}).status_code == 403
     assert local.get("/flags").status_code == 200
@@ -152,23 +130,23 @@ def test_a_post_without_this_sessions_csrf_token_is_refused_and_records_nothing(
     force: Workspace, client: TestClient
 ) -> None:
     flag_id = _first_flag(client)
-    other, other_token = _client(force)
+    other, other_token = serve_client(force)
     assert other.get(f"/?token={other_token}").status_code == 303
-    others_csrf = _csrf(other.get(flag_url(flag_id)).text)
-    before = _reviews(force)
+    others_csrf = csrf_of(other.get(flag_url(flag_id)).text)
+    before = review_count(force)
     decision = {"status": "under_review", "outcome": "", "purpose": "", "note": "checking"}
     for csrf in (None, "", "not-the-token", others_csrf):
         data = decision if csrf is None else {**decision, "csrf": csrf}
         refused = client.post(flag_url(flag_id), data=data, headers=ORIGIN)
         assert refused.status_code == 403, csrf
-    assert _reviews(force) == before
+    assert review_count(force) == before
 
 
 def test_a_post_from_another_origin_is_refused(force: Workspace, client: TestClient) -> None:
     flag_id = _first_flag(client)
-    csrf = _csrf(client.get(flag_url(flag_id)).text)
+    csrf = csrf_of(client.get(flag_url(flag_id)).text)
     decision = {"csrf": csrf, "status": "under_review", "note": "checking the call log"}
-    before = _reviews(force)
+    before = review_count(force)
     for headers in (
         {"origin": "http://evil.example"},
         {"origin": "null"},
@@ -177,20 +155,20 @@ def test_a_post_from_another_origin_is_refused(force: Workspace, client: TestCli
         {},
     ):
         assert client.post(flag_url(flag_id), data=decision, headers=headers).status_code == 403
-    assert _reviews(force) == before
+    assert review_count(force) == before
     # a browser that sends only a Referer from this page is accepted
     accepted = client.post(
         flag_url(flag_id), data=decision, headers={"referer": f"{BASE}{flag_url(flag_id)}"}
     )
     assert accepted.status_code == 303
-    assert _reviews(force) == before + 1
+    assert review_count(force) == before + 1
 
 
 def test_the_form_records_through_review_then_redirects(
     force: Workspace, client: TestClient
 ) -> None:
     flag_id = _first_flag(client)
-    csrf = _csrf(client.get(flag_url(flag_id)).text)
+    csrf = csrf_of(client.get(flag_url(flag_id)).text)
     note = "confirmed with the duty inspector"
     posted = client.post(
         flag_url(flag_id),
@@ -220,15 +198,15 @@ def test_a_refused_decision_shows_why_keeps_what_was_typed_and_records_nothing(
     force: Workspace, client: TestClient
 ) -> None:
     flag_id = _first_flag(client)
-    csrf = _csrf(client.get(flag_url(flag_id)).text)
-    before = _reviews(force)
+    csrf = csrf_of(client.get(flag_url(flag_id)).text)
+    before = review_count(force)
     refused = client.post(
         flag_url(flag_id),
         data={"csrf": csrf, "status": "closed", "outcome": "legitimate_purpose", "note": "typed"},
         headers=ORIGIN,
     )
     assert refused.status_code == 400
-    assert "legitimate_purpose needs --purpose" in refused.text
+    assert "legitimate_purpose needs Purpose" in refused.text
     assert ">typed</textarea>" in refused.text
     unknown = client.post(
         "/flags/F20990101-nobody-P1",
@@ -236,7 +214,60 @@ def test_a_refused_decision_shows_why_keeps_what_was_typed_and_records_nothing(
         headers=ORIGIN,
     )
     assert unknown.status_code == 404
-    assert _reviews(force) == before
+    assert review_count(force) == before
+
+
+def _error_line(page: str) -> str:
+    found = re.search(r'<p class="error" role="alert">([^<]*)</p>', page)
+    assert found, "the page shows no error"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("decision", "said"),
+    [
+        ({"status": "done", "note": "n"}, "Status must be one of open, under_review, closed"),
+        ({"status": "open", "outcome": "sacked", "note": "n"}, "Outcome must be one of"),
+        (
+            {"status": "open", "outcome": "dismissed", "note": "n"},
+            "an outcome is recorded when closing: Status must be closed",
+        ),
+        ({"status": "closed", "note": "n"}, "closing a flag needs an Outcome"),
+        (
+            {"status": "open", "purpose": "p", "note": "n"},
+            "Purpose goes only with Outcome legitimate_purpose",
+        ),
+        ({"status": "open", "note": " "}, "Note must say why"),
+    ],
+)
+def test_a_refused_decision_names_the_form_fields_not_the_cli_options(
+    client: TestClient, decision: dict[str, str], said: str
+) -> None:
+    """Regression: the form's errors quoted `--purpose`, `--note`, ... to a browser user."""
+    flag_id = _first_flag(client)
+    csrf = csrf_of(client.get(flag_url(flag_id)).text)
+    refused = client.post(flag_url(flag_id), data={"csrf": csrf, **decision}, headers=ORIGIN)
+    assert refused.status_code == 400
+    line = _error_line(refused.text)
+    assert said in line and "--" not in line
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ({"since": "someday"}, "Accesses since: &#39;someday&#39; is not today"),
+        ({"until": "soon"}, "Until: &#39;soon&#39; is not today"),
+        ({"since": "today", "until": "yesterday"}, "Until must be later than Accesses since"),
+        ({"status": "done"}, "Status must be one of"),
+    ],
+)
+def test_bad_queue_filters_name_the_form_fields(
+    client: TestClient, query: dict[str, str], said: str
+) -> None:
+    refused = client.get("/flags", params=query)
+    assert refused.status_code == 400
+    line = _error_line(refused.text)
+    assert said in line and "--" not in line
 
 
 # -- the pages -----------------------------------------------------------------------------------
@@ -282,7 +313,7 @@ def test_the_user_filter_and_the_grouped_queue(force: Workspace, client: TestCli
 
 def test_bad_filters_and_unknown_flags_are_one_line_errors(client: TestClient) -> None:
     bad = client.get("/flags", params={"since": "someday"})
-    assert bad.status_code == 400 and "--since: &#39;someday&#39; is not today" in bad.text
+    assert bad.status_code == 400 and "Accesses since: &#39;someday&#39; is not today" in bad.text
     assert client.get("/flags", params={"min_score": "101"}).status_code == 400
     assert client.get("/flags", params={"status": "done"}).status_code == 400
     missing = client.get("/flags/F20990101-nobody-P1")
@@ -306,46 +337,27 @@ def test_a_flag_page_shows_reasons_evidence_and_both_timelines(
 
 
 def test_every_page_shown_is_in_the_view_log(force: Workspace, client: TestClient) -> None:
-    before = len(_views(force))
+    before = len(serve_views(force))
     page = client.get("/flags", params={"min_score": "0", "view": "flags", "limit": "5"}).text
     shown = [unquote(i) for i in re.findall(r'class="flag-link" href="/flags/([^"]+)"', page)]
     client.get(flag_url(shown[0]))
-    views = _views(force)[before:]
+    views = serve_views(force)[before:]
     assert [v["flag_ids"] for v in views] == [shown, [shown[0]]]
     detail = force.flag_detail(shown[0])
     assert detail is not None and detail.flag["subject_id"] in views[1]["subject_ids"]  # type: ignore[operator]
 
 
 # -- hostile values ------------------------------------------------------------------------------
-HOSTILE_USER = '<img src=x onerror="document.title=1">'
-HOSTILE_RECORD = "P1\"'><script>document.title='owned'</script>"
 DASHED_USER = "PC-12"
-DAY = "2026-11-21"
 
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("hostile-serve")
-    drop = root / "drops" / DAY
-    accesses = [
-        event(f"E{i}", f"{DAY}T0{i}:00:00Z", user_id=HOSTILE_USER, record_id=HOSTILE_RECORD)
-        for i in range(1, 4)
-    ]
-    accesses += [event("E9", f"{DAY}T09:00:00Z", user_id=DASHED_USER, record_id="12-P77")]
-    write_table(drop, "access_log", accesses)
-    write_table(
-        drop, "staff", [{"user_id": HOSTILE_USER, "surname": "S", "role": "r", "team_id": "T"}]
-    )
-    home = root / "home"
-    home.mkdir()
-    (home / "access-audit.toml").write_text("[scoring]\nalert_threshold = 10\n")
-    workspace = Workspace.open(home)
-    assert workspace.nightly([drop]).ok
-    return workspace
+    return hostile_home(tmp_path_factory.mktemp("hostile-serve"), DASHED_USER, "12-P77")
 
 
 def test_hostile_ids_and_notes_are_escaped(hostile: Workspace) -> None:
-    client, token = _client(hostile)
+    client, token = serve_client(hostile)
     client.get(f"/?token={token}")
     queue = client.get("/flags", params={"min_score": "0", "view": "flags"}).text
     assert "<img" not in queue and "<script" not in queue
@@ -363,7 +375,7 @@ def test_hostile_ids_and_notes_are_escaped(hostile: Workspace) -> None:
     note = "</textarea><script>document.title='owned'</script>"
     posted = client.post(
         flag_url(hostile_flag),
-        data={"csrf": _csrf(page), "status": "under_review", "note": note},
+        data={"csrf": csrf_of(page), "status": "under_review", "note": note},
         headers=ORIGIN,
     )
     assert posted.status_code == 303
@@ -444,7 +456,7 @@ def test_decisions_are_by_the_reviewer_given_to_serve(force: Workspace) -> None:
     client = TestClient(app, base_url=BASE, follow_redirects=False)
     client.get(f"/?token={token}")
     flag_id = _first_flag(client)
-    csrf = _csrf(client.get(flag_url(flag_id)).text)
+    csrf = csrf_of(client.get(flag_url(flag_id)).text)
     decision = {"csrf": csrf, "status": "under_review", "note": "pulling the call recording"}
     assert client.post(flag_url(flag_id), data=decision, headers=ORIGIN).status_code == 303
     detail = force.flag_detail(flag_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,43 +18,21 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from access_audit.cli import app as cli_app
-from access_audit.generate import generate_force
-from access_audit.serve.app import create_app
 from access_audit.serve.cases import case_url
 from access_audit.serve.flags import flag_url
 from access_audit.workspace import Workspace
-from conftest import event, write_table
+from serve_support import (
+    ORIGIN,
+    csrf_of,
+    hostile_home,
+    opened_client,
+    review_count,
+    serve_client,
+    serve_views,
+    served_force,
+)
 
-BASE = "http://127.0.0.1:8765"
-ORIGIN = {"origin": BASE}
 CASE_LINK = re.compile(r'class="case-link" href="(/cases/[^"]+)"')
-
-
-@pytest.fixture(scope="module")
-def force(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("serve-cases")
-    made = generate_force(root / "drops", staff=60, days=4, seed=2)
-    workspace = Workspace.open(root / "home")
-    assert workspace.nightly(made.drops).ok
-    return workspace
-
-
-def _client(workspace: Workspace, reviewer: str | None = None) -> tuple[TestClient, str]:
-    app, token = create_app(workspace, reviewer=reviewer)
-    return TestClient(app, base_url=BASE, follow_redirects=False), token
-
-
-@pytest.fixture
-def client(force: Workspace) -> Iterator[TestClient]:
-    client, token = _client(force)
-    assert client.get(f"/?token={token}").status_code == 303
-    yield client
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
 
 
 def _case_ids(page: str) -> list[str]:
@@ -73,26 +50,27 @@ def _case_log_lines(workspace: Workspace) -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
 
-def _reviews(workspace: Workspace) -> int:
-    return workspace.scan("reviews").collect().height
-
-
-def _views(workspace: Workspace) -> list[dict[str, Any]]:
-    lines = workspace.views_ledger.path.read_text(encoding="utf-8").splitlines()
-    return [v for v in map(json.loads, lines) if v.get("command") == "serve"]
-
-
 def _some_case(workspace: Workspace, *, flags: int = 1) -> str:
     """An open case with at least ``flags`` flags."""
     cases = workspace.cases.select(status="open")
     return str(cases.filter(cases["flags"] >= flags)["case_id"][0])
 
 
+@pytest.fixture(scope="module")
+def force(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return served_force(tmp_path_factory.mktemp("serve-cases"))
+
+
+@pytest.fixture
+def client(force: Workspace) -> TestClient:
+    return opened_client(force)
+
+
 # -- who may use it ------------------------------------------------------------------------------
 def test_without_a_session_every_case_page_and_form_is_403(force: Workspace) -> None:
-    client, _token = _client(force)
+    client, _token = serve_client(force)
     case_id = _some_case(force)
-    before = (_case_log_lines(force), _reviews(force))
+    before = (_case_log_lines(force), review_count(force))
     for path in ("/cases", case_url(case_id), "/cases?status=open"):
         assert client.get(path).status_code == 403, path
     for action, data in (
@@ -100,18 +78,18 @@ def test_without_a_session_every_case_page_and_form_is_403(force: Workspace) -> 
         ("review", {"status": "closed", "outcome": "no_case_to_answer", "note": "n"}),
     ):
         assert client.post(case_url(case_id, action), data=data, headers=ORIGIN).status_code == 403
-    assert (_case_log_lines(force), _reviews(force)) == before
+    assert (_case_log_lines(force), review_count(force)) == before
 
 
 def test_a_case_form_without_this_sessions_csrf_or_from_elsewhere_is_refused(
     force: Workspace, client: TestClient
 ) -> None:
     case_id = _some_case(force)
-    other, other_token = _client(force)
+    other, other_token = serve_client(force)
     assert other.get(f"/?token={other_token}").status_code == 303
-    others_csrf = _csrf(other.get(case_url(case_id)).text)
-    csrf = _csrf(client.get(case_url(case_id)).text)
-    before = (_case_log_lines(force), _reviews(force))
+    others_csrf = csrf_of(other.get(case_url(case_id)).text)
+    csrf = csrf_of(client.get(case_url(case_id)).text)
+    before = (_case_log_lines(force), review_count(force))
     forms = {
         "assign": {"assignee": "a1", "due": "", "note": ""},
         "review": {"status": "under_review", "outcome": "", "purpose": "", "note": "checking"},
@@ -126,13 +104,14 @@ def test_a_case_form_without_this_sessions_csrf_or_from_elsewhere_is_refused(
                 case_url(case_id, action), data={**data, "csrf": csrf}, headers=headers
             )
             assert refused.status_code == 403, (action, headers)
-    assert (_case_log_lines(force), _reviews(force)) == before
+    assert (_case_log_lines(force), review_count(force)) == before
 
 
 # -- the pages -----------------------------------------------------------------------------------
 def test_the_case_list_holds_what_case_list_selects(force: Workspace, client: TestClient) -> None:
     open_cases = force.cases.select(status="open")["case_id"].to_list()
-    force.cases.assign(open_cases[0], "analyst7", due=date.today() - timedelta(days=3))
+    overdue = date.today() - timedelta(days=3)  # as if assigned a week before
+    force.cases.assign(open_cases[0], "analyst7", due=overdue, today=overdue - timedelta(days=4))
     force.cases.assign(open_cases[1], "analyst7", due=date.today() + timedelta(days=30))
     for query, options in (
         ({}, []),
@@ -188,7 +167,7 @@ def test_unknown_cases_and_forms_are_404(force: Workspace, client: TestClient) -
     assert missing.status_code == 404 and "no case C20990101-nobody-person:P1" in missing.text
     case_id = _some_case(force)
     assert client.get(case_url(case_id, "assign")).status_code == 404
-    csrf = _csrf(client.get(case_url(case_id)).text)
+    csrf = csrf_of(client.get(case_url(case_id)).text)
     before = _case_log_lines(force)
     posted = client.post(case_url(case_id, "delete"), data={"csrf": csrf}, headers=ORIGIN)
     assert posted.status_code == 404
@@ -203,40 +182,47 @@ def test_unknown_cases_and_forms_are_404(force: Workspace, client: TestClient) -
 
 # -- the forms -----------------------------------------------------------------------------------
 def test_the_assign_form_records_through_case_assign_then_redirects(force: Workspace) -> None:
-    client, token = _client(force, reviewer="lead1")
+    client, token = serve_client(force, reviewer="lead1")
     client.get(f"/?token={token}")
     case_id = _some_case(force)
-    csrf = _csrf(client.get(case_url(case_id)).text)
+    csrf = csrf_of(client.get(case_url(case_id)).text)
+    due = str(date.today() + timedelta(days=24))
     posted = client.post(
         case_url(case_id, "assign"),
-        data={"csrf": csrf, "assignee": " analyst3 ", "due": "2026-12-31", "note": "urgent"},
+        data={"csrf": csrf, "assignee": " analyst3 ", "due": due, "note": "urgent"},
         headers=ORIGIN,
     )
     assert posted.status_code == 303
     assert posted.headers["location"] == f"{case_url(case_id)}?recorded=assignment"
     shown = _cli(force, "case", "show", case_id, "--format", "json")
-    assert (shown["assignee"], shown["due"]) == ("analyst3", "2026-12-31")
+    assert (shown["assignee"], shown["due"]) == ("analyst3", due)
     last = shown["history"][-1]
     assert (last["action"], last["analyst"], last["note"]) == ("assign", "lead1", "urgent")
     page = client.get(posted.headers["location"]).text
-    assert "Assignment recorded." in page and "analyst3, due 2026-12-31" in page
+    assert "Assignment recorded." in page and f"analyst3, due {due}" in page
 
 
 def test_a_refused_assignment_shows_why_keeps_what_was_typed_and_records_nothing(
     force: Workspace, client: TestClient
 ) -> None:
     case_id = _some_case(force)
-    csrf = _csrf(client.get(case_url(case_id)).text)
+    csrf = csrf_of(client.get(case_url(case_id)).text)
     before = _case_log_lines(force)
     for data, why in (
-        ({"assignee": "a1", "due": "next week", "note": "typed"}, "due must be a date"),
-        ({"assignee": "  ", "due": "", "note": "typed"}, "must name the analyst"),
+        ({"assignee": "a1", "due": "next week", "note": "typed"}, "Due must be a date"),
+        ({"assignee": "  ", "due": "", "note": "typed"}, "To must name the analyst"),
+        (
+            {"assignee": "a1", "due": str(date.today() - timedelta(days=2)), "note": "typed"},
+            f"Due {date.today() - timedelta(days=2)} is in the past",
+        ),
     ):
         refused = client.post(
             case_url(case_id, "assign"), data={"csrf": csrf, **data}, headers=ORIGIN
         )
         assert refused.status_code == 400
         assert why in refused.text and ">typed</textarea>" in refused.text
+        error = re.search(r'<p class="error" role="alert">([^<]*)</p>', refused.text)
+        assert error and "--" not in error.group(1)  # the form's labels, not the CLI's options
     assert _case_log_lines(force) == before
 
 
@@ -245,7 +231,7 @@ def test_the_review_form_decides_every_flag_of_the_case_as_case_review_does(
 ) -> None:
     case_id = _some_case(force, flags=2)
     flag_ids = force.cases.detail(case_id).flags["flag_id"].to_list()
-    csrf = _csrf(client.get(case_url(case_id)).text)
+    csrf = csrf_of(client.get(case_url(case_id)).text)
     note = "called the control room: tasked to the address"
     posted = client.post(
         case_url(case_id, "review"),
@@ -281,25 +267,25 @@ def test_the_review_form_decides_every_flag_of_the_case_as_case_review_does(
 
 def test_a_refused_case_decision_records_nothing(force: Workspace, client: TestClient) -> None:
     case_id = _some_case(force)
-    csrf = _csrf(client.get(case_url(case_id)).text)
-    before = (_case_log_lines(force), _reviews(force))
+    csrf = csrf_of(client.get(case_url(case_id)).text)
+    before = (_case_log_lines(force), review_count(force))
     refused = client.post(
         case_url(case_id, "review"),
         data={"csrf": csrf, "status": "closed", "outcome": "legitimate_purpose", "note": "typed"},
         headers=ORIGIN,
     )
     assert refused.status_code == 400
-    assert "legitimate_purpose needs --purpose" in refused.text
+    assert "legitimate_purpose needs Purpose" in refused.text
     assert ">typed</textarea>" in refused.text
-    assert (_case_log_lines(force), _reviews(force)) == before
+    assert (_case_log_lines(force), review_count(force)) == before
 
 
 def test_every_case_page_shown_is_in_the_view_log(force: Workspace, client: TestClient) -> None:
-    before = len(_views(force))
+    before = len(serve_views(force))
     listed = client.get("/cases", params={"limit": "3"}).text
     case_ids = _case_ids(listed)
     client.get(case_url(case_ids[0]))
-    views = _views(force)[before:]
+    views = serve_views(force)[before:]
     cases = force.cases.select(limit=3)
     assert [v["flag_ids"] for v in views] == [
         cases["flag_ids"].explode().to_list(),
@@ -309,32 +295,16 @@ def test_every_case_page_shown_is_in_the_view_log(force: Workspace, client: Test
 
 
 # -- hostile values ------------------------------------------------------------------------------
-HOSTILE_USER = '<img src=x onerror="document.title=1">'
-HOSTILE_RECORD = "P1\"'><script>document.title='owned'</script>"
 SLASHED_USER = "PC/12-a"
-DAY = "2026-11-21"
 
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("hostile-cases")
-    drop = root / "drops" / DAY
-    accesses = [
-        event(f"E{i}", f"{DAY}T0{i}:00:00Z", user_id=HOSTILE_USER, record_id=HOSTILE_RECORD)
-        for i in range(1, 4)
-    ]
-    accesses += [event("E9", f"{DAY}T09:00:00Z", user_id=SLASHED_USER, record_id="12/P77")]
-    write_table(drop, "access_log", accesses)
-    home = root / "home"
-    home.mkdir()
-    (home / "access-audit.toml").write_text("[scoring]\nalert_threshold = 10\n")
-    workspace = Workspace.open(home)
-    assert workspace.nightly([drop]).ok
-    return workspace
+    return hostile_home(tmp_path_factory.mktemp("hostile-cases"), SLASHED_USER, "12/P77")
 
 
 def test_hostile_case_ids_and_notes_are_escaped(hostile: Workspace, tmp_path: Path) -> None:
-    client, token = _client(hostile)
+    client, token = serve_client(hostile)
     client.get(f"/?token={token}")
     listed = client.get("/cases").text
     assert "<img" not in listed and "<script" not in listed
@@ -346,7 +316,7 @@ def test_hostile_case_ids_and_notes_are_escaped(hostile: Workspace, tmp_path: Pa
         assert page.status_code == 200, case_id
         assert "<img" not in page.text and "<script" not in page.text
     target = next(c for c in case_ids if "/" in c)
-    csrf = _csrf(client.get(case_url(target)).text)
+    csrf = csrf_of(client.get(case_url(target)).text)
     note = "</textarea><script>document.title='owned'</script>"
     posted = client.post(
         case_url(target, "review"),

@@ -1,23 +1,23 @@
 """`access-audit case list|show|assign|review`: thin commands over ``Workspace.cases``.
 
-Registered on the main app by ``cli.py``; shares its error handling, ``--home`` and consoles.
+Registered on the main app by ``cli.py``; shares its error handling, ``--home`` and consoles
+through ``cli_base`` (never importing ``cli``, so imports point one way).
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
 
-from access_audit import cli
+from access_audit import cli_base
 from access_audit.errors import AccessAuditError
 
 case_app = typer.Typer(
     name="case",
     help="Cases: one user's flags on one subject (or their pattern flags) within \\[cases] "
     "span_days, assigned, reviewed and decided as one.",
-    epilog=cli.EXIT_CODES,
+    epilog=cli_base.EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -25,7 +25,7 @@ case_app = typer.Typer(
 
 
 @case_app.callback()
-@cli._reports_errors
+@cli_base._reports_errors
 def case_options() -> None:
     """Cases: one user's flags on one subject (or their pattern flags) within \\[cases]
     span_days, assigned, reviewed and decided as one."""
@@ -34,17 +34,8 @@ def case_options() -> None:
 CaseId = Annotated[str, typer.Argument(help="The case, e.g. C20261128-U00141-person:P0001421.")]
 
 
-def _due(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise AccessAuditError(f"--due must be a date (YYYY-MM-DD), not '{text}'") from None
-
-
 @case_app.command("list")
-@cli._reports_errors
+@cli_base._reports_errors
 def list_cases(
     ctx: typer.Context,
     status: Annotated[
@@ -57,7 +48,7 @@ def list_cases(
         bool, typer.Option("--overdue", help="Only cases past their due date and not closed.")
     ] = False,
     limit: Annotated[
-        int | None, typer.Option(min=1, max=cli.MAX_LIMIT, help="At most this many cases.")
+        int | None, typer.Option(min=1, max=cli_base.MAX_LIMIT, help="At most this many cases.")
     ] = None,
     output_format: Annotated[
         str,
@@ -65,13 +56,13 @@ def list_cases(
             "--format", help="table, json (an array of case objects) or csv; times ISO 8601 UTC."
         ),
     ] = "table",
-    home: cli.HomeOption = None,
+    home: cli_base.HomeOption = None,
 ) -> None:
     """The cases, open and under review first, then by their strongest flag."""
     if output_format not in ("table", "json", "csv"):
         raise AccessAuditError(f"--format must be table, json or csv, not '{output_format}'")
-    workspace = cli._workspace(ctx, home)
-    cli._warn_broken_ledgers(workspace)
+    workspace = cli_base._workspace(ctx, home)
+    cli_base._warn_broken_ledgers(workspace)
     cases = workspace.cases.select(status=status, assignee=assignee, overdue=overdue, limit=limit)
     workspace.record_view(
         "case list",
@@ -80,26 +71,26 @@ def list_cases(
     )
     from access_audit.render_cases import render_cases, render_unmatched
 
-    render_cases(cli.console, cases, output_format)
-    render_unmatched(cli.err_console, workspace.cases.unmatched())
+    render_cases(cli_base.console, cases, output_format)
+    render_unmatched(cli_base.err_console, workspace.cases.unmatched())
 
 
 @case_app.command("show")
-@cli._reports_errors
+@cli_base._reports_errors
 def show_case(
     ctx: typer.Context,
     case_id: CaseId,
     output_format: Annotated[
         str, typer.Option("--format", help="text, or json (one object; times ISO 8601 UTC).")
     ] = "text",
-    home: cli.HomeOption = None,
+    home: cli_base.HomeOption = None,
 ) -> None:
     """One case: status, assignee and due date, every flag with its reasons and notes, and the
     case's history."""
     if output_format not in ("text", "json"):
         raise AccessAuditError(f"--format must be text or json, not '{output_format}'")
-    workspace = cli._workspace(ctx, home)
-    cli._warn_broken_ledgers(workspace)
+    workspace = cli_base._workspace(ctx, home)
+    cli_base._warn_broken_ledgers(workspace)
     detail = workspace.cases.detail(case_id)
     workspace.record_view(
         "case show",
@@ -111,11 +102,11 @@ def show_case(
     if output_format == "json":
         print(case_detail_json(detail))
     else:
-        render_case_detail(cli.console, detail)
+        render_case_detail(cli_base.console, detail)
 
 
 @case_app.command("assign")
-@cli._reports_errors
+@cli_base._reports_errors
 def assign_case(
     ctx: typer.Context,
     case_id: CaseId,
@@ -128,19 +119,21 @@ def assign_case(
     analyst: Annotated[
         str | None, typer.Option(help="Who assigns it (default: the logged-in user).")
     ] = None,
-    home: cli.HomeOption = None,
+    home: cli_base.HomeOption = None,
 ) -> None:
     """Assign a case to an analyst with a due date (appended to the case log)."""
-    assignment = cli._workspace(ctx, home).cases.assign(
-        case_id, to, due=_due(due), note=note, analyst=analyst
+    from access_audit.review.casework import due_date
+
+    assignment = cli_base._workspace(ctx, home).cases.assign(
+        case_id, to, due=due_date(due), note=note, analyst=analyst
     )
     from access_audit.render_cases import render_assignment
 
-    render_assignment(cli.console, assignment)
+    render_assignment(cli_base.console, assignment)
 
 
 @case_app.command("review")
-@cli._reports_errors
+@cli_base._reports_errors
 def review_case(
     ctx: typer.Context,
     case_id: CaseId,
@@ -157,13 +150,13 @@ def review_case(
     reviewer: Annotated[
         str | None, typer.Option(help="Who decided (default: the logged-in user).")
     ] = None,
-    home: cli.HomeOption = None,
+    home: cli_base.HomeOption = None,
 ) -> None:
     """Record one decision on every flag of a case (as `review` does for one flag), then on the
     case. A flag that joins the case later reopens a closed case until it is decided too."""
-    decision = cli._workspace(ctx, home).cases.review(
+    decision = cli_base._workspace(ctx, home).cases.review(
         case_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
     )
     from access_audit.render_cases import render_case_decision
 
-    render_case_decision(cli.console, decision)
+    render_case_decision(cli_base.console, decision)

@@ -5,29 +5,34 @@ Heavy libraries (polars, duckdb, scikit-learn) are imported inside commands, so 
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from typer.exceptions import TyperException
 
-from access_audit import __version__
-from access_audit.errors import EXIT_FAILURE, AccessAuditError, failure_line, one_line
-from access_audit.generate import MIN_DAYS, MIN_STAFF
-from access_audit.workspace import HOME_ENV, RUNS_FOLDER, Workspace, resolve_home
-
-EXIT_CODES = (
-    "Exit codes: 0 done; 1 a drop could not be loaded (ingest, nightly: the other drops were "
-    "loaded, each all-or-nothing), the machine refused a write (disk full) or an unexpected "
-    "failure (its traceback is kept in the home's runs/ folder); 2 a user error (a bad option, "
-    "file, setting or home), reported in one line on stderr; 130 interrupted."
+from access_audit import __version__, cli_base
+from access_audit.case_cli import case_app
+from access_audit.cli_base import (
+    EXIT_CODES,
+    MAX_LIMIT,
+    HomeOption,
+    ProgressOption,
+    QuietOption,
+    _output,
+    _print_error,
+    _progress_bar,
+    _reports_errors,
+    _warn_broken_ledgers,
+    _workspace,
 )
+from access_audit.errors import AccessAuditError, one_line
+from access_audit.generate import MIN_DAYS, MIN_STAFF
+from access_audit.workspace import HOME_ENV, Workspace
+
+__all__ = ["EXIT_CODES", "MAX_LIMIT", "app", "main"]
 
 app = typer.Typer(
     name="access-audit",
@@ -37,85 +42,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# The largest --limit: more rows than any home holds, and small enough for every engine's index.
-MAX_LIMIT = 1_000_000_000
-# Wide enough that no table or line is wrapped or cut when output goes to a file or cron log.
-PIPED_WIDTH = 10_000
-
-
-def _console(stderr: bool = False) -> Console:
-    """A terminal gets rich output; a file, pipe or cron log gets full-width plain text."""
-    stream = sys.stderr if stderr else sys.stdout
-    if stream.isatty():
-        return Console(stderr=stderr, emoji=False)
-    return Console(
-        stderr=stderr, width=PIPED_WIDTH, color_system=None, highlight=False, emoji=False
-    )
-
-
-console = _console()
-err_console = _console(stderr=True)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Every failure is one line on stderr, never a traceback: a user's error exits 2, a refused
-    write (disk full) 1, and a bug 1 with its traceback written to a file under the home."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, TyperException):
-            raise
-        except AccessAuditError as exc:
-            _print_error(failure_line(exc))
-            raise typer.Exit(exc.exit_code) from None
-        except Exception as exc:
-            _print_error(failure_line(exc, _traceback_folder(args, kwargs)))
-            raise typer.Exit(EXIT_FAILURE) from None
-
-    return wrapper
-
-
-def _print_error(line: str) -> None:
-    from rich.text import Text
-
-    from access_audit.escape import printable
-
-    message = Text("error:", style="bold red")
-    message.append(" " + printable(line))
-    err_console.print(message, highlight=False, soft_wrap=True)
-
-
-def _warn_broken_ledgers(workspace: Workspace) -> None:
-    """A line on stderr per broken log chain: the decisions shown may have been edited."""
-    from rich.text import Text
-
-    from access_audit.escape import printable
-
-    for line in workspace.ledger_warnings():
-        message = Text("warning:", style="bold yellow")
-        message.append(" " + printable(line))
-        err_console.print(message, highlight=False, soft_wrap=True)
-
-
-def _traceback_folder(args: Any, kwargs: Any) -> Path:
-    """The home's run folder when the command has a home that exists; else the temp folder."""
-    import tempfile
-
-    ctx = kwargs.get("ctx") or next((a for a in args if isinstance(a, typer.Context)), None)
-    home = resolve_home(ctx.obj.get("home") if ctx is not None and ctx.obj else None)
-    if home.is_dir():
-        return home / RUNS_FOLDER
-    return Path(tempfile.gettempdir())
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"access-audit {__version__}")
+        cli_base.console.print(f"access-audit {__version__}")
         raise typer.Exit()
 
 
@@ -136,26 +67,10 @@ def main_options(
     ] = False,
 ) -> None:
     """Find records-system lookups made with no legitimate policing purpose."""
-    global console, err_console
-    # decided per run, not at import: the same process may print to a terminal or a pipe
-    console, err_console = _console(), _console(stderr=True)
+    cli_base.fresh_consoles()
     ctx.obj = {"home": home}
 
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        help=f"The workspace folder (default: ${HOME_ENV}, else ./access-audit-data); "
-        "also accepted before the command.",
-        show_default=False,
-    ),
-]
-QuietOption = Annotated[
-    bool,
-    typer.Option("--quiet", "-q", help="Print only warnings and errors (for cron); no progress."),
-]
-ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")]
 EngineOption = Annotated[
     str,
     typer.Option(
@@ -163,50 +78,6 @@ EngineOption = Annotated[
         "pip install 'access-audit[spark]' and Java 17). Both give the same flags."
     ),
 ]
-
-
-def _home(ctx: typer.Context, home: Path | None) -> Path | None:
-    """`--home` given before the command, after it, or both if they name the same folder."""
-    before = ctx.obj.get("home") if ctx.obj else None
-    if before is not None and home is not None and resolve_home(before) != resolve_home(home):
-        raise AccessAuditError(
-            f"--home given twice with different folders: {before} (before the command) "
-            f"and {home} (after it)"
-        )
-    return home if home is not None else before
-
-
-def _workspace(ctx: typer.Context, home: Path | None, create: bool = False) -> Workspace:
-    return Workspace.open(_home(ctx, home), create=create)
-
-
-def _output(quiet: bool) -> Console:
-    """Where a command's results go: the console, or nowhere with --quiet (errors still show)."""
-    return Console(quiet=True, emoji=False) if quiet else console
-
-
-@contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on a terminal; nothing when output is piped (cron, CI)."""
-    if not enabled or not err_console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-
-        def update(what: str, done: int, total: int) -> None:
-            progress.update(task, description=what, completed=done, total=total)
-
-        yield update
 
 
 @app.command()
@@ -227,7 +98,7 @@ def ingest(
         report = workspace.ingest(drops, progress=update)
     from access_audit.render import render_ingest_report
 
-    render_ingest_report(_output(quiet), err_console, report)
+    render_ingest_report(_output(quiet), cli_base.err_console, report)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -238,7 +109,7 @@ def status(ctx: typer.Context, home: HomeOption = None) -> None:
     """Rows per stored table, the current generation and the last runs."""
     from access_audit.render import render_status
 
-    render_status(console, _workspace(ctx, home).status())
+    render_status(cli_base.console, _workspace(ctx, home).status())
 
 
 @app.command()
@@ -257,7 +128,7 @@ def rejected(
     from access_audit.render import render_rejected
 
     frame = _workspace(ctx, home).rejected_rows(drop_id=drop, limit=limit)
-    render_rejected(console, frame, show_values=show_values)
+    render_rejected(cli_base.console, frame, show_values=show_values)
 
 
 @app.command()
@@ -267,7 +138,7 @@ def database(ctx: typer.Context, home: HomeOption = None) -> None:
     path = _workspace(ctx, home).refresh_catalog()
     from access_audit.escape import terminal
 
-    console.print(terminal(path), highlight=False, soft_wrap=True)
+    cli_base.console.print(terminal(path), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -336,14 +207,14 @@ def convert_fhir(
     from access_audit.interop import write_fhir_drop
 
     result = write_fhir_drop(sources, out)
-    console.print(
+    cli_base.console.print(
         f"{result.rows} access_log row(s) written to {terminal(result.access_log)}; "
         f"{len(result.unconvertible)} resource(s) could not be converted",
         highlight=False,
         soft_wrap=True,
     )
     for item in result.unconvertible:
-        err_console.print(
+        cli_base.err_console.print(
             f"unconvertible: {terminal(item.source)} #{item.position} "
             f"({terminal(item.event_id)}): {terminal(item.reason)}",
             highlight=False,
@@ -373,7 +244,7 @@ def nightly(
     from access_audit.render import render_ingest_report, render_score_report
 
     out = _output(quiet)
-    render_ingest_report(out, err_console, report.ingest)
+    render_ingest_report(out, cli_base.err_console, report.ingest)
     if report.score is not None:
         render_score_report(out, report.score)
     if not report.ok:
@@ -413,7 +284,7 @@ def verify(
     )
     from access_audit.render import render_verify
 
-    render_verify(console, report)
+    render_verify(cli_base.console, report)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -492,7 +363,7 @@ def flag(
     _warn_broken_ledgers(workspace)
     from access_audit.render import render_flags
 
-    render_flags(console, queue, output_format)
+    render_flags(cli_base.console, queue, output_format)
 
 
 @app.command()
@@ -531,7 +402,7 @@ def explain(
         if output_format == "json":
             print(render.flag_detail_json(detail))
         else:
-            render.render_flag_detail(console, detail)
+            render.render_flag_detail(cli_base.console, detail)
         return
     event = workspace.event_detail(identifier, system)
     if event is None:
@@ -542,7 +413,7 @@ def explain(
     if output_format == "json":
         print(render.event_detail_json(event))
     else:
-        render.render_event_detail(console, event)
+        render.render_event_detail(cli_base.console, event)
 
 
 @app.command()
@@ -579,7 +450,7 @@ def review(
     )
     from access_audit.escape import terminal
 
-    console.print(
+    cli_base.console.print(
         f"{terminal(decision.review_id)}: {terminal(flag_id)} is {terminal(decision.status)}"
         + (f" ({terminal(decision.outcome)})" if decision.outcome else "")
         + f", by {terminal(decision.reviewer)}",
@@ -612,13 +483,13 @@ def serve(
     workspace = _workspace(ctx, home)
 
     def announce(url: str) -> None:
-        console.print(
+        cli_base.console.print(
             f"Review page for {terminal(workspace.home)}: open {url}\n"
             "(the token in it is the key: do not share it; Ctrl-C stops the server)",
             highlight=False,
             soft_wrap=True,
         )
-        console.file.flush()
+        cli_base.console.file.flush()
 
     serve_review_page(workspace, port=port, reviewer=reviewer, announce=announce)
 
@@ -675,7 +546,7 @@ def evaluate(
     result = _workspace(ctx, home).evaluate(truth, budget=budget, grouped=grouped)
     from access_audit.render import render_evaluation
 
-    render_evaluation(console, result, output_format)
+    render_evaluation(cli_base.console, result, output_format)
 
 
 @app.command()
@@ -727,7 +598,7 @@ def report(
     from access_audit.private_files import write_private_text
 
     write_private_text(output, text)
-    console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
+    cli_base.console.print(f"report written to {terminal(output)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -774,7 +645,7 @@ def evidence(
     from access_audit.escape import terminal
 
     if not pack.pdf:
-        err_console.print(
+        cli_base.err_console.print(
             "[bold red]warning:[/] no PDF in this pack (--no-pdf): the hearing gets the HTML "
             "page only",
             highlight=False,
@@ -789,14 +660,7 @@ def evidence(
     )
 
 
-def _register_case_commands() -> None:
-    """`access-audit case …`, kept in its own module (case_cli.py)."""
-    from access_audit.case_cli import case_app
-
-    app.add_typer(case_app, name="case")
-
-
-_register_case_commands()
+app.add_typer(case_app, name="case")  # `access-audit case …`, in case_cli.py
 
 
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:

@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +42,50 @@ class MissingColumnError(AccessAuditError):
 
 class WorkspaceBusyError(AccessAuditError):
     """Another access-audit process holds the home's write lock."""
+
+
+class InputError(AccessAuditError):
+    """A value the user gave was refused, worded by where they gave it.
+
+    The template's placeholders that are not among ``values`` name inputs: by default as the
+    command line's options (``{due}`` reads ``--due``), or, with ``worded(labels)``, as another
+    medium names them (the review page's form labels). Values are substituted as text, never
+    read as a template, so a hostile value cannot name an input."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template = template
+        self.values = values
+        super().__init__(self.worded({}))
+
+    def worded(self, labels: Mapping[str, str]) -> str:
+        return self.template.format_map(_InputNames(self.values, labels))
+
+
+class _InputNames(dict[str, object]):
+    """``values``, and any other name as its label (else as a command-line option)."""
+
+    def __init__(self, values: Mapping[str, object], labels: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.labels = labels
+
+    def __missing__(self, name: str) -> str:
+        return self.labels.get(name, "--" + name.replace("_", "-"))
+
+
+class UnknownDropError(AccessAuditError):
+    """A drop was named that was never loaded: the message names the loaded ones, if few."""
+
+    NAMED_AT_MOST = 8
+
+    def __init__(self, drop_id: str, loaded: list[str]) -> None:
+        if not loaded:
+            known = "no drop is loaded yet"
+        elif len(loaded) <= self.NAMED_AT_MOST:
+            known = "loaded: " + ", ".join(loaded)
+        else:
+            known = f"{len(loaded)} drops are loaded, {loaded[0]} to {loaded[-1]}"
+        super().__init__(f"no drop '{drop_id}' was loaded ({known})")
+        self.drop_id = drop_id
 
 
 class StorageError(AccessAuditError):

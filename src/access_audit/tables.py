@@ -187,6 +187,9 @@ FLAGS = StoredTable(
             "note": pl.String(),
             "rules_version": pl.String(),
             "cleared_at": UTC_DATETIME,
+            # a pattern flag's subjects, those its figure counts (null for other kinds, and
+            # for pattern flags stored before this column: score.patterns.pattern_subjects)
+            "pattern_subjects": pl.List(pl.String()),
         }
     ),
     partition_by="day",

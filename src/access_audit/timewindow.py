@@ -10,7 +10,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from access_audit.errors import AccessAuditError
+from access_audit.errors import InputError
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dhw])$")
 _UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "w": timedelta(weeks=1)}
@@ -27,12 +27,15 @@ class TimeWindow:
 def parse_instant(text: str, *, timezone: str, now: datetime, option: str) -> datetime:
     """One point in time. Days (today, yesterday, a date) start at local midnight.
 
-    An instant outside the years 1 to 9999 (``10000000000000h`` ago) is a one-line error."""
+    ``option`` names the input as its command-line option (``--since``); the error, an
+    ``InputError``, can name it as a form labels it. An instant outside the years 1 to 9999
+    (``10000000000000h`` ago) is a one-line error."""
     try:
         return _parse_instant(text, timezone=timezone, now=now, option=option)
     except OverflowError:
-        raise AccessAuditError(
-            f"{option}: '{text}' is out of range (before the year 1 or after 9999)"
+        raise InputError(
+            _named(option) + ": '{given}' is out of range (before the year 1 or after 9999)",
+            given=text,
         ) from None
 
 
@@ -53,8 +56,10 @@ def _parse_instant(text: str, *, timezone: str, now: datetime, option: str) -> d
             return _local_midnight(date.fromisoformat(value), zone)
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise AccessAuditError(
-            f"{option}: '{text}' is not today, yesterday, a span like 7d or 12h, or an ISO date"
+        raise InputError(
+            _named(option) + ": '{given}' is not today, yesterday, a span like 7d or 12h, or an "
+            "ISO date",
+            given=text,
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
@@ -68,7 +73,7 @@ def parse_window(
     start = parse_instant(since, timezone=timezone, now=moment, option="--since") if since else None
     end = parse_instant(until, timezone=timezone, now=moment, option="--until") if until else None
     if start is not None and end is not None and end <= start:
-        raise AccessAuditError("--until must be later than --since")
+        raise InputError("{until} must be later than {since}")
     return TimeWindow(start, end)
 
 
@@ -80,7 +85,13 @@ def parse_day(text: str, *, timezone: str, option: str, now: datetime | None = N
     try:
         return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
     except OverflowError:
-        raise AccessAuditError(f"{option}: '{text}' is out of range") from None
+        raise InputError(_named(option) + ": '{given}' is out of range", given=text) from None
+
+
+def _named(option: str) -> str:
+    """An ``InputError`` placeholder for the input a command-line option names (``--since``:
+    ``{since}``)."""
+    return "{" + option.removeprefix("--").replace("-", "_") + "}"
 
 
 def _local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:

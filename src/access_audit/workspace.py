@@ -26,12 +26,14 @@ from access_audit.errors import (
     AccessAuditError,
     CommittedButIncompleteError,
     StorageError,
+    UnknownDropError,
     failure_line,
     one_line,
-    storage_error,
     storage_problem,
     write_traceback,
 )
+from access_audit.guarded_writes import owner_only, require_intact
+from access_audit.guarded_writes import writing as _writing
 from access_audit.integrity import ChainCheck
 from access_audit.store import Generation, Store, StoreDamagedError, Transaction, new_run_id
 
@@ -68,16 +70,6 @@ def resolve_home(home: Path | str | None) -> Path:
     if from_env:
         return Path(from_env).expanduser().absolute()
     return DEFAULT_HOME.absolute()
-
-
-@contextlib.contextmanager
-def owner_only() -> Iterator[None]:
-    """Files and folders created inside the block are readable by their owner alone."""
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 @dataclass
@@ -267,6 +259,9 @@ class Workspace:
 
         frame = self.scan("rejected_rows")
         if drop_id is not None:
+            loaded = self.scan("loaded_files").select(pl.col("drop_id").unique().sort()).collect()
+            if drop_id not in loaded["drop_id"]:
+                raise UnknownDropError(drop_id, loaded["drop_id"].to_list())
             frame = frame.filter(pl.col("drop_id") == drop_id)
         frame = frame.sort("drop_id", "source_file", "source_line", "column")
         if limit is not None:
@@ -781,26 +776,17 @@ class Workspace:
             self.views_ledger.append([view_record(command, flag_ids, subjects, datetime.now(UTC))])
 
     def _pattern_subjects(self, flag_ids: Sequence[str]) -> list[str]:
-        """The subjects the pattern flags among ``flag_ids`` name in their reasons (every screen
-        and pack that shows such a flag shows them), for the view log."""
+        """The subjects the pattern flags among ``flag_ids`` count (every screen and pack that
+        shows such a flag names them), for the view log."""
         import polars as pl
 
-        from access_audit.score.patterns import SUBJECTS_MARKER
+        from access_audit.score.patterns import pattern_subjects
 
         patterned = [flag_id for flag_id in flag_ids if "-pattern-" in flag_id]
         if not patterned or self.generation() is None:
             return []
-        texts = (
-            self.scan("flags")
-            .filter(pl.col("flag_id").is_in(patterned))
-            .select(pl.col("reasons").list.eval(pl.element().struct.field("text")))
-            .explode("reasons")
-            .collect()
-            .get_column("reasons")
-            .drop_nulls()
-        )
-        named = [text.split(SUBJECTS_MARKER, 1)[1] for text in texts if SUBJECTS_MARKER in text]
-        return sorted({subject for listed in named for subject in listed.split(", ") if subject})
+        named = pattern_subjects(self.scan("flags").filter(pl.col("flag_id").is_in(patterned)))
+        return named.select(pl.col("subject_id").unique().sort()).collect()["subject_id"].to_list()
 
     def evidence(
         self,
@@ -1169,21 +1155,6 @@ def _replace_owner_only(target: Path, text: str) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _writing(what: str) -> Iterator[None]:
-    """A write the machine refuses (disk full, quota, read-only) becomes one StorageError line,
-    'no space left on device while writing <what>'; other errors pass unchanged."""
-    try:
-        yield
-    except AccessAuditError:
-        raise
-    except Exception as exc:
-        translated = storage_error(exc, f"writing {what}")
-        if translated is None:
-            raise
-        raise translated from exc
-
-
 _DATABASE_STALE = (
     "the analysts' database could not be rebuilt",
     "is rebuilt by the next run or `access-audit database`",
@@ -1215,20 +1186,6 @@ def _after_commit(
 def _outcome(error: BaseException) -> str:
     """A failed run's outcome: ``failed``, or what a run that did commit left undone."""
     return error.outcome if isinstance(error, CommittedButIncompleteError) else "failed"
-
-
-def require_intact(ledger: Ledger, consequence: str) -> None:
-    """StoreDamagedError unless ``ledger``'s chain checks out (a torn last line aside, which the
-    append moves away): nothing is appended onto a deleted, edited or reordered history. Call
-    holding the ledger's lock."""
-    from access_audit.ledger import verify_ledger
-
-    check = verify_ledger(ledger.path, ledger.name, torn_tail_ok=True)
-    if not check.ok:
-        raise StoreDamagedError(
-            f"the {check.name} log is broken ({check.problem}); {consequence}. Run "
-            "`access-audit verify`, and restore the log from a backup"
-        )
 
 
 def _failed_drops_line(failed: Sequence[DropFailure], loaded: int) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -40,7 +40,11 @@ from access_audit.store import StoreDamagedError
 from access_audit.tables import scan_stored
 
 if TYPE_CHECKING:
-    from access_audit.workspace import Workspace
+    from access_audit.config import Config
+    from access_audit.ledger import Ledger
+    from access_audit.review.casework import CaseDesk
+    from access_audit.score.rules import Rules
+    from access_audit.store import Generation, Store
 
 __all__ = ["EvidencePack", "write_evidence"]
 
@@ -48,12 +52,47 @@ Progress = Callable[[str, int, int], None]
 STEPS = 4
 
 
+class EvidenceHome(Protocol):
+    """What a pack needs of its home (``Workspace`` is one): this package never imports the
+    workspace, which calls it (``Workspace.evidence``), so imports point one way."""
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def rules(self) -> Rules: ...
+
+    @property
+    def cases(self) -> CaseDesk: ...
+
+    @property
+    def reviews_ledger(self) -> Ledger: ...
+
+    def generation(self) -> Generation | None: ...
+
+    def scan(self, table: str) -> pl.LazyFrame: ...
+
+    def verify_ledgers(
+        self, *, torn_tail_ok: bool = False, views: bool = True
+    ) -> list[ChainCheck]: ...
+
+    def record_view(
+        self, command: str, flag_ids: Sequence[str], subjects: Sequence[str]
+    ) -> None: ...
+
+
 def _unknown_flags_error(missing: Sequence[str]) -> AccessAuditError:
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
     return AccessAuditError(f"no flag {missing[0]}{more}; nothing was written")
 
 
-def _verified(workspace: Workspace) -> tuple[int, str, list[ChainCheck], str]:
+def _verified(workspace: EvidenceHome) -> tuple[int, str, list[ChainCheck], str]:
     """Walk the store (re-hashing every file) and both logs; refuse if any chain is broken.
     Returns the verified current generation, its head, the logs' checks and a summary."""
     store = workspace.store.verify("full")
@@ -77,7 +116,7 @@ def _verified(workspace: Workspace) -> tuple[int, str, list[ChainCheck], str]:
     return current, store.heads[current], checks[1:], summary
 
 
-def _verified_reviews(workspace: Workspace, lines: int) -> pl.LazyFrame:
+def _verified_reviews(workspace: EvidenceHome, lines: int) -> pl.LazyFrame:
     """The review history up to the verified head: a decision appended after the walk is not
     in the pack, so the head in its manifest covers every review it shows."""
     from access_audit.review.log import read_reviews
@@ -87,7 +126,7 @@ def _verified_reviews(workspace: Workspace, lines: int) -> pl.LazyFrame:
 
 
 def _verified_case_history(
-    workspace: Workspace, lines: int, case_ids: Sequence[str]
+    workspace: EvidenceHome, lines: int, case_ids: Sequence[str]
 ) -> pl.DataFrame:
     """The cases' assignments and decisions up to the case log's verified head (as the reviews
     are read up to theirs)."""
@@ -99,7 +138,7 @@ def _verified_case_history(
 
 
 def write_evidence(
-    workspace: Workspace,
+    workspace: EvidenceHome,
     flag_ids: Sequence[str],
     output: Path,
     *,
@@ -159,6 +198,7 @@ def write_evidence(
         unexplained_text=rules.indicators["unexplained"].text,
         training_course=str(rules.reports["training_course"]),
         overdue_months=int(rules.reports["training_overdue_months"]),
+        lookback_days=rules.lookback_days,
     )
     cases = list(dict.fromkeys(case_ids))
     if cases:

@@ -6,7 +6,10 @@ The scope of a flag:
 
 - an episode flag (a user and a subject on a day): every stored access by that user to that
   subject, on any day, so a hearing sees the whole history with the subject, not one day's;
-- a pattern flag: the accesses behind its figure (the flag's own accesses, ``flag_events``);
+- a pattern flag (a user's skew, e.g. contact harvesting, over the look-back): the accesses
+  behind its figure: every access by the user, over the pattern's look-back window (the
+  ``lookback_days`` before the flag's day and the day itself), to the subjects its figure counts
+  (``score.patterns.pattern_subjects``); its own accesses (``flag_events``) are that day's;
 - an audit gap: no accesses (it is a hole in the trail); its window is in the flag itself.
 """
 
@@ -20,6 +23,7 @@ import polars as pl
 
 from access_audit.exprs import fmt
 from access_audit.review.queue import ISO_UTC, current_reviews
+from access_audit.score.patterns import pattern_subjects
 
 AROUND = timedelta(hours=24)
 """Shifts and assignments are shown when they fall within this long of an access in scope."""
@@ -95,20 +99,48 @@ def flags_in_pack(scope: EvidenceScope, flag_ids: Sequence[str]) -> pl.LazyFrame
     )
 
 
-def _scope_keys(flags: pl.LazyFrame, scope: EvidenceScope) -> pl.LazyFrame:
+def pattern_windows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+    """(flag_id, user_id, record_type, record_id, window_from, window_to): for each pattern flag,
+    each subject its figure counts and the days it counted them over (its look-back)."""
+    return (
+        flags.filter(pl.col("kind") == "pattern")
+        .select(
+            "flag_id",
+            "user_id",
+            window_from=pl.col("day") - pl.duration(days=lookback_days),
+            window_to=pl.col("day"),
+        )
+        .join(pattern_subjects(flags), on="flag_id")
+        .select(
+            "flag_id",
+            "user_id",
+            "window_from",
+            "window_to",
+            record_type=pl.lit("person"),
+            record_id="subject_id",
+        )
+    )
+
+
+def _scope_keys(flags: pl.LazyFrame, scope: EvidenceScope, lookback_days: int) -> pl.LazyFrame:
     """(system, event_id, flag_id, held): each access in a flag's scope, and whether the flag
-    itself holds it (``held``) or it is another access by the user to the flag's subject."""
+    itself holds it (``held``) or it is another access by the user to the flag's subject (for a
+    pattern flag: to a subject behind its figure, within its look-back)."""
     held = scope.flag_events.join(flags.select("flag_id"), on="flag_id").select(
         *KEYS, "flag_id", held=pl.lit(True)
     )
     subjects = flags.filter(pl.col("kind") == "episode").select(
         "flag_id", "user_id", record_type="subject_type", record_id="subject_id"
     )
-    same_subject = scope.events.join(subjects, on=["user_id", "record_type", "record_id"]).select(
-        *KEYS, "flag_id", held=pl.lit(False)
+    on = ["user_id", "record_type", "record_id"]
+    same_subject = scope.events.join(subjects, on=on).select(*KEYS, "flag_id", held=pl.lit(False))
+    behind_pattern = (
+        scope.events.join(pattern_windows(flags, lookback_days), on=on)
+        .filter(pl.col("day").is_between("window_from", "window_to"))
+        .select(*KEYS, "flag_id", held=pl.lit(False))
     )
     return (
-        pl.concat([held, same_subject])
+        pl.concat([held, same_subject, behind_pattern])
         .group_by(*KEYS, "flag_id")
         .agg(pl.col("held").any())
         .group_by(KEYS)
@@ -171,11 +203,15 @@ def _shift_at(events: pl.LazyFrame, shifts: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def access_rows(
-    scope: EvidenceScope, flags: pl.LazyFrame, timezone: str, unexplained_text: str
+    scope: EvidenceScope,
+    flags: pl.LazyFrame,
+    timezone: str,
+    unexplained_text: str,
+    lookback_days: int,
 ) -> pl.LazyFrame:
     """Every access in the pack's scope, oldest first, with UTC and local times, what explains
     it or why nothing does, its risk indicators and the shift it fell in."""
-    keys = _scope_keys(flags, scope)
+    keys = _scope_keys(flags, scope, lookback_days)
     accesses = scope.events.join(keys, on=KEYS)
     days = accesses.select("day").unique()
     annotated = accesses.join(_explained(scope, keys, days), on=KEYS, how="left").join(
@@ -327,7 +363,41 @@ def training_position(
     )
 
 
-def _flag_rows(flags: pl.LazyFrame) -> pl.LazyFrame:
+def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+    """(flag_id, scope): which accesses the pack holds for each flag, in words."""
+    behind = (
+        pattern_windows(flags, lookback_days)
+        .group_by("flag_id")
+        .agg(
+            pl.col("window_from", "window_to").first(),
+            subjects=pl.col("record_id").unique().sort(),
+        )
+        .select(
+            "flag_id",
+            pattern=fmt(
+                "every access by the user from {} to {} (the pattern's look-back: the {} days "
+                "before the flag's day, and that day) to the {} subject(s) its figure counts: {}",
+                pl.col("window_from").cast(pl.String),
+                pl.col("window_to").cast(pl.String),
+                pl.lit(lookback_days),
+                pl.col("subjects").list.len(),
+                pl.col("subjects").list.join(", "),
+            ),
+        )
+    )
+    return flags.join(behind, on="flag_id", how="left").select(
+        "flag_id",
+        scope=pl.when(pl.col("kind") == "episode")
+        .then(pl.lit("every access by the user to this subject, on any stored day"))
+        .when(pl.col("pattern").is_not_null())
+        .then(pl.col("pattern"))
+        .when(pl.col("kind") == "pattern")
+        .then(pl.lit("the flag's own accesses (it names no subjects behind its figure)"))
+        .otherwise(pl.lit("its own accesses, if any (an audit gap is a hole in the trail)")),
+    )
+
+
+def _flag_rows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     reasons = pl.col("reasons").list.eval(
         fmt(
             "{} ({}%)",
@@ -355,7 +425,7 @@ def _flag_rows(flags: pl.LazyFrame) -> pl.LazyFrame:
         cleared_at_utc=_utc("cleared_at"),
         rules_version="rules_version",
         model_version="model_version",
-    )
+    ).join(flag_scope_text(flags, lookback_days), on="flag_id", how="left", maintain_order="left")
 
 
 def case_history_rows(log: pl.LazyFrame, case_ids: Sequence[str]) -> pl.LazyFrame:
@@ -386,10 +456,12 @@ def gather_evidence(
     unexplained_text: str,
     training_course: str,
     overdue_months: int,
+    lookback_days: int,
 ) -> EvidenceTables:
-    """Everything a pack shows about ``flag_ids`` (which must exist: see ``missing_flags``)."""
+    """Everything a pack shows about ``flag_ids`` (which must exist: see ``missing_flags``);
+    ``lookback_days`` is the pattern flags' look-back (``[scoring] lookback_days``)."""
     flags = flags_in_pack(scope, flag_ids).collect().lazy()
-    accesses = access_rows(scope, flags, timezone, unexplained_text).collect()
+    accesses = access_rows(scope, flags, timezone, unexplained_text, lookback_days).collect()
     in_scope = accesses.lazy().select("user_id", "occurred_at")
     # shifts and assignments around each access, and around each flag's own window (an audit
     # gap of a vanished user has no access, but the shift it vanished from matters)
@@ -432,7 +504,7 @@ def gather_evidence(
         )
     )
     return EvidenceTables(
-        flags=_flag_rows(flags).collect(),
+        flags=_flag_rows(flags, lookback_days).collect(),
         accesses=accesses.drop("occurred_at"),
         shifts=shifts_around(scope, moments, timezone).collect(),
         assignments=assignments_around(scope, moments, subjects, timezone).collect(),

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from access_audit.errors import AccessAuditError
+from access_audit.errors import AccessAuditError, InputError
 from access_audit.exprs import fmt
 from access_audit.tables import REVIEWS, UTC_DATETIME
 
@@ -134,42 +134,38 @@ def _normalised(decisions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+PROBLEMS: dict[str, str] = {
+    "unknown_flag": "no flag {flag}",
+    "bad_status": "{status} must be one of {statuses}, not '{given_status}'",
+    "bad_outcome": "{outcome} must be one of {outcomes}, not '{given_outcome}'",
+    "outcome_before_closing": "an outcome is recorded when closing: {status} must be closed",
+    "closing_without_outcome": "closing a flag needs an {outcome}",
+    "purpose_missing": "legitimate_purpose needs {purpose}: what the access was for",
+    "purpose_not_legitimate": "{purpose} goes only with {outcome} legitimate_purpose",
+    "note_missing": "{note} must say why",
+}
+"""What is wrong with a decision, by problem code: an ``InputError`` template, whose inputs
+(``{status}``) read as the CLI's options or the review form's labels."""
+
+
 def _first_problem() -> pl.Expr:
-    """The first thing wrong with each decision, in the order a user would fix them."""
+    """The code (``PROBLEMS``) of the first thing wrong with each decision, in the order a user
+    would fix them."""
     status, outcome, purpose = pl.col("status"), pl.col("outcome"), pl.col("purpose")
     legitimate = outcome.fill_null("") == "legitimate_purpose"
-    checks: list[tuple[pl.Expr, pl.Expr]] = [
-        (pl.col("known").is_null(), fmt("no flag {}", pl.col("flag_id").fill_null(""))),
-        (
-            ~status.fill_null("").is_in(STATUSES),
-            fmt(
-                "--status must be one of {}, not '{}'",
-                pl.lit(", ".join(STATUSES)),
-                status.fill_null(""),
-            ),
-        ),
-        (
-            outcome.is_not_null() & ~outcome.fill_null("").is_in(list(OUTCOMES)),
-            fmt("--outcome must be one of {}, not '{}'", pl.lit(", ".join(OUTCOMES)), outcome),
-        ),
-        (
-            outcome.is_not_null() & (status != "closed"),
-            pl.lit("an outcome is recorded when closing: use --status closed"),
-        ),
-        ((status == "closed") & outcome.is_null(), pl.lit("closing a flag needs an --outcome")),
-        (
-            legitimate & purpose.is_null(),
-            pl.lit("legitimate_purpose needs --purpose: what the access was for"),
-        ),
-        (
-            ~legitimate & purpose.is_not_null(),
-            pl.lit("--purpose goes only with --outcome legitimate_purpose"),
-        ),
-        (pl.col("note").str.strip_chars() == "", pl.lit("--note must say why")),
+    checks: list[tuple[pl.Expr, str]] = [
+        (pl.col("known").is_null(), "unknown_flag"),
+        (~status.fill_null("").is_in(STATUSES), "bad_status"),
+        (outcome.is_not_null() & ~outcome.fill_null("").is_in(list(OUTCOMES)), "bad_outcome"),
+        (outcome.is_not_null() & (status != "closed"), "outcome_before_closing"),
+        ((status == "closed") & outcome.is_null(), "closing_without_outcome"),
+        (legitimate & purpose.is_null(), "purpose_missing"),
+        (~legitimate & purpose.is_not_null(), "purpose_not_legitimate"),
+        (pl.col("note").str.strip_chars() == "", "note_missing"),
     ]
     expression: pl.Expr = pl.lit(None, dtype=pl.String)
-    for failed, message in reversed(checks):
-        expression = pl.when(failed).then(message).otherwise(expression)
+    for failed, code in reversed(checks):
+        expression = pl.when(failed).then(pl.lit(code)).otherwise(expression)
     return expression
 
 
@@ -178,11 +174,20 @@ def _raise_for_problems(checked: pl.DataFrame) -> None:
     if bad.is_empty():
         return
     first = bad.row(0, named=True)
+    values = {
+        "flag": first["flag_id"] or "",
+        "statuses": ", ".join(STATUSES),
+        "given_status": first["status"] or "",
+        "outcomes": ", ".join(OUTCOMES),
+        "given_outcome": first["outcome"] or "",
+    }
+    template = PROBLEMS[first["problem"]]
     if checked.height == 1:
-        raise AccessAuditError(first["problem"])
-    raise AccessAuditError(
-        f"{bad.height} bad decision(s), nothing recorded; the first, for {first['flag_id']}: "
-        f"{first['problem']}"
+        raise InputError(template, **values)
+    raise InputError(
+        "{count} bad decision(s), nothing recorded; the first, for {flag}: " + template,
+        count=bad.height,
+        **values,
     )
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
-from access_audit.errors import AccessAuditError, StorageError
+from access_audit.errors import AccessAuditError, InputError, StorageError
 from access_audit.review import default_reviewer
 from access_audit.review.case_log import case_event, case_ledger, read_case_log
 from access_audit.review.cases import (
@@ -30,8 +31,18 @@ from access_audit.review.cases import (
 )
 
 if TYPE_CHECKING:
+    from access_audit.config import Config
     from access_audit.ledger import Ledger
-    from access_audit.workspace import Workspace
+
+
+def due_date(text: str | None) -> date | None:
+    """A due date as typed (YYYY-MM-DD); nothing typed is None (the default due date)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError("{due} must be a date (YYYY-MM-DD), not '{given}'", given=text) from None
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,32 @@ class CaseDecision:
     review_ids: list[str]
 
 
+class CaseHome(Protocol):
+    """What the case desk needs of its home (``Workspace`` is one): the desk never imports the
+    workspace, which holds it (``Workspace.cases``), so imports point one way."""
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def database_path(self) -> Path: ...
+
+    def scan(self, table: str) -> pl.LazyFrame: ...
+
+    def refresh_catalog(self) -> Path: ...
+
+    def _require_loaded(self) -> None: ...
+
+    def _record_decisions(self, decisions: pl.DataFrame) -> pl.DataFrame: ...
+
+
 class CaseDesk:
     """The cases of one home."""
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: CaseHome):
         self.workspace = workspace
 
     @property
@@ -86,7 +119,9 @@ class CaseDesk:
         """Cases, open and under review first, then by their strongest flag."""
         self.workspace._require_loaded()
         if status is not None and status not in ("open", "under_review", "closed"):
-            raise AccessAuditError(f"--status must be open, under_review or closed, not '{status}'")
+            raise InputError(
+                "{status} must be open, under_review or closed, not '{given}'", given=status
+            )
         return select_cases(
             self.summaries(today), status=status, assignee=assignee, overdue=overdue, limit=limit
         ).collect()
@@ -150,14 +185,23 @@ class CaseDesk:
         due: date | None = None,
         note: str | None = None,
         analyst: str | None = None,
+        today: date | None = None,
     ) -> CaseAssignment:
         """Assign a case to an analyst, due on ``due`` (default: ``[cases] due_days`` from
-        today)."""
+        today); a due date before today is refused (``today``: the force's local date unless
+        given)."""
         who = assignee.strip()
         if not who:
-            raise AccessAuditError("--to must name the analyst the case is assigned to")
+            raise InputError("{to} must name the analyst the case is assigned to")
+        today = today or self._today()
+        if due is not None and due < today:
+            raise InputError(
+                "{due} {given} is in the past (today is {today}): give today or a later date",
+                given=due.isoformat(),
+                today=today.isoformat(),
+            )
         self.detail(case_id)
-        when = due or self._today() + timedelta(days=self.workspace.config.cases.due_days)
+        when = due or today + timedelta(days=self.workspace.config.cases.due_days)
         by = (analyst or "").strip() or default_reviewer()
         event = case_event(
             case_id, "assign", datetime.now(UTC), by, assignee=who, due=when, note=note
@@ -221,11 +265,11 @@ class CaseDesk:
     def _append(self, events: Callable[[], list[dict[str, object]]]) -> None:
         """Append the events made by ``events()`` while holding the case log's lock. A database
         built before the log existed is rebuilt, so its ``case_log`` view reads the log."""
-        from access_audit.workspace import _writing, owner_only, require_intact
+        from access_audit.guarded_writes import owner_only, require_intact, writing
 
         ledger = self.ledger
         existed = ledger.path.exists()
-        with owner_only(), _writing(f"the case log {ledger.path}"), ledger.locked():
+        with owner_only(), writing(f"the case log {ledger.path}"), ledger.locked():
             require_intact(ledger, "nothing was recorded")
             ledger.append_holding_lock(events())
         if not existed and self.workspace.database_path.exists():

@@ -124,6 +124,7 @@ def episodes(
         note=pl.lit(None, dtype=pl.String),
         rules_version=pl.lit(rules.version),
         cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
+        pattern_subjects=pl.lit(None, dtype=FLAG_SCHEMA["pattern_subjects"]),
         day="day",
     )
     events = targets.join(triggered, on=GROUP).select(

@@ -2,32 +2,31 @@
 
 Each kind of page (the flag queue and a flag, ``flags.py``; the cases and a case, ``cases.py``)
 is a module with a ``routes(desk)`` function returning its Starlette routes; ``create_app`` puts
-them together. Pages are server-rendered Jinja2 templates with autoescaping on: every id, name and
-note is text, never markup. No JavaScript is built or served.
+them together. What every page needs is the ``Desk`` (``desk.py``), which the page modules import
+and this module builds: imports point one way (app → pages → desk). Pages are server-rendered
+Jinja2 templates with autoescaping on: every id, name and note is text, never markup. No
+JavaScript is built or served.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import jinja2
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from access_audit.errors import internal_error_line, write_traceback
 from access_audit.escape import visible
+from access_audit.serve import cases, flags
+from access_audit.serve.desk import Desk
 from access_audit.serve.guard import (
     ASGIApp,
     Guard,
@@ -37,49 +36,12 @@ from access_audit.serve.guard import (
     Send,
     Sessions,
     new_token,
-    session_of,
 )
 
 if TYPE_CHECKING:
     from access_audit.workspace import Workspace
 
 HERE = Path(__file__).parent
-R = TypeVar("R")
-VIEW_COMMAND = "serve"
-"""How the view log names what the review page showed."""
-
-
-@dataclass
-class Desk:
-    """What every page needs: the workspace (one request at a time uses it: its ledgers lock
-    between processes, not between threads), the templates, who records decisions."""
-
-    workspace: Workspace
-    templates: Jinja2Templates
-    reviewer: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        """Run blocking workspace code off the event loop, one call at a time."""
-
-        def locked() -> R:
-            with self._lock:
-                return function(*args, **kwargs)
-
-        return await run_in_threadpool(locked)
-
-    def page(
-        self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
-    ) -> Response:
-        return self.templates.TemplateResponse(
-            request,
-            name,
-            {"csrf": session_of(request).csrf, "home": str(self.workspace.home), **context},
-            status_code=status_code,
-        )
-
-    def record_view(self, flag_ids: Sequence[str], subjects: Sequence[str]) -> None:
-        self.workspace.record_view(VIEW_COMMAND, flag_ids, subjects)
 
 
 def templates() -> Jinja2Templates:
@@ -101,8 +63,6 @@ def create_app(
     workspace: Workspace, *, token: str | None = None, reviewer: str | None = None
 ) -> tuple[Starlette, str]:
     """The application and the token that opens a session on it (random unless given)."""
-    from access_audit.serve import cases, flags
-
     desk = Desk(workspace, templates(), reviewer)
     routes: list[BaseRoute] = [
         *flags.routes(desk),

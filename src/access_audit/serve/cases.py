@@ -11,7 +11,6 @@ holding ``/`` (encoded ``%2F``) is never mistaken for a form's address.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -20,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from access_audit.errors import AccessAuditError, failure_line
+from access_audit.errors import AccessAuditError
 from access_audit.review import OUTCOMES, STATUSES
 from access_audit.review.cases import CaseDetail
+from access_audit.review.casework import due_date
 from access_audit.review.timelines import Timelines
-from access_audit.serve.app import Desk
+from access_audit.serve.desk import Desk
 from access_audit.serve.flags import TIMELINE_ROWS, ReviewForm
-from access_audit.serve.forms import checked_form, text_field
+from access_audit.serve.forms import checked_form, form_error, text_field
 
 CASE_PATH = "/cases/"
 DEFAULT_LIMIT = 100
@@ -66,7 +66,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
         try:
             cases = await desk.call(load_cases, desk, filters)
         except AccessAuditError as exc:
-            context = {"filters": filters, "cases": None, "error": failure_line(exc)}
+            context = {"filters": filters, "cases": None, "error": form_error(exc)}
             return desk.page(request, "cases.html", {**_choices(), **context}, 400)
         return desk.page(
             request, "cases.html", {**_choices(), "filters": filters, "cases": cases, "error": None}
@@ -90,7 +90,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
                 await desk.call(record_assignment, desk, case_id, assignment)
             except AccessAuditError as exc:
                 return await _case_response(
-                    desk, request, case_id, assign=assignment, error=failure_line(exc)
+                    desk, request, case_id, assign=assignment, error=form_error(exc)
                 )
             done = "assignment"
         else:
@@ -99,7 +99,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
                 await desk.call(record_decision, desk, case_id, decision)
             except AccessAuditError as exc:
                 return await _case_response(
-                    desk, request, case_id, review=decision, error=failure_line(exc)
+                    desk, request, case_id, review=decision, error=form_error(exc)
                 )
             done = "decision"
         # POST-redirect-GET: reloading the page does not record it twice
@@ -138,7 +138,7 @@ class CaseFilters:
         except ValueError:
             limit = 0
         if not 1 <= limit <= MAX_LIMIT:
-            raise AccessAuditError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+            raise AccessAuditError(f"Limit must be a whole number from 1 to {MAX_LIMIT}")
         return {
             "status": self.status or None,
             "assignee": self.assignee or None,
@@ -183,21 +183,13 @@ class AssignForm:
     def from_form(cls, form: Any) -> AssignForm:
         return cls(**{name: text_field(form, name) for name in cls.__dataclass_fields__})
 
-    def due_date(self) -> date | None:
-        if not self.due.strip():
-            return None
-        try:
-            return date.fromisoformat(self.due.strip())
-        except ValueError:
-            raise AccessAuditError(f"due must be a date (YYYY-MM-DD), not '{self.due}'") from None
-
 
 def record_assignment(desk: Desk, case_id: str, form: AssignForm) -> None:
     """Assign the case as `access-audit case assign` does (``CaseDesk.assign``)."""
     desk.workspace.cases.assign(
         case_id,
         form.assignee,
-        due=form.due_date(),
+        due=due_date(form.due),
         note=form.note.strip() or None,
         analyst=desk.reviewer,
     )
@@ -284,7 +276,7 @@ async def _case_response(
     try:
         view = await desk.call(load_case, desk, case_id)
     except AccessAuditError as exc:  # no such case (or none any more)
-        return desk.page(request, "error.html", {"error": failure_line(exc)}, 404)
+        return desk.page(request, "error.html", {"error": form_error(exc)}, 404)
     case = view.detail.case
     return desk.page(
         request,

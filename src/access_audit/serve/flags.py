@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from access_audit.errors import AccessAuditError, failure_line
+from access_audit.errors import AccessAuditError
 from access_audit.review import OUTCOMES, STATUSES
 from access_audit.review.detail import FlagDetail
 from access_audit.review.timelines import Timelines
-from access_audit.serve.app import Desk
-from access_audit.serve.forms import checked_form, text_field
+from access_audit.serve.desk import Desk
+from access_audit.serve.forms import checked_form, form_error, text_field
 
 if TYPE_CHECKING:
     from access_audit.workspace import Workspace
@@ -61,7 +61,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
         try:
             queue = await desk.call(load_queue, desk, filters)
         except AccessAuditError as exc:
-            context = {"filters": filters, "queue": None, "error": failure_line(exc)}
+            context = {"filters": filters, "queue": None, "error": form_error(exc)}
             return desk.page(request, "queue.html", {**_choices(), **context}, 400)
         return desk.page(
             request, "queue.html", {**_choices(), "filters": filters, "queue": queue, "error": None}
@@ -88,7 +88,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
             )
         except AccessAuditError as exc:
             return await _flag_response(
-                desk, request, flag_id, None, form=form, error=failure_line(exc)
+                desk, request, flag_id, None, form=form, error=form_error(exc)
             )
         # POST-redirect-GET: reloading the page does not record the decision twice
         return RedirectResponse(
@@ -124,14 +124,14 @@ class QueueFilters:
     def checked(self) -> dict[str, Any]:
         """The filters as `Workspace.flags` arguments (AccessAuditError names a bad one)."""
         if self.status and self.status not in STATUSES:
-            raise AccessAuditError(f"status must be one of {', '.join(STATUSES)}")
+            raise AccessAuditError(f"Status must be one of {', '.join(STATUSES)}")
         if self.view not in VIEWS:
-            raise AccessAuditError(f"view must be one of {', '.join(VIEWS)}")
+            raise AccessAuditError(f"Show must be one of {', '.join(VIEWS)}")
         return {
-            "min_score": _number(self.min_score, "minimum score", 0, 100),
+            "min_score": _number(self.min_score, "Minimum score", 0, 100),
             "status": self.status or None,
             "user": self.user or None,
-            "limit": int(_number(self.limit or str(DEFAULT_LIMIT), "limit", 1, MAX_LIMIT)),
+            "limit": int(_number(self.limit or str(DEFAULT_LIMIT), "Limit", 1, MAX_LIMIT)),
         }
 
 
@@ -271,7 +271,7 @@ async def _flag_response(
     try:
         view = await desk.call(load_flag, desk, flag_id)
     except AccessAuditError as exc:
-        return desk.page(request, "error.html", {"error": failure_line(exc)}, 400)
+        return desk.page(request, "error.html", {"error": form_error(exc)}, 400)
     if view is None:
         return desk.page(request, "error.html", {"error": f"no flag with id {flag_id}"}, 404)
     return desk.page(

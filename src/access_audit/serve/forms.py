@@ -19,10 +19,22 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from access_audit.errors import AccessAuditError, InputError, failure_line, one_line
 from access_audit.serve.guard import session_of
 
 CSRF_FIELD = "csrf"
 MAX_FIELDS = 20
+FORM_LABELS = {
+    "status": "Status",
+    "outcome": "Outcome",
+    "purpose": "Purpose",
+    "note": "Note",
+    "to": "To",
+    "due": "Due",
+    "since": "Accesses since",
+    "until": "Until",
+}
+"""The inputs the library's checks name (``InputError``), as the pages' forms label them."""
 
 
 def posted_from(request: Request) -> str | None:
@@ -55,3 +67,11 @@ async def checked_form(request: Request) -> FormData:
 def text_field(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def form_error(exc: AccessAuditError) -> str:
+    """A refusal as the page says it, in one line: an input is named by its label on the form
+    (``Due``), never by the command line's option (``--due``)."""
+    if isinstance(exc, InputError):
+        return one_line(exc.worded(FORM_LABELS))
+    return failure_line(exc)
