@@ -79,7 +79,7 @@ def test_peer_rate_leaves_the_user_out_and_falls_back_from_team_to_role() -> Non
     colleague = {r["user_id"]: r for r in rates.filter(pl.col("code") == "colleague").to_dicts()}
     # V1's peers (V2, V3): 10 of 20 lookups, shrunk a little towards the role and the force
     assert 0.4 < colleague["V1"]["peer_rate"] < 0.5
-    assert colleague["V1"]["peers"] == "team VET"
+    assert colleague["V1"]["peers"] == "team VET (vetting officer)"
     # R1's peers (R2, R3): none of their 80 lookups
     assert colleague["R1"]["peer_rate"] < 0.05
     assert colleague["R2"]["peer_rate"] > colleague["R1"]["peer_rate"]  # R1's one counts for R2
@@ -97,7 +97,7 @@ def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting()
     assert vetting_row["points"] < 1.0
     assert (response_row["today_hits"], response_row["today_lookups"]) == (1, 4)
     sentence = pl.DataFrame([response_row]).select(peer_sentence()).item()
-    assert sentence.startswith("; ") and "team HAR-A's lookups" in sentence
+    assert sentence.startswith("; ") and "by team HAR-A (response officer) do" in sentence
     assert sentence.endswith("1 of 4 of theirs today")
 
 

@@ -434,5 +434,9 @@ def test_explain_shows_the_peers_rate_next_to_the_users(pc_b: Workspace) -> None
     )
     assert result.exit_code == 0, result.output
     text = flat(result.output)
-    # U1 is alone in team VED: its peers are the team shrunk to the role and the force
-    assert flat("of team VED's lookups of this kind do; 1 of 2 of theirs today") in text
+    # U1 is alone in team VED: its peers are the team's victim enquiry desk officers, shrunk to
+    # the role and the force
+    assert (
+        flat("of lookups of this kind by team VED (victim enquiry desk) do; 1 of 2 of theirs today")
+        in text
+    )

@@ -292,6 +292,9 @@ class SameSurnameSettings(IndicatorSettings):
 
 class CrowdSettings(IndicatorSettings):
     min_users: PositiveInt
+    """Unrelated teams (a user with no team is their own) that looked the subject up."""
+    window_days: PositiveDays = 2
+    """Days up to the scored day over which the crowd is counted."""
 
 
 class RepeatedSettings(IndicatorSettings):

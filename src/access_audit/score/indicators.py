@@ -253,21 +253,63 @@ def colleague(f: Frame, ind: Indicator) -> pl.LazyFrame:
     return _out(hits, ind, fmt("staff {}", "colleague"))
 
 
+def _about_persons(lookups: pl.LazyFrame, links: pl.LazyFrame, keep: list[str]) -> pl.LazyFrame:
+    """Lookups (or accesses) as the persons they are about, with the columns `keep`: a person
+    record is about that person; an incident record is about every person it links (browsing a
+    murder is browsing its victim)."""
+    return pl.concat(
+        [
+            lookups.filter(pl.col("record_type") == "person").select(*keep, subject="record_id"),
+            lookups.filter(pl.col("record_type") == "incident")
+            .join(links, left_on="record_id", right_on="incident_id")
+            .select(*keep, subject="person_id"),
+        ]
+    )
+
+
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
-    """Many users with no explanation looked the subject up within two days."""
-    subjects = f.unexplained_people.select("record_id").unique()
-    daily = f.lookups.filter((pl.col("record_type") == "person") & pl.col("unexplained")).join(
-        subjects, on="record_id", how="semi"
+    """Users of many unrelated teams looked the subject up with no explanation within
+    `window_days` up to the scored day.
+
+    A crowd is curiosity shared by people with no common work, so users of one team count once (a
+    safeguarding hub's whole team reading a referred child is one piece of work, not a crowd). The
+    subject is a person, reached through their record or through an incident that links them."""
+    links = f.inputs.incident_persons.select("incident_id", "person_id").unique()
+    targets = _about_persons(
+        f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
     )
-    two_days = (
-        pl.concat([daily, daily.with_columns(day=pl.col("day") + pl.duration(days=1))])
-        .group_by("record_id", "day")
-        .agg(users=pl.col("user_id").n_unique())
+    subjects = targets.select("subject").unique()
+    unit = f.inputs.staff.select("user_id", team="team_id").unique("user_id", keep="first")
+    seen = (
+        _about_persons(f.lookups.filter(pl.col("unexplained")), links, ["user_id", "day"])
+        .join(subjects, on="subject", how="semi")
+        .join(unit, on="user_id", how="left")
+        # a user with no team is a unit of their own
+        .select(
+            "subject", "day", unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id"))
+        )
+        .unique()
     )
-    hits = f.unexplained_people.join(two_days, on=["record_id", "day"]).filter(
-        pl.col("users") >= ind.param("min_users")
+    window = int(ind.param("window_days"))
+    within = (
+        pl.concat(
+            [seen.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
+        )
+        .group_by("subject", "day")
+        .agg(units=pl.col("unit").n_unique())
+        .filter(pl.col("units") >= ind.param("min_users"))
     )
-    return _out(hits, ind, pl.col("users").cast(pl.String))
+    hits = (
+        targets.join(within, on=["subject", "day"])
+        .group_by("system", "event_id")
+        .agg(pl.col("units").max())
+    )
+    evidence = fmt(
+        "users of {} unrelated teams looked this subject up without explanation within {} days",
+        "units",
+        pl.lit(window),
+    )
+    return _out(hits, ind, evidence)
 
 
 def repeated(f: Frame, ind: Indicator) -> pl.LazyFrame:

@@ -2,8 +2,11 @@
 
 A *lookup* is a user opening one record on one day (however many audit rows it wrote). For each
 indicator, over the look-back, the peers' rate is the share of their lookups in the indicator's
-scope (`when`) that carry it. Peers are the user's team, shrunk towards their role, shrunk towards
-the whole force, shrunk towards a prior rate; the user's own lookups are left out of their peers'.
+scope (`when`) that carry it. Peers are those who do the same job in the same unit (the user's
+team, their role within it), shrunk towards their role force-wide, shrunk towards the whole force,
+shrunk towards a prior rate; the user's own lookups are left out of their peers'. A team is not
+one job: a supervisor in a control-room team samples crime reports its call handlers never open,
+so a team's rate alone would make a supervisor's routine look ten times their peers'.
 The user's rate is the share of *their* lookups that day, shrunk towards the peers' rate. An
 indicator's points are its prior weight (rules.toml) times
 
@@ -87,9 +90,10 @@ def peer_rates_from(
     )
     force = per_user.group_by("code").agg(force_k=pl.col("k").sum(), force_n=pl.col("n").sum())
     role = per_user.group_by("role", "code").agg(role_k=pl.col("k").sum(), role_n=pl.col("n").sum())
+    # the team's members of the user's role: the same job in the same unit
     team = (
         per_user.filter(pl.col("team_id").is_not_null())
-        .group_by("team_id", "code")
+        .group_by("team_id", "role", "code")
         .agg(team_k=pl.col("k").sum(), team_n=pl.col("n").sum())
     )
     p_force = _shrunk(
@@ -112,13 +116,13 @@ def peer_rates_from(
     return (
         per_user.join(force, on="code")
         .join(role, on=["role", "code"])
-        .join(team, on=["team_id", "code"], how="left")
+        .join(team, on=["team_id", "role", "code"], how="left")
         .with_columns(p_force=p_force)
         .with_columns(p_role=p_role)
         .with_columns(
             peer_rate=pl.when(pl.col("team_n").is_not_null()).then(p_team).otherwise("p_role"),
             peers=pl.when(pl.col("team_n").is_not_null())
-            .then(fmt("team {}", "team_id"))
+            .then(fmt("team {} ({})", "team_id", pl.col("role").str.replace_all("_", " ")))
             .otherwise(fmt("role {}", pl.col("role").str.replace_all("_", " "))),
         )
         .select("user_id", "code", "peers", "peer_rate")
@@ -192,12 +196,13 @@ def peer_weighted_from(
 
 
 def peer_sentence() -> pl.Expr:
-    """'; 0.4% of team MASH's lookups of this kind do; 1 of 3 of theirs today' (or '')."""
+    """'; 0.4% of lookups of this kind by team MASH (safeguarding officer) do; 1 of 3 of theirs
+    today' (or '')."""
     return (
         pl.when(pl.col("peer_rate").is_not_null())
         .then(
             fmt(
-                "; {}% of {}'s lookups of this kind do; {} of {} of theirs today",
+                "; {}% of lookups of this kind by {} do; {} of {} of theirs today",
                 (pl.col("peer_rate") * 100).round(1),
                 "peers",
                 "today_hits",

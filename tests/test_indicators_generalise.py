@@ -1,0 +1,131 @@
+"""Peers by job within a team, and crowds of unrelated teams: on tiny inline frames."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from access_audit.config import parse_config
+from access_audit.score.explain import Inputs
+from access_audit.score.indicators import Frame, crowd
+from access_audit.score.lookback import day_lookups
+from access_audit.score.peers import peer_rates
+from access_audit.score.rules import load_rules
+
+DAY = date(2026, 11, 20)
+
+
+def _inputs(**tables: pl.LazyFrame) -> Inputs:
+    names = [
+        "events",
+        "staff",
+        "persons",
+        "incidents",
+        "incident_persons",
+        "assignments",
+        "calls",
+        "shifts",
+        "associations",
+        "training",
+    ]
+    return Inputs(**{n: tables.get(n, pl.LazyFrame()) for n in names})
+
+
+def _access(
+    user: str, n: int, record: str, *, explained: bool, day: date = DAY
+) -> dict[str, object]:
+    kind = "incident" if record.startswith("CR/") else "person"
+    return {
+        "system": "RMS",
+        "event_id": f"{user}-{record}-{n}-{day}",
+        "user_id": user,
+        "record_type": kind,
+        "record_id": record,
+        "action": "view",
+        "day": day,
+        "explained": explained,
+    }
+
+
+def test_a_supervisors_peers_are_supervisors_not_the_call_handlers_of_their_team() -> None:
+    """Team CCR holds call handlers, whose lookups are all explained, and two supervisors, who
+    sample crime reports half the time; supervisors elsewhere do the same. S1's peers are the
+    supervisors (S2, then the role), not the call handlers."""
+    staff = pl.LazyFrame(
+        {
+            "user_id": ["C1", "C2", "C3", "S1", "S2", "S3", "S4"],
+            "role": ["call_handler"] * 3 + ["supervisor"] * 4,
+            "team_id": ["CCR"] * 5 + ["CID", "CID"],
+        }
+    )
+    rows = []
+    for user in ("C1", "C2", "C3"):
+        rows += [_access(user, n, f"P{user}{n}", explained=True) for n in range(40)]
+    for user in ("S1", "S2", "S3", "S4"):
+        rows += [_access(user, n, f"P{user}{n}", explained=n % 2 == 0) for n in range(20)]
+    context = pl.LazyFrame(rows)
+    history = context.filter(~pl.col("explained")).select(
+        "system", "event_id", code=pl.lit("unexplained")
+    )
+    rules = load_rules(parse_config({"peers": {"peer_prior_lookups": 5.0}}))
+    rates = peer_rates(history, context, staff, rules).filter(pl.col("code") == "unexplained")
+    by_user = {r["user_id"]: r for r in rates.collect().to_dicts()}
+    # S1's peers: S2 (10 of 20 unexplained), shrunk towards the supervisors force-wide (half)
+    assert 0.45 < by_user["S1"]["peer_rate"] < 0.55
+    assert by_user["S1"]["peers"] == "team CCR (supervisor)"
+    # the call handlers' peers are the call handlers: none unexplained
+    assert by_user["C1"]["peer_rate"] < 0.1
+
+
+def _crowd_frame(rows: list[dict[str, object]], staff: pl.LazyFrame, today: list[str]) -> Frame:
+    """The crowd indicator over `rows` (the look-back and the day), scoring `today`'s events."""
+    links = pl.LazyFrame({"incident_id": ["CR/1", "CR/1"], "person_id": ["V", "W"]})
+    inputs = _inputs(staff=staff, incident_persons=links)
+    events = pl.LazyFrame(rows)
+    lookups = day_lookups(events.with_columns(contacts=pl.lit(0)))
+    targets = events.filter(pl.col("event_id").is_in(today) & ~pl.col("explained"))
+    return Frame(inputs, load_rules(), targets, lookups)
+
+
+def test_a_crowd_counts_unrelated_teams_over_a_week_through_the_incident() -> None:
+    """Five users of five teams, over two days, reading the victim V or the incident CR/1 that
+    links her: a crowd on the second day, for the incident's reader and the person's alike."""
+    staff = pl.LazyFrame(
+        {"user_id": [f"U{n}" for n in range(5)], "team_id": [f"T{n}" for n in range(5)]}
+    )
+    rows = [
+        _access("U0", 0, "V", explained=False, day=DAY - timedelta(days=1)),
+        _access("U1", 0, "CR/1", explained=False, day=DAY - timedelta(days=1)),
+        _access("U2", 0, "V", explained=False, day=DAY - timedelta(days=1)),
+        _access("U3", 0, "CR/1", explained=False, day=DAY),
+        _access("U4", 0, "V", explained=False, day=DAY),
+    ]
+    today = [str(r["event_id"]) for r in rows[3:]]
+    frame = _crowd_frame(rows, staff, today)
+    hits = crowd(frame, frame.rules.indicators["crowd"]).collect().sort("event_id")
+    assert hits["event_id"].to_list() == sorted(today)
+    assert (
+        hits["evidence"].to_list()
+        == ["users of 5 unrelated teams looked this subject up without explanation within 2 days"]
+        * 2
+    )
+
+
+def test_a_teams_readers_count_once_and_a_crowd_older_than_the_window_is_gone() -> None:
+    staff = pl.LazyFrame(
+        {
+            "user_id": [f"U{n}" for n in range(6)],
+            "team_id": ["MASH"] * 5 + ["T5"],
+        }
+    )
+    # the whole hub reads a referred child: one team, and a user of another
+    hub = [_access(f"U{n}", 0, "V", explained=False) for n in range(6)]
+    frame = _crowd_frame(hub, staff, [str(r["event_id"]) for r in hub])
+    assert crowd(frame, frame.rules.indicators["crowd"]).collect().is_empty()
+    # five teams, but four of them two days before: outside the window
+    teams = staff.with_columns(team_id=pl.format("T{}", pl.int_range(pl.len())))
+    old = [_access(f"U{n}", 0, "V", explained=False, day=DAY - timedelta(days=2)) for n in range(4)]
+    rows = [*old, _access("U4", 0, "V", explained=False)]
+    frame = _crowd_frame(rows, teams, [str(rows[-1]["event_id"])])
+    assert crowd(frame, frame.rules.indicators["crowd"]).collect().is_empty()
