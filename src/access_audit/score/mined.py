@@ -47,6 +47,9 @@ class Mining:
     units: pl.LazyFrame
     """user_id -> unit (their team, else their role) and team (or null)."""
     day: date
+    groups: pl.DataFrame | None = None
+    """The collaborative groups (`collaborative_groups`) fitted at the day's anchor
+    (score/anchors.py); None: fitted on `history`."""
 
 
 Miner = Callable[[Mining, dict[str, Any]], pl.LazyFrame]
@@ -334,18 +337,25 @@ def label_propagation(edges: pl.DataFrame, iterations: int) -> pl.DataFrame:
     return labels
 
 
-@miner("collaborative_group")
-def collaborative_group(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
-    opened = m.history.select("user_id", *RECORD).unique()
+def collaborative_groups(history: pl.LazyFrame, s: dict[str, Any]) -> pl.DataFrame:
+    """The collaborative groups of a look-back's accesses: (user_id, group, members), groups of
+    at least `min_members` only."""
+    opened = history.select("user_id", *RECORD).unique()
     # Label propagation iterates until nothing changes, so it works on collected frames.
     edges = (
         similarity_edges(opened, s["min_shared_records"], s["max_record_users"], s["neighbours"])
         .collect()
         .sort("user_id", "other")
     )
-    groups = label_propagation(edges, s["iterations"]).lazy()
+    groups = label_propagation(edges, s["iterations"])
     sizes = groups.group_by("group").agg(members=pl.len())
-    groups = groups.join(sizes, on="group").filter(pl.col("members") >= s["min_members"])
+    return groups.join(sizes, on="group").filter(pl.col("members") >= s["min_members"])
+
+
+@miner("collaborative_group")
+def collaborative_group(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
+    opened = m.history.select("user_id", *RECORD).unique()
+    groups = (m.groups if m.groups is not None else collaborative_groups(m.history, s)).lazy()
     working_set = opened.join(groups, on="user_id").group_by("group", *RECORD).agg(openers=pl.len())
     own = opened.select("user_id", *RECORD, self_opened=pl.lit(1, dtype=pl.UInt32))
     today = (
@@ -385,11 +395,18 @@ def enabled_kinds(rules: Rules) -> dict[str, dict[str, Any]]:
 
 
 def mine_day(
-    inputs: Inputs, rules: Rules, history: pl.LazyFrame, today: pl.LazyFrame, day: date
+    inputs: Inputs,
+    rules: Rules,
+    history: pl.LazyFrame,
+    today: pl.LazyFrame,
+    day: date,
+    groups: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """The weak explanations of the unexplained accesses of `day` in `today`, each kind learned
     from `history`'s accesses of the `lookback_days` before `day` (never the day itself or a later
-    one, whatever else `history` holds). Both carry `explained` (recorded explanations only)."""
+    one, whatever else `history` holds). Both carry `explained` (recorded explanations only).
+    `groups`: the collaborative groups to use (fitted at the day's anchor); None fits them on
+    the day's own look-back."""
     kinds = enabled_kinds(rules)
     if not kinds:
         return pl.LazyFrame(schema=WEAK_SCHEMA)
@@ -401,6 +418,7 @@ def mine_day(
         today=today.filter(opened & (pl.col("day") == day)),
         units=units(inputs.staff),
         day=day,
+        groups=groups,
     )
     parts = [
         MINERS[name](mining, settings).select(WEAK_SCHEMA.names())
