@@ -20,7 +20,7 @@ from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
 from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
 from access_audit.score.lookback import Lookback, read_lookback, user_day_hits
-from access_audit.score.mined import WEAK_SCHEMA, enabled_kinds, mine_day, weakened
+from access_audit.score.mined import WEAK_SCHEMA, mine_day, reads_accesses, weakened
 from access_audit.score.patterns import pattern_lookups, patterns_from
 from access_audit.score.peers import peer_weighted_from
 from access_audit.score.rules import Rules, load_rules
@@ -321,10 +321,11 @@ def score_days(
         stored, rebuilt = read_lookback(
             scan, known, sources, lambda stale: rebuild_lookback(scan, stale)
         )
-    # the mined kinds learn from the look-back's accesses themselves, not its aggregates
+    # the mined kinds learn from the look-back's lookups (its aggregates); only some read its
+    # accesses themselves
     history = (
         pl.concat([mining_history(scan, before), events.select(MINING_COLUMNS)])
-        if enabled_kinds(rules)
+        if reads_accesses(rules)
         else pl.DataFrame(schema=events.select(MINING_COLUMNS).schema)
     )
     parts = score_chunk(days, events, stored, inputs, rules, history)
@@ -377,7 +378,7 @@ def score_chunk(
     parts: list[DayScore] = []
     fitted: dict[date, Models] = {}
     for day in sorted(days):
-        models = anchored_models(day, lookback, history, inputs, rules, fitted)
+        models = anchored_models(day, lookback, inputs, rules, fitted)
         part = score_day(
             day,
             events.filter(pl.col("day") == day),
@@ -444,8 +445,10 @@ def score_day(
     today, raw = day_aggregates(day, targets, earlier, inputs, rules)
     window = earlier.plus(today)
     lookups = pattern_lookups(window.lookups.lazy(), inputs.persons, rules).collect().lazy()
-    models = models or fit_models(lookups, before, day, inputs, rules)
-    weak = mine_day(inputs, rules, before, targets.lazy(), day, models.groups).collect()
+    models = models or fit_models(lookups, earlier.lookups.lazy(), inputs, rules)
+    weak = mine_day(
+        inputs, rules, before, targets.lazy(), day, models.groups, earlier.lookups.lazy()
+    ).collect()
     found = weakened(
         peer_weighted_from(
             raw.lazy(),

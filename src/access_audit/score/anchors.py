@@ -54,37 +54,28 @@ def reach_days(rules: Rules) -> int:
 
 def fit_models(
     pattern_lookups: pl.LazyFrame,
-    history: pl.LazyFrame,
-    day: date,
+    earlier: pl.LazyFrame,
     inputs: Inputs,
     rules: Rules,
 ) -> Models:
-    """The models of `day`'s look-back: the peers' model of its `pattern_lookups` (the window's,
-    the day included) and the collaborative groups of `history`'s accesses of the
-    `lookback_days` strictly before `day` (it may hold other days)."""
+    """The models of a day's look-back: the peers' model of its `pattern_lookups` (the window's,
+    the day included) and the collaborative groups of its `earlier` lookups (score/lookback.py:
+    the `lookback_days` strictly before the day, which is what the mined kinds learn from)."""
     settings = enabled_kinds(rules).get("collaborative_group")
-    groups = None
-    if settings is not None:
-        start = day - timedelta(days=rules.lookback_days)
-        window = history.filter(
-            pl.col("record_id").is_not_null() & pl.col("day").is_between(start, day, closed="left")
-        )
-        groups = collaborative_groups(window, settings)
+    groups = None if settings is None else collaborative_groups(earlier, settings)
     return Models(fit_patterns(pattern_lookups, inputs.staff, rules), groups)
 
 
 def anchored_models(
     day: date,
     lookback: Lookback,
-    history: pl.DataFrame,
     inputs: Inputs,
     rules: Rules,
     fitted: MutableMapping[date, Models],
 ) -> Models | None:
     """The models `day` is scored against, fitted at its anchor from `lookback`'s aggregates
-    (which must hold the anchor's look-back) and `history` (the mined kinds' accesses), and kept
-    in `fitted` for the next days; None when the day fits its own (it is an anchor, or its anchor
-    has no lookups)."""
+    (which must hold the anchor's look-back), and kept in `fitted` for the next days; None when
+    the day fits its own (it is an anchor, or its anchor has no lookups)."""
     from access_audit.score.patterns import pattern_lookups
 
     anchor = anchor_of(day, rules.refit_days)
@@ -96,5 +87,6 @@ def anchored_models(
     if window.filter(pl.col("day") == anchor).is_empty():
         return None
     lookups = pattern_lookups(window.lazy(), inputs.persons, rules)
-    fitted[anchor] = fit_models(lookups, history.lazy(), anchor, inputs, rules)
+    earlier = window.filter(pl.col("day") < anchor).lazy()
+    fitted[anchor] = fit_models(lookups, earlier, inputs, rules)
     return fitted[anchor]

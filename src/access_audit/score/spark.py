@@ -64,7 +64,7 @@ from access_audit.score.lookback import (
     Lookback,
     read_lookback,
 )
-from access_audit.score.mined import enabled_kinds
+from access_audit.score.mined import reads_accesses
 from access_audit.score.run import access_sources
 from access_audit.tables import scan_stored, stored_table
 
@@ -271,7 +271,7 @@ class ChunkJob:
         lookback = self.aggregates(before)
         inputs = day_inputs(self.scan, context.lazy(), days)
         mining = context.select(MINING_COLUMNS)
-        history = mining if enabled_kinds(self.rules) else mining.clear()
+        history = mining if reads_accesses(self.rules) else mining.clear()
         targets = context.filter(pl.col("day").is_in(days))
         parts = score_chunk(days, targets, lookback, inputs, self.rules, history)
         outputs = {
