@@ -58,6 +58,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("[ingets]\ntimezone = 'UTC'\n", "[ingets]: unknown table"),
         ("store = 5\n", "[store]: expected a table, got 5"),
         ('[scoring]\nscale = "big"\n', "[scoring] scale: expected a number, got 'big'"),
+        ("[scoring]\nrefit_days = 0\n", "[scoring] refit_days: must be at least 1, got 0"),
+        ('[scoring]\nrefit_days = "weekly"\n', "[scoring] refit_days: expected an integer"),
         ("[indicators.moon_phase]\nweight = 1\n", "[indicators.moon_phase]: unknown table"),
         ("[indicators.crowd]\nmin_user = 3\n", "[indicators.crowd] min_user: unknown setting"),
         ("[indicators.crowd]\nmin_users = 2.5\n", "[indicators.crowd] min_users: expected an"),

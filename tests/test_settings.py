@@ -35,6 +35,7 @@ def test_the_rules_read_by_scoring_are_the_defaults_file_values() -> None:
     rules = load_rules()
     assert rules.scale == defaults["scoring"]["scale"]
     assert rules.chunk_days == defaults["scoring"]["chunk_days"]
+    assert rules.refit_days == defaults["scoring"]["refit_days"] == 3
     assert [k.name for k in rules.explanations] == list(defaults["explanations"])
     assert list(rules.indicators) == list(defaults["indicators"])
     for name, spec in defaults["indicators"].items():

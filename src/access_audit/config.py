@@ -195,6 +195,9 @@ class ScoringSettings(Section):
     lookback_days: PositiveDays
     reexplain_days: Days
     chunk_days: PositiveDays
+    refit_days: PositiveDays
+    """The pattern model and the collaborative groups are fitted every this many days (anchors
+    counted from 1970-01-01), each day scored against its latest anchor's (score/anchors.py)."""
 
 
 def _compiles(pattern: str | None) -> str | None:

@@ -15,11 +15,12 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from access_audit.score.anchors import Models, anchor_of, anchored_models, fit_models, reach_days
 from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
 from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
 from access_audit.score.lookback import Lookback, read_lookback, user_day_hits
-from access_audit.score.mined import WEAK_SCHEMA, enabled_kinds, mine_day, weakened
+from access_audit.score.mined import WEAK_SCHEMA, mine_day, reads_accesses, weakened
 from access_audit.score.patterns import pattern_lookups, patterns_from
 from access_audit.score.peers import peer_weighted_from
 from access_audit.score.rules import Rules, load_rules
@@ -295,9 +296,10 @@ def score_days(
         .collect()
     )
     target_count = scan("access_events").filter(in_targets).select(pl.len()).collect().item()
-    # the days in some target's look-back that are not targets themselves
+    # the days in some target's look-back, or its anchor's (score/anchors.py), that are not
+    # targets themselves
     before = sorted(
-        {d - timedelta(days=n) for d in days for n in range(1, rules.lookback_days + 1)} - set(days)
+        {d - timedelta(days=n) for d in days for n in range(1, reach_days(rules) + 1)} - set(days)
     )
     # an incident created in the look-back explains a later access to it (created_incident)
     created = (
@@ -319,10 +321,11 @@ def score_days(
         stored, rebuilt = read_lookback(
             scan, known, sources, lambda stale: rebuild_lookback(scan, stale)
         )
-    # the mined kinds learn from the look-back's accesses themselves, not its aggregates
+    # the mined kinds learn from the look-back's lookups (its aggregates); only some read its
+    # accesses themselves
     history = (
         pl.concat([mining_history(scan, before), events.select(MINING_COLUMNS)])
-        if enabled_kinds(rules)
+        if reads_accesses(rules)
         else pl.DataFrame(schema=events.select(MINING_COLUMNS).schema)
     )
     parts = score_chunk(days, events, stored, inputs, rules, history)
@@ -368,13 +371,25 @@ def score_chunk(
     history: pl.DataFrame,
 ) -> list[DayScore]:
     """Score `days` one after another with `score_day`, each against the look-back aggregates
-    of the days before it: `lookback`'s, then those of the days scored here. `events` holds the
-    days' explained accesses (and may hold others); `history` what the mined kinds read."""
+    of the days before it: `lookback`'s, then those of the days scored here, and the models fitted
+    at its anchor (score/anchors.py: `lookback` and `history` must reach back to the first day's
+    anchor's look-back). `events` holds the days' explained accesses (and may hold others);
+    `history` what the mined kinds read."""
     parts: list[DayScore] = []
+    fitted: dict[date, Models] = {}
     for day in sorted(days):
+        models = anchored_models(day, lookback, inputs, rules, fitted)
         part = score_day(
-            day, events.filter(pl.col("day") == day), lookback, inputs, rules, history=history
+            day,
+            events.filter(pl.col("day") == day),
+            lookback,
+            inputs,
+            rules,
+            history=history,
+            models=models,
         )
+        if anchor_of(day, rules.refit_days) == day and not part.lookback.lookups.is_empty():
+            fitted[day] = part.models
         lookback = lookback.plus(part.lookback)
         parts.append(part)
     return parts
@@ -403,6 +418,8 @@ class DayScore:
     coverage: pl.DataFrame
     lookback: Lookback
     weak_explanations: pl.DataFrame
+    models: Models
+    """The models the day was scored against (its anchor's, or its own)."""
 
 
 def score_day(
@@ -413,19 +430,25 @@ def score_day(
     rules: Rules,
     *,
     history: pl.DataFrame,
+    models: Models | None = None,
 ) -> DayScore:
     """Score one day's explained accesses against the look-back aggregates of the days before it
     (`lookback` may hold more days: only the window is read), the mined kinds learned from
     `history`, the accesses (MINING_COLUMNS) of the days before it (only the look-back's are read,
-    never the day's or a later day's; it may be empty when no mined kind is enabled). A pure
-    function of frames."""
+    never the day's or a later day's; it may be empty when no mined kind is enabled), and
+    `models`, the peers' pattern model and collaborative groups fitted at the day's anchor
+    (score/anchors.py; fitted on the day's own look-back when None). A pure function of frames."""
     earlier = lookback.window(day - timedelta(days=1), rules.lookback_days - 1)
     before = history.lazy().filter(
         pl.col("day").is_between(day - timedelta(days=rules.lookback_days), day, closed="left")
     )
-    weak = mine_day(inputs, rules, before, targets.lazy(), day).collect()
     today, raw = day_aggregates(day, targets, earlier, inputs, rules)
     window = earlier.plus(today)
+    lookups = pattern_lookups(window.lookups.lazy(), inputs.persons, rules).collect().lazy()
+    models = models or fit_models(lookups, earlier.lookups.lazy(), inputs, rules)
+    weak = mine_day(
+        inputs, rules, before, targets.lazy(), day, models.groups, earlier.lookups.lazy()
+    ).collect()
     found = weakened(
         peer_weighted_from(
             raw.lazy(),
@@ -440,11 +463,7 @@ def score_day(
     ).collect()
     flag_frame, flag_events = episodes(targets.lazy(), found.lazy(), rules)
     pattern_flags, pattern_events = patterns_from(
-        targets.lazy(),
-        pattern_lookups(window.lookups.lazy(), inputs.persons, rules),
-        inputs.persons,
-        inputs.staff,
-        rules,
+        targets.lazy(), lookups, inputs.persons, inputs.staff, rules, models.patterns
     )
     flags = pl.concat([flag_frame.collect().cast(FLAG_SCHEMA), pattern_flags])
     events = pl.concat([flag_events.collect().cast(FLAG_EVENT_SCHEMA), pattern_events])
@@ -456,6 +475,7 @@ def score_day(
         coverage=coverage(targets, earlier.lookups.lazy(), inputs.staff, weak),
         lookback=today,
         weak_explanations=weak.join(day_of, on=["system", "event_id"]),
+        models=models,
     )
 
 
@@ -463,6 +483,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "MINING_COLUMNS",
     "DayScore",
+    "Models",
     "Scored",
     "day_aggregates",
     "day_inputs",

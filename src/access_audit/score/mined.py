@@ -41,23 +41,35 @@ class Mining:
 
     inputs: Inputs
     history: pl.LazyFrame
-    """Accesses that opened a record in the look-back strictly before `day`, with `explained`."""
+    """Accesses that opened a record in the look-back strictly before `day`, with `explained`:
+    read only by the kinds registered as reading accesses (empty otherwise)."""
+    lookups: pl.LazyFrame
+    """The same look-back as lookups (a user opening a record on a day: LOOKUP and `explained`,
+    any of its rows recorded), from the stored aggregates (score/lookback.py)."""
     today: pl.LazyFrame
     """The day's accesses that opened a record, with `explained` (recorded explanations only)."""
     units: pl.LazyFrame
     """user_id -> unit (their team, else their role) and team (or null)."""
     day: date
+    groups: pl.DataFrame | None = None
+    """The collaborative groups (`collaborative_groups`) fitted at the day's anchor
+    (score/anchors.py); None: fitted on `history`."""
 
 
 Miner = Callable[[Mining, dict[str, Any]], pl.LazyFrame]
 MINERS: dict[str, Miner] = {}
+READING_ACCESSES: set[str] = set()
+"""The kinds that read the look-back's accesses themselves (`Mining.history`), not its lookups."""
 
 
-def miner(name: str) -> Callable[[Miner], Miner]:
-    """Register a mined explanation kind under its settings name ([mined.<name>])."""
+def miner(name: str, *, reads_accesses: bool = False) -> Callable[[Miner], Miner]:
+    """Register a mined explanation kind under its settings name ([mined.<name>]); one that
+    `reads_accesses` needs the look-back's raw accesses, the others its lookups only."""
 
     def register(build: Miner) -> Miner:
         MINERS[name] = build
+        if reads_accesses:
+            READING_ACCESSES.add(name)
         return build
 
     return register
@@ -140,7 +152,7 @@ def _with_categories(frame: pl.LazyFrame, inputs: Inputs, at: str) -> pl.LazyFra
     return linked.filter(pl.col("opened_at") <= pl.col(at))
 
 
-@miner("unit_incident_type")
+@miner("unit_incident_type", reads_accesses=True)
 def unit_incident_type(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
     history = _lookups(m.history).join(m.units, on="user_id")
     fits = _with_categories(history, m.inputs, "at").select(*LOOKUP, "unit", "category").unique()
@@ -195,7 +207,7 @@ def _recorded_by_mates(lookups: pl.LazyFrame) -> pl.LazyFrame:
 @miner("teammate_same_day")
 def teammate_same_day(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
     teams = m.units.filter(pl.col("team").is_not_null()).select("user_id", "team")
-    co = _recorded_by_mates(_lookups(m.history).join(teams, on="user_id"))
+    co = _recorded_by_mates(m.lookups.join(teams, on="user_id"))
     templates = (
         co.group_by("team")
         .agg(
@@ -225,7 +237,7 @@ def teammate_same_day(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
 
 
 # -- a reason code this unit's recorded accesses use consistently ---------------------------------
-@miner("unit_reason_code")
+@miner("unit_reason_code", reads_accesses=True)
 def unit_reason_code(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
     if "reason_code" not in m.history.collect_schema().names():
         return pl.LazyFrame(schema=WEAK_SCHEMA)
@@ -334,18 +346,25 @@ def label_propagation(edges: pl.DataFrame, iterations: int) -> pl.DataFrame:
     return labels
 
 
-@miner("collaborative_group")
-def collaborative_group(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
-    opened = m.history.select("user_id", *RECORD).unique()
+def collaborative_groups(lookups: pl.LazyFrame, s: dict[str, Any]) -> pl.DataFrame:
+    """The collaborative groups of a look-back's lookups (or accesses): (user_id, group,
+    members), groups of at least `min_members` only."""
+    opened = lookups.select("user_id", *RECORD).unique()
     # Label propagation iterates until nothing changes, so it works on collected frames.
     edges = (
         similarity_edges(opened, s["min_shared_records"], s["max_record_users"], s["neighbours"])
         .collect()
         .sort("user_id", "other")
     )
-    groups = label_propagation(edges, s["iterations"]).lazy()
+    groups = label_propagation(edges, s["iterations"])
     sizes = groups.group_by("group").agg(members=pl.len())
-    groups = groups.join(sizes, on="group").filter(pl.col("members") >= s["min_members"])
+    return groups.join(sizes, on="group").filter(pl.col("members") >= s["min_members"])
+
+
+@miner("collaborative_group")
+def collaborative_group(m: Mining, s: dict[str, Any]) -> pl.LazyFrame:
+    opened = m.lookups.select("user_id", *RECORD).unique()
+    groups = (m.groups if m.groups is not None else collaborative_groups(m.lookups, s)).lazy()
     working_set = opened.join(groups, on="user_id").group_by("group", *RECORD).agg(openers=pl.len())
     own = opened.select("user_id", *RECORD, self_opened=pl.lit(1, dtype=pl.UInt32))
     today = (
@@ -376,6 +395,11 @@ def units(staff: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def reads_accesses(rules: Rules) -> bool:
+    """Whether an enabled kind reads the look-back's accesses (not only its lookups)."""
+    return any(name in READING_ACCESSES for name in enabled_kinds(rules))
+
+
 def enabled_kinds(rules: Rules) -> dict[str, dict[str, Any]]:
     return {
         name: settings
@@ -385,22 +409,37 @@ def enabled_kinds(rules: Rules) -> dict[str, dict[str, Any]]:
 
 
 def mine_day(
-    inputs: Inputs, rules: Rules, history: pl.LazyFrame, today: pl.LazyFrame, day: date
+    inputs: Inputs,
+    rules: Rules,
+    history: pl.LazyFrame,
+    today: pl.LazyFrame,
+    day: date,
+    groups: pl.DataFrame | None = None,
+    lookups: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """The weak explanations of the unexplained accesses of `day` in `today`, each kind learned
     from `history`'s accesses of the `lookback_days` before `day` (never the day itself or a later
-    one, whatever else `history` holds). Both carry `explained` (recorded explanations only)."""
+    one, whatever else `history` holds). Both carry `explained` (recorded explanations only).
+    `groups`: the collaborative groups to use (fitted at the day's anchor); None fits them on
+    the day's own look-back. `lookups`: the look-back's lookups (score/lookback.py), of which
+    the days before `day` are read; None derives them from `history`."""
     kinds = enabled_kinds(rules)
     if not kinds:
         return pl.LazyFrame(schema=WEAK_SCHEMA)
     start = day - timedelta(days=rules.lookback_days)
     opened = pl.col("record_id").is_not_null()
+    before = pl.col("day").is_between(start, day, closed="left")
+    history = history.filter(opened & before)
     mining = Mining(
         inputs=inputs,
-        history=history.filter(opened & pl.col("day").is_between(start, day, closed="left")),
+        history=history,
+        lookups=(_lookups(history) if lookups is None else lookups.filter(opened & before)).select(
+            *LOOKUP, "explained"
+        ),
         today=today.filter(opened & (pl.col("day") == day)),
         units=units(inputs.staff),
         day=day,
+        groups=groups,
     )
     parts = [
         MINERS[name](mining, settings).select(WEAK_SCHEMA.names())

@@ -9,6 +9,8 @@ user whose share sits far above their peers' robust centre — measured in robus
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -104,39 +106,121 @@ def pattern_lookups(lookups: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) 
     )
 
 
-def _robust_z(features: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Each user's shares against their peer group's robust centre (MinCovDet), in standard
-    deviations: the smaller of the peers' robust spread and the binomial error of the user's own
-    count, so that neither a tight peer group nor a handful of lookups makes a pattern."""
-    matrix = features.select(names).to_numpy()
-    if len(features) < max(5, len(names) + 2):
-        centre = matrix.mean(axis=0)
-        spread = np.full(len(names), np.inf)
-    else:
-        centre = matrix.mean(axis=0)
-        spread = np.full(len(names), MIN_SPREAD)
-        varying = matrix.var(axis=0) > 1e-12
-        if varying.any():
-            try:
-                location, covariance = min_cov_det(matrix[:, varying])
-                centre[varying] = location
-                spread[varying] = np.sqrt(np.clip(np.diag(covariance), MIN_SPREAD**2, None))
-            except ValueError:
-                # most peers identical (MCD's support has no spread): their median is the centre
-                centre[varying] = np.median(matrix[:, varying], axis=0)
-    p = np.clip(centre, 0.005, 0.995)
-    n = features["n"].to_numpy().astype(float)[:, None]
-    counts = features.select([f"k_{name}" for name in names]).to_numpy().astype(float)
-    z_peers = (matrix - centre) / spread
-    z_binomial = (counts - n * p) / np.sqrt(n * p * (1 - p))
-    z = np.minimum(z_peers, z_binomial)
-    return features.with_columns(
-        [pl.Series(f"z_{name}", z[:, i]) for i, name in enumerate(names)]
-        + [
-            pl.Series(f"centre_{name}", np.full(len(features), centre[i]))
-            for i, name in enumerate(names)
-        ]
+SMALL_ROLES = "(all small roles)"
+
+
+@dataclass(frozen=True)
+class PatternModel:
+    """The peers' model a day's users are measured against: each role's peer group (`roles`:
+    role -> pooled, small roles pooled) and, per peer group (`groups`), the pooled share of each
+    feature (the prior) and its robust centre and spread. Fitted on one look-back's lookups (a
+    day's own, or an anchor day's: score/anchors.py)."""
+
+    roles: pl.DataFrame
+    groups: pl.DataFrame
+
+
+def _fit_group(matrix: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One peer group's robust centre and spread of each share (MinCovDet): never less spread
+    than MIN_SPREAD; no spread at all (infinite) for a group too small to model."""
+    centre = matrix.mean(axis=0)
+    if len(matrix) < max(5, len(names) + 2):
+        return centre, np.full(len(names), np.inf)
+    spread = np.full(len(names), MIN_SPREAD)
+    varying = matrix.var(axis=0) > 1e-12
+    if varying.any():
+        try:
+            location, covariance = min_cov_det(matrix[:, varying])
+            centre[varying] = location
+            spread[varying] = np.sqrt(np.clip(np.diag(covariance), MIN_SPREAD**2, None))
+        except ValueError:
+            # most peers identical (MCD's support has no spread): their median is the centre
+            centre[varying] = np.median(matrix[:, varying], axis=0)
+    return centre, spread
+
+
+def _per_user(lookups: pl.LazyFrame, staff: pl.LazyFrame) -> pl.DataFrame:
+    """Each user's unexplained person lookups in the look-back and how many have each feature."""
+    names = list(FEATURES)
+    # The unit is a subject looked up on a day, not an audit row: one lookup writes several rows
+    # (screens), and counting rows would make a handful of lookups look like a pattern.
+    return (
+        lookups.group_by("user_id")
+        .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
+        .join(staff.select("user_id", "role"), on="user_id", how="left")
+        # MinCovDet draws random subsets of rows by position: a fixed row order makes its
+        # robust centre, and so the flags, the same on every run and in every engine
+        .sort("user_id")
+        .collect()
     )
+
+
+def _shares() -> list[pl.Expr]:
+    """Each user's share of each feature, drawn towards their peer group's pooled share."""
+    return [
+        ((pl.col(f"k_{n}") + PRIOR * pl.col(f"prior_{n}")) / (pl.col("n") + PRIOR)).alias(n)
+        for n in FEATURES
+    ]
+
+
+def fit_patterns(lookups: pl.LazyFrame, staff: pl.LazyFrame, rules: Rules) -> PatternModel:
+    """The peers' model of a look-back's `pattern_lookups`."""
+    return _fit(_per_user(lookups, staff), rules)
+
+
+def _fit(per_user: pl.DataFrame, rules: Rules) -> PatternModel:
+    names = list(FEATURES)
+    per_user = per_user.with_columns(
+        pooled=pl.when(pl.len().over("role") >= rules.patterns["min_role_users"])
+        .then(pl.col("role"))
+        .otherwise(pl.lit(SMALL_ROLES))
+    )
+    per_user = per_user.with_columns(
+        **{
+            f"prior_{n}": pl.col(f"k_{n}").sum().over("pooled") / pl.col("n").sum().over("pooled")
+            for n in names
+        }
+    ).with_columns(_shares())
+    rows = []
+    for (pooled,), group in per_user.partition_by(
+        "pooled", as_dict=True, maintain_order=True
+    ).items():
+        centre, spread = _fit_group(group.select(names).to_numpy(), names)
+        rows.append(
+            {
+                "pooled": pooled,
+                **{f"prior_{n}": group[f"prior_{n}"][0] for n in names},
+                **{f"centre_{n}": float(centre[i]) for i, n in enumerate(names)},
+                **{f"spread_{n}": float(spread[i]) for i, n in enumerate(names)},
+            }
+        )
+    schema = {
+        "pooled": pl.String,
+        **{f"{what}_{n}": pl.Float64 for what in ("prior", "centre", "spread") for n in names},
+    }
+    return PatternModel(
+        roles=per_user.select("role", "pooled").unique(maintain_order=True),
+        groups=pl.DataFrame(rows, schema=schema, orient="row"),
+    )
+
+
+def _robust_z(per_user: pl.DataFrame, model: PatternModel) -> pl.DataFrame:
+    """Each user's shares against their peer group's robust centre, in standard deviations: the
+    smaller of the peers' robust spread and the binomial error of the user's own count, so that
+    neither a tight peer group nor a handful of lookups makes a pattern. A user whose role the
+    model has not seen is measured against the pooled small roles; none if it has no such group."""
+    known = model.roles.with_columns(known=pl.lit(True))
+    matched = per_user.join(known, on="role", how="left", nulls_equal=True).with_columns(
+        pooled=pl.when(pl.col("known")).then(pl.col("pooled")).otherwise(pl.lit(SMALL_ROLES))
+    )
+    measured = matched.join(model.groups, on="pooled", nulls_equal=True, maintain_order="left")
+    z = {}
+    for n in FEATURES:
+        p = pl.col(f"centre_{n}").clip(0.005, 0.995)
+        peers = (pl.col(n) - pl.col(f"centre_{n}")) / pl.col(f"spread_{n}")
+        binomial = (pl.col(f"k_{n}") - pl.col("n") * p) / (pl.col("n") * p * (1 - p)).sqrt()
+        z[f"z_{n}"] = pl.min_horizontal(peers, binomial)
+    return measured.with_columns(_shares()).with_columns(**z)
 
 
 def _subjects_behind(lookups: pl.LazyFrame, candidates: pl.LazyFrame) -> pl.DataFrame:
@@ -176,41 +260,19 @@ def patterns_from(
     persons: pl.LazyFrame,
     staff: pl.LazyFrame,
     rules: Rules,
+    model: PatternModel | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pattern flags for the target days from the look-back's `pattern_lookups`."""
+    """Pattern flags for the target days from the look-back's `pattern_lookups`, each user
+    measured against `model` (fitted on these lookups when None)."""
     settings = rules.patterns
     names = list(FEATURES)
-    # The unit is a subject looked up on a day, not an audit row: one lookup writes several rows
-    # (screens), and counting rows would make a handful of lookups look like a pattern.
-    per_user = (
-        lookups.group_by("user_id")
-        .agg(n=pl.len(), **{f"k_{n}": pl.col(n).sum() for n in names})
-        .join(staff.select("user_id", "role"), on="user_id", how="left")
-        # MinCovDet draws random subsets of rows by position: a fixed row order makes its
-        # robust centre, and so the flags, the same on every run and in every engine
-        .sort("user_id")
-        .collect()
-    )
-    per_user = per_user.with_columns(
-        pooled=pl.when(pl.len().over("role") >= settings["min_role_users"])
-        .then(pl.col("role"))
-        .otherwise(pl.lit("(all small roles)"))
-    )
-    shares = {
-        n: pl.col(f"k_{n}").sum().over("pooled") / pl.col("n").sum().over("pooled") for n in names
-    }
-    per_user = per_user.with_columns(
-        [((pl.col(f"k_{n}") + PRIOR * shares[n]) / (pl.col("n") + PRIOR)).alias(n) for n in names]
-    )
-    scored = []
-    for _, group in per_user.partition_by("pooled", as_dict=True, maintain_order=True).items():
-        scored.append(_robust_z(group, names))
-    if not scored:
+    per_user = _per_user(lookups, staff)
+    if per_user.is_empty():
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
-    model = pl.concat(scored, how="diagonal_relaxed")
+    measured = _robust_z(per_user, model or _fit(per_user, rules))
     threshold = float(settings["threshold"])
     candidates = (
-        model.filter(pl.col("n") >= settings["min_lookups"])
+        measured.filter(pl.col("n") >= settings["min_lookups"])
         .unpivot(
             index=["user_id", "role", "n", *[f"k_{n}" for n in names]],
             on=[f"z_{n}" for n in names],
@@ -225,7 +287,7 @@ def patterns_from(
     if candidates.is_empty():
         return pl.DataFrame(schema=FLAG_SCHEMA), pl.DataFrame(schema=FLAG_EVENT_SCHEMA)
     behind = _subjects_behind(lookups, candidates.lazy())
-    centres = model.select("user_id", *[pl.col(f"centre_{n}").alias(f"centre_{n}") for n in names])
+    centres = measured.select("user_id", *[f"centre_{n}" for n in names])
     candidates = candidates.join(centres, on="user_id").join(behind, on="user_id", how="left")
     contributing = (
         _lookups(targets, persons, rules)

@@ -62,6 +62,7 @@ class Rules:
     lookback_days: int
     reexplain_days: int
     chunk_days: int
+    refit_days: int
     explanations: tuple[ExplanationKind, ...]
     indicators: dict[str, Indicator]
     patterns: dict[str, Any]
@@ -99,6 +100,7 @@ def load_rules(config: Config | None = None) -> Rules:
         lookback_days=scoring.lookback_days,
         reexplain_days=scoring.reexplain_days,
         chunk_days=scoring.chunk_days,
+        refit_days=scoring.refit_days,
         explanations=kinds,
         indicators={
             name: _indicator(name, spec) for name, spec in settings.indicators.named().items()

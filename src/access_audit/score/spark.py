@@ -54,6 +54,7 @@ from access_audit.score import (
     rebuild_lookback,
     score_chunk,
 )
+from access_audit.score.anchors import reach_days
 from access_audit.score.explain import EXPLANATION_SCHEMA, explain
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA
 from access_audit.score.lookback import (
@@ -63,7 +64,7 @@ from access_audit.score.lookback import (
     Lookback,
     read_lookback,
 )
-from access_audit.score.mined import enabled_kinds
+from access_audit.score.mined import reads_accesses
 from access_audit.score.run import access_sources
 from access_audit.tables import scan_stored, stored_table
 
@@ -265,12 +266,12 @@ class ChunkJob:
         """Pass 3: the chunk's days scored one after another by the local engine's `score_day`
         (through `score_chunk`); the outputs go to the scratch folder. Returns the rows written."""
         days = self.chunks[chunk]
-        lookback_days = self.rules.lookback_days
-        before = [days[0] - timedelta(days=n) for n in range(1, lookback_days + 1)]
+        # the look-back of the chunk's first day, and of its anchor (score/anchors.py)
+        before = [days[0] - timedelta(days=n) for n in range(1, reach_days(self.rules) + 1)]
         lookback = self.aggregates(before)
         inputs = day_inputs(self.scan, context.lazy(), days)
         mining = context.select(MINING_COLUMNS)
-        history = mining if enabled_kinds(self.rules) else mining.clear()
+        history = mining if reads_accesses(self.rules) else mining.clear()
         targets = context.filter(pl.col("day").is_in(days))
         parts = score_chunk(days, targets, lookback, inputs, self.rules, history)
         outputs = {
@@ -294,8 +295,8 @@ class ChunkJob:
         """On the driver: the stored aggregates of the look-back days the run does not score
         (rebuilt where their accesses changed), to the scratch folder. Returns the rebuilt days."""
         run = set(self.run_days)
-        lookback = self.rules.lookback_days
-        before = sorted({d - timedelta(days=n) for d in run for n in range(1, lookback + 1)} - run)
+        reach = reach_days(self.rules)
+        before = sorted({d - timedelta(days=n) for d in run for n in range(1, reach + 1)} - run)
         known = [d for d in before if d in sources]
         stored, rebuilt = read_lookback(
             self.scan, known, sources, lambda stale: rebuild_lookback(self.scan, stale)
@@ -394,13 +395,15 @@ def _run_passes(
 
     store, scratch = Path(job.store), Path(job.scratch)
     lookback = job.rules.lookback_days
+    reach = reach_days(job.rules)
     run_days = sorted({day for days in job.chunks for day in days})
-    first = run_days[0] - timedelta(days=lookback)
-    # Each chunk's context days: a day's accesses go to every chunk whose look-back holds it.
+    first = run_days[0] - timedelta(days=reach)
+    # Each chunk's context days: a day's accesses go to every chunk whose look-back, or whose
+    # anchor's look-back (score/anchors.py), holds it.
     routes = [
-        (days[0] - timedelta(days=lookback) + timedelta(days=n), index)
+        (days[0] - timedelta(days=reach) + timedelta(days=n), index)
         for index, days in enumerate(job.chunks)
-        for n in range((days[-1] - days[0]).days + lookback + 1)
+        for n in range((days[-1] - days[0]).days + reach + 1)
     ]
     log = _stored(spark, store, "access_events")
     if log is None:
