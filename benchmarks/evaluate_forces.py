@@ -152,6 +152,11 @@ def main() -> None:
         coverages = {}
         if args.only:
             forces = {n: f for n, f in forces.items() if n.startswith(args.only)}
+        folders = [work / name.replace(" ", "-") for name in forces]
+        used = [folder for folder in folders if folder.is_dir() and any(folder.iterdir())]
+        if used:
+            # An earlier run's drops and homes would be re-used and the figures would be stale.
+            sys.exit(f"{used[0]} is not empty: give --work a new or empty folder")
         for name, make in forces.items():
             folder = work / name.replace(" ", "-")
             make(folder / "drops")
