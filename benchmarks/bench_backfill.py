@@ -38,7 +38,7 @@ PHASE = TREE_SAMPLER + textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    phase, out, home, staff, days, seed, copies, batch_days, source = sys.argv[1:10]
+    phase, out, home, staff, days, seed, copies, batch_days, source, here, own = sys.argv[1:12]
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     started = time.perf_counter()
     result = {"phase": phase}
@@ -54,7 +54,7 @@ PHASE = TREE_SAMPLER + textwrap.dedent(
         result["accesses"] = made.rows["access_log"]
     elif phase == "replay":
         import polars as pl
-        sys.path.insert(0, str(Path(sys.argv[10])))
+        sys.path.insert(0, here)
         from replay import replay_drops
         drops = replay_drops(base, root / "drops", int(copies))
         result["drops"] = len(drops)
@@ -83,6 +83,20 @@ PHASE = TREE_SAMPLER + textwrap.dedent(
             result["rejected_rows"] = rejected
         else:
             engine = phase.split("-")[0]
+            if own == "1":
+                # this engine's own copy of the ingested home (the store by hard links: its files
+                # are written once, never changed), so that both engines can score at once
+                import shutil
+                mine = Path(home).with_name(f"home-{engine}")
+                shutil.rmtree(mine, ignore_errors=True)
+                shutil.copytree(Path(home) / "store", mine / "store", copy_function=os.link,
+                                ignore=shutil.ignore_patterns(".lock"))
+                for item in Path(home).iterdir():
+                    if item.name != "store":
+                        copy = shutil.copytree if item.is_dir() else shutil.copy2
+                        copy(item, mine / item.name)
+                started = time.perf_counter()
+                workspace = Workspace.open(mine)
             if engine == "spark":
                 from access_audit.score.spark import spark_session
                 spark_session(workspace.config.spark)
@@ -207,7 +221,14 @@ def main() -> None:
     parser.add_argument(
         "--phases",
         default="generate,replay,ingest,score",
-        help="Comma-separated phases (with --workdir, later phases can be re-run).",
+        help="Comma-separated phases: generate, replay, ingest, score, summary (with --workdir, "
+        "later phases can be re-run; `summary` prints the table from the runs kept there).",
+    )
+    parser.add_argument(
+        "--own-home",
+        action="store_true",
+        help="Score in a hard-linked copy of the ingested home per engine, so that one run per "
+        "engine (--engines polars, --engines spark) can go at once.",
     )
     parser.add_argument(
         "--driver-memory",
@@ -232,6 +253,7 @@ def main() -> None:
             str(args.batch_days),
             str(args.source or ""),
             str(Path(__file__).resolve().parent),
+            "1" if args.own_home else "0",
         )
         # every phase's line is kept, so that a later `--phases score` can summarise
         log = root / "phases.jsonl"
@@ -241,22 +263,27 @@ def main() -> None:
             with log.open("a", encoding="utf-8") as lines:
                 lines.write(json.dumps(result) + "\n")
 
-        for phase in [p for p in phases if p != "score"]:
+        for phase in [p for p in phases if p not in ("score", "summary")]:
             record(run_phase(PHASE, phase, root, home, args, extra))
-        if "score" not in phases:
+        if "score" in phases:
+            for attempt in range(args.repeat):
+                for engine in engines:
+                    record(run_phase(PHASE, f"{engine}-{attempt}", root, home, args, extra))
+        if "score" not in phases and "summary" not in phases:
             return
-        runs: dict[str, list[dict[str, object]]] = {engine: [] for engine in engines}
-        for attempt in range(args.repeat):
-            for engine, done in runs.items():
-                result = run_phase(PHASE, f"{engine}-{attempt}", root, home, args, extra)
-                record(result)
-                done.append(result)
-        ingests = [
-            line
-            for line in map(json.loads, log.read_text(encoding="utf-8").splitlines())
-            if line["phase"] == "ingest"
-        ]
-        accesses = int(str(runs[engines[0]][0]["events"]))
+        lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        ingests = [line for line in lines if line["phase"] == "ingest"]
+        # the last --repeat runs of each engine (from this invocation or earlier ones)
+        runs = {
+            engine: [line for line in lines if line["phase"].startswith(f"{engine}-")][
+                -args.repeat :
+            ]
+            for engine in ENGINES
+        }
+        runs = {engine: done for engine, done in runs.items() if done}
+        if not ingests or not runs:
+            raise SystemExit(f"{log}: no ingest or score run to summarise yet")
+        accesses = int(str(next(iter(runs.values()))[0]["events"]))
         _summary(args, accesses, ingests[-1], runs)
 
 
