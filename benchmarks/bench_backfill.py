@@ -103,9 +103,19 @@ PHASE = TREE_SAMPLER + textwrap.dedent(
                 result["session_seconds"] = round(time.perf_counter() - started, 1)
             scoring = time.perf_counter()
             marks = []
+            # each step as it ends, so that a run cut short still shows its pace and memory
+            steps = root / f"steps-{phase}.jsonl"
+            steps.unlink(missing_ok=True)
             def progress(what: str, done: int, total: int) -> None:
+                now = time.perf_counter()
                 if what == "scoring days":  # (Spark also reports its passes)
-                    marks.append(time.perf_counter())
+                    marks.append(now)
+                rss, cpu = tree_usage()
+                step = {"step": what, "done": done, "of": total,
+                        "seconds": round(now - scoring, 1), "cpu_seconds": round(cpu, 1),
+                        "peak_mib": round(max(peak[0], rss) / 2**20)}
+                with steps.open("a") as lines:
+                    lines.write(json.dumps(step) + "\\n")
             report = workspace.score(engine=engine, progress=progress)
             result["score_seconds"] = time.perf_counter() - scoring
             result["chunk_seconds"] = [
