@@ -32,6 +32,14 @@ def test_every_command_has_help_text() -> None:
         assert summary and len(summary.strip()) > 20, name
 
 
+
+@pytest.mark.parametrize("command", ["score", "nightly"])
+def test_help_names_the_spark_extra_as_typed(command: str) -> None:
+    """Brackets in help text are Rich markup unless escaped: `[spark]` must not vanish."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "pip install 'access-audit[spark]'" in result.output
+
 def test_ingest_status_and_rejected(tmp_path: Path, make_drop) -> None:
     drop = make_drop(
         "2026-11-21", {"access_log": [event("E1"), event("E2", "31/12/2026")], "staff": STAFF_ROWS}

@@ -75,7 +75,7 @@ EngineOption = Annotated[
     str,
     typer.Option(
         help="What scores: polars (this machine) or spark (the home's \\[spark] master; needs "
-        "pip install 'access-audit[spark]' and Java 17). Both give the same flags."
+        "pip install 'access-audit\\[spark]' and Java 17). Both give the same flags."
     ),
 ]
 
