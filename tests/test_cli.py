@@ -32,13 +32,13 @@ def test_every_command_has_help_text() -> None:
         assert summary and len(summary.strip()) > 20, name
 
 
-
 @pytest.mark.parametrize("command", ["score", "nightly"])
 def test_help_names_the_spark_extra_as_typed(command: str) -> None:
     """Brackets in help text are Rich markup unless escaped: `[spark]` must not vanish."""
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
     assert "pip install 'access-audit[spark]'" in result.output
+
 
 def test_ingest_status_and_rejected(tmp_path: Path, make_drop) -> None:
     drop = make_drop(

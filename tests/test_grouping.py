@@ -56,7 +56,6 @@ def test_one_user_takes_one_place_and_a_crowd_subject_one_place() -> None:
     ]
 
 
-
 def test_flags_with_no_user_each_keep_their_own_entry() -> None:
     """An audit gap has no user: it must reach the grouped queue, once per gap, never merged."""
     gaps = _flags([("g1", "A", None, 95.0), ("g2", "A", None, 50.0)]).with_columns(
@@ -68,6 +67,7 @@ def test_flags_with_no_user_each_keep_their_own_entry() -> None:
     assert entries["g1"] == "g1"
     assert entries["g2"] == "g2"
     assert queue.filter(pl.col("flag_id") == "g1")["entry_rank"].item() == 1
+
 
 def test_grouped_evaluation_counts_entries_against_the_budget() -> None:
     events = pl.DataFrame(
