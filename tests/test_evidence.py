@@ -341,6 +341,48 @@ def test_a_failure_while_writing_leaves_no_half_pack(hostile, tmp_path: Path, mo
     assert (output / "evidence.pdf").exists()
 
 
+def test_a_pack_over_the_page_limit_lists_a_bounded_page_and_every_access_in_csv(
+    hostile, tmp_path: Path
+) -> None:
+    """Regression: 15,000 accesses behind a pattern flag made a page Chromium could not print
+    (it was killed for memory, and no pack was written); the page is now bounded by
+    ``[evidence] page_rows``, the CSV holds every access."""
+    workspace, flag_id = hostile
+    settings = workspace.home / "access-audit.toml"
+    before = settings.read_text() if settings.exists() else ""
+    settings.write_text(before + "\n[evidence]\npage_rows = 1\n")
+    output = tmp_path / "pack"
+    result = _evidence(workspace.home, flag_id, "--output", str(output))
+    assert result.exit_code == 0, result.output
+    accesses = pl.read_csv(output / "accesses.csv", infer_schema=False)
+    assert accesses["event_id"].to_list() == ["E0", "E1"]  # the CSV: every access
+    html = (output / "evidence.html").read_text()
+    listed = html.split('id="accesses"')[1].split("The accesses listed")[1].split("</table>")[0]
+    assert listed.count("<tr>") == 2  # the header and one access: the flag's own
+    assert ">E1<" in listed and ">E0<" not in listed
+    sentence = "This page lists 1 of the 2 accesses"
+    assert sentence in html and "the complete list is in accesses.csv" in html
+    per_day = html.split("Accesses per day (UTC)")[1].split("</table>")[0]
+    assert "2026-11-18" in per_day and "2026-11-20" in per_day
+    assert sentence in _pdf_text(output / "evidence.pdf")
+
+
+def test_a_chromium_killed_by_a_signal_is_reported_as_such(tmp_path: Path) -> None:
+    """Regression: a Chromium killed for memory was reported as "exit 0"."""
+    page = tmp_path / "page.html"
+    page.write_text("<p>x</p>")
+    for script, said in (
+        ("kill -KILL $$", "killed by SIGKILL (out of memory?)"),
+        ("exit 0", "exited without a PDF"),
+        ("exit 3", "exit 3"),
+    ):
+        chromium = tmp_path / "chromium"
+        chromium.write_text(f"#!/bin/sh\n{script}\n")
+        chromium.chmod(0o700)
+        with pytest.raises(pack_module.AccessAuditError, match=re.escape(said)):
+            pack_module.print_pdf(page, tmp_path / "page.pdf", str(chromium))
+
+
 # -- the scope of a pattern flag, on tiny frames ------------------------------------------------
 def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
     """Regression: a pattern flag's pack held only its own day's accesses, not the accesses to

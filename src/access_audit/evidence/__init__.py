@@ -228,7 +228,13 @@ def write_evidence(
     ]
     step("writing the pack" + (" and printing its PDF" if chromium else ""), 2, STEPS)
     with staged_pack(output) as staging:
-        files = write_pack_files(staging, tables, provenance, chromium)
+        files = write_pack_files(
+            staging,
+            tables,
+            provenance,
+            chromium,
+            page_rows=workspace.config.evidence.page_rows,
+        )
         # logged before the pack appears: an export the view log cannot record is not made
         workspace.record_view("evidence", ids, subjects)
     step("done", STEPS, STEPS)
