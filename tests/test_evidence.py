@@ -384,9 +384,10 @@ def test_a_chromium_killed_by_a_signal_is_reported_as_such(tmp_path: Path) -> No
 
 
 # -- the scope of a pattern flag, on tiny frames ------------------------------------------------
-def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
-    """Regression: a pattern flag's pack held only its own day's accesses, not the accesses to
-    the subjects its figure counts over its look-back window."""
+def _pattern_scope(
+    subjects: list[str] | None, lookback_days: int | None
+) -> tuple[EvidenceScope, pl.LazyFrame]:
+    """A pattern flag of U1 on 2026-11-20 and U1's accesses around it, as a pack reads them."""
     utc = pl.Datetime("us", "UTC")
     # E1, E3: the flag's own (held); E2: a subject behind the figure the same day; E4: one 19
     # days before (in the 30-day look-back); E5: 50 days before; E6: a subject not behind the
@@ -425,9 +426,15 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
             "subject_id": [None],
             "reasons": [[{"code": "pattern_contact", "text": reason, "weight": 1.0}]],
             "day": [date(2026, 11, 20)],
-            "pattern_subjects": [["P1", "P2", "P3"]],
+            "pattern_subjects": [subjects],
+            "pattern_lookback_days": [lookback_days],
         },
-        schema_overrides={"subject_type": pl.String, "subject_id": pl.String},
+        schema_overrides={
+            "subject_type": pl.String,
+            "subject_id": pl.String,
+            "pattern_subjects": pl.List(pl.String),
+            "pattern_lookback_days": pl.Int32,
+        },
     )
     flag_events = pl.LazyFrame(
         {"flag_id": ["F20261120-U1-pattern-contact"] * 2, "system": ["RMS"] * 2},
@@ -460,6 +467,13 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
         training=pl.LazyFrame(),
         reviews=pl.LazyFrame(),
     )
+    return scope, flags
+
+
+def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
+    """Regression: a pattern flag's pack held only its own day's accesses, not the accesses to
+    the subjects its figure counts over its look-back window."""
+    scope, flags = _pattern_scope(["P1", "P2", "P3"], 30)
     rows = access_rows(scope, flags, "Europe/London", "nothing links them", 30).collect()
     assert rows["event_id"].to_list() == ["E4", "E1", "E2", "E3"]
     assert rows["held_by_flag"].to_list() == [False, True, False, True]
@@ -475,6 +489,24 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
         "30 days before the flag's day, and that day) to the 3 subject(s) its figure counts: "
         "P1, P2, P3"
     ]
+
+
+def test_a_pattern_flag_uses_the_look_back_it_was_scored_with() -> None:
+    """Regression: the pack used today's [scoring] lookback_days, so setting it to 7 left out
+    accesses the figure (scored over 30 days) counted, silently."""
+    scope, flags = _pattern_scope(["P1", "P2", "P3"], 30)
+    rows = access_rows(scope, flags, "UTC", "nothing links them", 7).collect()
+    assert rows["event_id"].to_list() == ["E4", "E1", "E2", "E3"]  # E4: 19 days before
+    said = flag_scope_text(flags, 7).collect()["scope"].item()
+    assert said.startswith("every access by the user from 2026-10-21 to 2026-11-20 (the ")
+    assert "the 30 days before" in said and "today's" not in said
+    # a flag stored before the look-back was: today's setting stands in, and the pack says so
+    scope, flags = _pattern_scope(["P1", "P2", "P3"], None)
+    rows = access_rows(scope, flags, "UTC", "nothing links them", 7).collect()
+    assert rows["event_id"].to_list() == ["E1", "E2", "E3"]
+    said = flag_scope_text(flags, 7).collect()["scope"].item()
+    assert "from 2026-11-13 to 2026-11-20" in said and "the 7 days before" in said
+    assert "stored without the look-back" in said and "today's [scoring] lookback_days" in said
 
 
 def _typed(table: str, rows: dict[str, list[object]] | None = None) -> pl.LazyFrame:

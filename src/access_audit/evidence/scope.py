@@ -7,9 +7,11 @@ The scope of a flag:
 - an episode flag (a user and a subject on a day): every stored access by that user to that
   subject, on any day, so a hearing sees the whole history with the subject, not one day's;
 - a pattern flag (a user's skew, e.g. contact harvesting, over the look-back): the accesses
-  behind its figure: every access by the user, over the pattern's look-back window (the
-  ``lookback_days`` before the flag's day and the day itself), to the subjects its figure counts
-  (``score.patterns.pattern_subjects``); its own accesses (``flag_events``) are that day's;
+  behind its figure: every access by the user, over the pattern's look-back window (the days
+  its figure was scored over, stored with the flag: ``score.pattern_scope``; today's
+  ``lookback_days`` for a flag stored before that, and the pack says so), to the subjects its
+  figure counts (``score.patterns.pattern_subjects``); its own accesses (``flag_events``) are
+  that day's;
 - an audit gap: no accesses (it is a hole in the trail); its window is in the flag itself.
 """
 
@@ -23,6 +25,7 @@ import polars as pl
 
 from access_audit.exprs import fmt
 from access_audit.review.queue import ISO_UTC, current_reviews
+from access_audit.score.pattern_scope import pattern_windows as flag_windows
 from access_audit.score.patterns import pattern_subjects
 
 AROUND = timedelta(hours=24)
@@ -100,22 +103,20 @@ def flags_in_pack(scope: EvidenceScope, flag_ids: Sequence[str]) -> pl.LazyFrame
 
 
 def pattern_windows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
-    """(flag_id, user_id, record_type, record_id, window_from, window_to): for each pattern flag,
-    each subject its figure counts and the days it counted them over (its look-back)."""
+    """(flag_id, user_id, record_type, record_id, window_from, window_to, window_days,
+    window_stored): for each pattern flag, each subject its figure counts and the days it
+    counted them over (the look-back stored with the flag; ``lookback_days``, today's setting,
+    for a flag stored before it, ``window_stored`` false)."""
     return (
-        flags.filter(pl.col("kind") == "pattern")
-        .select(
-            "flag_id",
-            "user_id",
-            window_from=pl.col("day") - pl.duration(days=lookback_days),
-            window_to=pl.col("day"),
-        )
+        flag_windows(flags, lookback_days)
         .join(pattern_subjects(flags), on="flag_id")
         .select(
             "flag_id",
             "user_id",
             "window_from",
             "window_to",
+            "window_days",
+            "window_stored",
             record_type=pl.lit("person"),
             record_id="subject_id",
         )
@@ -369,17 +370,25 @@ def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
         pattern_windows(flags, lookback_days)
         .group_by("flag_id")
         .agg(
-            pl.col("window_from", "window_to").first(),
+            pl.col("window_from", "window_to", "window_days", "window_stored").first(),
             subjects=pl.col("record_id").unique().sort(),
         )
         .select(
             "flag_id",
             pattern=fmt(
                 "every access by the user from {} to {} (the pattern's look-back: the {} days "
-                "before the flag's day, and that day) to the {} subject(s) its figure counts: {}",
+                "before the flag's day, and that day{}) to the {} subject(s) its figure counts: {}",
                 pl.col("window_from").cast(pl.String),
                 pl.col("window_to").cast(pl.String),
-                pl.lit(lookback_days),
+                pl.col("window_days"),
+                pl.when(pl.col("window_stored"))
+                .then(pl.lit(""))
+                .otherwise(
+                    pl.lit(
+                        "; the flag was stored without the look-back its figure was scored with, "
+                        "so today's [scoring] lookback_days is used"
+                    )
+                ),
                 pl.col("subjects").list.len(),
                 pl.col("subjects").list.join(", "),
             ),
@@ -459,7 +468,8 @@ def gather_evidence(
     lookback_days: int,
 ) -> EvidenceTables:
     """Everything a pack shows about ``flag_ids`` (which must exist: see ``missing_flags``);
-    ``lookback_days`` is the pattern flags' look-back (``[scoring] lookback_days``)."""
+    ``lookback_days`` (``[scoring] lookback_days``) stands in for the look-back of a pattern
+    flag stored without its own (``score.pattern_scope.pattern_windows``)."""
     flags = flags_in_pack(scope, flag_ids).collect().lazy()
     accesses = access_rows(scope, flags, timezone, unexplained_text, lookback_days).collect()
     in_scope = accesses.lazy().select("user_id", "occurred_at")

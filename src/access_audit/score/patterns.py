@@ -304,6 +304,7 @@ def patterns_from(
         rules_version=pl.lit(rules.version),
         cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         pattern_subjects="subjects",
+        pattern_lookback_days=pl.lit(lookback, dtype=FLAG_SCHEMA["pattern_lookback_days"]),
         day="day",
     )
     events = contributing.join(
