@@ -10,7 +10,7 @@ The scope of a flag:
   behind its figure: every access by the user, over the pattern's look-back window (the days
   its figure was scored over, stored with the flag: ``score.pattern_scope``; today's
   ``lookback_days`` for a flag stored before that, and the pack says so), to the subjects its
-  figure counts (``score.patterns.pattern_subjects``); its own accesses (``flag_events``) are
+  figure counts (``score.pattern_scope.pattern_subjects``); its own accesses (``flag_events``) are
   that day's;
 - an audit gap: no accesses (it is a hole in the trail); its window is in the flag itself.
 """
@@ -25,8 +25,8 @@ import polars as pl
 
 from access_audit.exprs import fmt
 from access_audit.review.queue import ISO_UTC, current_reviews
+from access_audit.score.pattern_scope import pattern_subjects
 from access_audit.score.pattern_scope import pattern_windows as flag_windows
-from access_audit.score.patterns import pattern_subjects
 
 AROUND = timedelta(hours=24)
 """Shifts and assignments are shown when they fall within this long of an access in scope."""
@@ -102,14 +102,16 @@ def flags_in_pack(scope: EvidenceScope, flag_ids: Sequence[str]) -> pl.LazyFrame
     )
 
 
-def pattern_windows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+def pattern_windows(flags: pl.LazyFrame, events: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     """(flag_id, user_id, record_type, record_id, window_from, window_to, window_days,
     window_stored): for each pattern flag, each subject its figure counts and the days it
     counted them over (the look-back stored with the flag; ``lookback_days``, today's setting,
-    for a flag stored before it, ``window_stored`` false)."""
+    for a flag stored before it, ``window_stored`` false). A flag stored before its subjects
+    were, whose reason's list cannot be read back exactly, names none here (``write_evidence``
+    refuses it: ``unreadable_subjects``)."""
     return (
         flag_windows(flags, lookback_days)
-        .join(pattern_subjects(flags), on="flag_id")
+        .join(pattern_subjects(flags, events, lookback_days).filter("exact"), on="flag_id")
         .select(
             "flag_id",
             "user_id",
@@ -136,7 +138,7 @@ def _scope_keys(flags: pl.LazyFrame, scope: EvidenceScope, lookback_days: int) -
     on = ["user_id", "record_type", "record_id"]
     same_subject = scope.events.join(subjects, on=on).select(*KEYS, "flag_id", held=pl.lit(False))
     behind_pattern = (
-        scope.events.join(pattern_windows(flags, lookback_days), on=on)
+        scope.events.join(pattern_windows(flags, scope.events, lookback_days), on=on)
         .filter(pl.col("day").is_between("window_from", "window_to"))
         .select(*KEYS, "flag_id", held=pl.lit(False))
     )
@@ -364,10 +366,21 @@ def training_position(
     )
 
 
-def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+def quoted(ids: pl.Expr) -> pl.Expr:
+    """A list of ids as text no id can blur: each in double quotes (a quote or backslash in it
+    escaped by a backslash), joined by ", " — ``P, 9001`` reads as one id, not two."""
+    escaped = (
+        pl.element()
+        .str.replace_all("\\", "\\\\", literal=True)
+        .str.replace_all('"', '\\"', literal=True)
+    )
+    return ids.list.eval(fmt('"{}"', escaped)).list.join(", ")
+
+
+def flag_scope_text(flags: pl.LazyFrame, events: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     """(flag_id, scope): which accesses the pack holds for each flag, in words."""
     behind = (
-        pattern_windows(flags, lookback_days)
+        pattern_windows(flags, events, lookback_days)
         .group_by("flag_id")
         .agg(
             pl.col("window_from", "window_to", "window_days", "window_stored").first(),
@@ -390,7 +403,7 @@ def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
                     )
                 ),
                 pl.col("subjects").list.len(),
-                pl.col("subjects").list.join(", "),
+                quoted(pl.col("subjects")),
             ),
         )
     )
@@ -406,7 +419,7 @@ def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     )
 
 
-def _flag_rows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+def _flag_rows(flags: pl.LazyFrame, events: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     reasons = pl.col("reasons").list.eval(
         fmt(
             "{} ({}%)",
@@ -434,7 +447,12 @@ def _flag_rows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
         cleared_at_utc=_utc("cleared_at"),
         rules_version="rules_version",
         model_version="model_version",
-    ).join(flag_scope_text(flags, lookback_days), on="flag_id", how="left", maintain_order="left")
+    ).join(
+        flag_scope_text(flags, events, lookback_days),
+        on="flag_id",
+        how="left",
+        maintain_order="left",
+    )
 
 
 def case_history_rows(log: pl.LazyFrame, case_ids: Sequence[str]) -> pl.LazyFrame:
@@ -514,7 +532,7 @@ def gather_evidence(
         )
     )
     return EvidenceTables(
-        flags=_flag_rows(flags, lookback_days).collect(),
+        flags=_flag_rows(flags, scope.events, lookback_days).collect(),
         accesses=accesses.drop("occurred_at"),
         shifts=shifts_around(scope, moments, timezone).collect(),
         assignments=assignments_around(scope, moments, subjects, timezone).collect(),
