@@ -146,7 +146,7 @@ class CasesConfig(Section):
 class EvidenceConfig(Section):
     """The printable page of an evidence pack ([evidence], see evidence/page.py)."""
 
-    page_rows: PositiveInt = 2000
+    page_rows: PositiveInt = 1000
     """The page (HTML and PDF) lists this many accesses at most; beyond it, it shows counts per
     day and per subject and the rows the flags hold first. ``accesses.csv`` always holds every
     access: a page of tens of thousands of rows is more than Chromium can print."""
