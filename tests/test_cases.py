@@ -359,6 +359,10 @@ def test_assign_sets_the_assignee_and_due_date(home: Workspace) -> None:
     assert "--due must be a date" in run(
         home, "case", "assign", FIRST_CASE, "--to", "a", "--due", "soon", exit_code=2
     )
+    # exactly YYYY-MM-DD, as the help says: not the other ISO forms, and not a blank
+    for other in ("20991208", "2099-W50", "2099-12-08T00:00", ""):
+        error = run(home, "case", "assign", FIRST_CASE, "--to", "a", "--due", other, exit_code=2)
+        assert f"--due must be a date (YYYY-MM-DD), not '{other}'" in error
     assert "--to must name" in run(home, "case", "assign", FIRST_CASE, "--to", " ", exit_code=2)
 
 

@@ -32,6 +32,8 @@ from access_audit.evidence.scope import (
     gather_evidence,
 )
 from access_audit.generate import generate_force
+from access_audit.score.pattern_scope import pattern_subjects, unreadable_subjects
+from access_audit.score.patterns import SUBJECTS_MARKER
 from access_audit.tables import REVIEWS, stored_table
 from access_audit.workspace import Workspace
 from conftest import event
@@ -341,10 +343,53 @@ def test_a_failure_while_writing_leaves_no_half_pack(hostile, tmp_path: Path, mo
     assert (output / "evidence.pdf").exists()
 
 
+def test_a_pack_over_the_page_limit_lists_a_bounded_page_and_every_access_in_csv(
+    hostile, tmp_path: Path
+) -> None:
+    """Regression: 15,000 accesses behind a pattern flag made a page Chromium could not print
+    (it was killed for memory, and no pack was written); the page is now bounded by
+    ``[evidence] page_rows``, the CSV holds every access."""
+    workspace, flag_id = hostile
+    settings = workspace.home / "access-audit.toml"
+    before = settings.read_text() if settings.exists() else ""
+    settings.write_text(before + "\n[evidence]\npage_rows = 1\n")
+    output = tmp_path / "pack"
+    result = _evidence(workspace.home, flag_id, "--output", str(output))
+    assert result.exit_code == 0, result.output
+    accesses = pl.read_csv(output / "accesses.csv", infer_schema=False)
+    assert accesses["event_id"].to_list() == ["E0", "E1"]  # the CSV: every access
+    html = (output / "evidence.html").read_text()
+    listed = html.split('id="accesses"')[1].split("The accesses listed")[1].split("</table>")[0]
+    assert listed.count("<tr>") == 2  # the header and one access: the flag's own
+    assert ">E1<" in listed and ">E0<" not in listed
+    sentence = "This page lists 1 of the 2 accesses"
+    assert sentence in html and "the complete list is in accesses.csv" in html
+    per_day = html.split("Accesses per day (UTC)")[1].split("</table>")[0]
+    assert "2026-11-18" in per_day and "2026-11-20" in per_day
+    assert sentence in _pdf_text(output / "evidence.pdf")
+
+
+def test_a_chromium_killed_by_a_signal_is_reported_as_such(tmp_path: Path) -> None:
+    """Regression: a Chromium killed for memory was reported as "exit 0"."""
+    page = tmp_path / "page.html"
+    page.write_text("<p>x</p>")
+    for script, said in (
+        ("kill -KILL $$", "killed by SIGKILL (out of memory?)"),
+        ("exit 0", "exited without a PDF"),
+        ("exit 3", "exit 3"),
+    ):
+        chromium = tmp_path / "chromium"
+        chromium.write_text(f"#!/bin/sh\n{script}\n")
+        chromium.chmod(0o700)
+        with pytest.raises(pack_module.AccessAuditError, match=re.escape(said)):
+            pack_module.print_pdf(page, tmp_path / "page.pdf", str(chromium))
+
+
 # -- the scope of a pattern flag, on tiny frames ------------------------------------------------
-def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
-    """Regression: a pattern flag's pack held only its own day's accesses, not the accesses to
-    the subjects its figure counts over its look-back window."""
+def _pattern_scope(
+    subjects: list[str] | None, lookback_days: int | None
+) -> tuple[EvidenceScope, pl.LazyFrame]:
+    """A pattern flag of U1 on 2026-11-20 and U1's accesses around it, as a pack reads them."""
     utc = pl.Datetime("us", "UTC")
     # E1, E3: the flag's own (held); E2: a subject behind the figure the same day; E4: one 19
     # days before (in the 30-day look-back); E5: 50 days before; E6: a subject not behind the
@@ -383,9 +428,15 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
             "subject_id": [None],
             "reasons": [[{"code": "pattern_contact", "text": reason, "weight": 1.0}]],
             "day": [date(2026, 11, 20)],
-            "pattern_subjects": [["P1", "P2", "P3"]],
+            "pattern_subjects": [subjects],
+            "pattern_lookback_days": [lookback_days],
         },
-        schema_overrides={"subject_type": pl.String, "subject_id": pl.String},
+        schema_overrides={
+            "subject_type": pl.String,
+            "subject_id": pl.String,
+            "pattern_subjects": pl.List(pl.String),
+            "pattern_lookback_days": pl.Int32,
+        },
     )
     flag_events = pl.LazyFrame(
         {"flag_id": ["F20261120-U1-pattern-contact"] * 2, "system": ["RMS"] * 2},
@@ -418,6 +469,13 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
         training=pl.LazyFrame(),
         reviews=pl.LazyFrame(),
     )
+    return scope, flags
+
+
+def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
+    """Regression: a pattern flag's pack held only its own day's accesses, not the accesses to
+    the subjects its figure counts over its look-back window."""
+    scope, flags = _pattern_scope(["P1", "P2", "P3"], 30)
     rows = access_rows(scope, flags, "Europe/London", "nothing links them", 30).collect()
     assert rows["event_id"].to_list() == ["E4", "E1", "E2", "E3"]
     assert rows["held_by_flag"].to_list() == [False, True, False, True]
@@ -427,12 +485,100 @@ def test_a_pattern_flag_holds_the_accesses_behind_its_figure() -> None:
         "2026-11-20T11:00:00+00:00",
         "2026-11-20T12:00:00+00:00",
     ]
-    said = flag_scope_text(flags, 30).collect()["scope"].to_list()
+    said = flag_scope_text(flags, scope.events, 30).collect()["scope"].to_list()
     assert said == [
         "every access by the user from 2026-10-21 to 2026-11-20 (the pattern's look-back: the "
         "30 days before the flag's day, and that day) to the 3 subject(s) its figure counts: "
-        "P1, P2, P3"
+        '"P1", "P2", "P3"'
     ]
+
+
+def test_a_pattern_flag_uses_the_look_back_it_was_scored_with() -> None:
+    """Regression: the pack used today's [scoring] lookback_days, so setting it to 7 left out
+    accesses the figure (scored over 30 days) counted, silently."""
+    scope, flags = _pattern_scope(["P1", "P2", "P3"], 30)
+    rows = access_rows(scope, flags, "UTC", "nothing links them", 7).collect()
+    assert rows["event_id"].to_list() == ["E4", "E1", "E2", "E3"]  # E4: 19 days before
+    said = flag_scope_text(flags, scope.events, 7).collect()["scope"].item()
+    assert said.startswith("every access by the user from 2026-10-21 to 2026-11-20 (the ")
+    assert "the 30 days before" in said and "today's" not in said
+    # a flag stored before the look-back was: today's setting stands in, and the pack says so
+    scope, flags = _pattern_scope(["P1", "P2", "P3"], None)
+    rows = access_rows(scope, flags, "UTC", "nothing links them", 7).collect()
+    assert rows["event_id"].to_list() == ["E1", "E2", "E3"]
+    said = flag_scope_text(flags, scope.events, 7).collect()["scope"].item()
+    assert "from 2026-11-13 to 2026-11-20" in said and "the 7 days before" in said
+    assert "stored without the look-back" in said and "today's [scoring] lookback_days" in said
+
+
+def _legacy(listed: str, looked_up: dict[str, str]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """A pattern flag of U1 on 2026-11-20 stored before ``pattern_subjects`` (its reason ends
+    with ``listed``), and person lookups ``{subject: "user day"}``."""
+    flags = pl.LazyFrame(
+        {
+            "flag_id": ["F20261120-U1-pattern-contact"],
+            "kind": ["pattern"],
+            "user_id": ["U1"],
+            "day": [date(2026, 11, 20)],
+            "reasons": [[{"code": "pattern_contact", "text": f"3 of …{SUBJECTS_MARKER}{listed}"}]],
+            "pattern_subjects": [None],
+            "pattern_lookback_days": [30],
+        },
+        schema_overrides={
+            "pattern_subjects": pl.List(pl.String),
+            "pattern_lookback_days": pl.Int32,
+        },
+    )
+    who = [(subject, *when.split()) for subject, when in looked_up.items()]
+    events = pl.LazyFrame(
+        {
+            "record_type": ["person"] * len(who),
+            "record_id": [subject for subject, _, _ in who],
+            "user_id": [user for _, user, _ in who],
+            "day": [date.fromisoformat(day) for _, _, day in who],
+        }
+    )
+    return flags, events
+
+
+def test_a_legacy_subject_list_splits_no_id_that_holds_a_comma() -> None:
+    """Regression: for a flag stored before pattern_subjects, the subject "P, 9001" was read back
+    as "P" and "9001", so other persons' accesses entered the pack and the view log."""
+    listed = "P, 9001, P1, P2"
+    others = {"P": "U2 2026-11-20", "9001": "U2 2026-11-19", "P3": "U1 2026-11-20"}
+    own = {"P, 9001": "U1 2026-11-20", "P1": "U1 2026-11-01", "P2": "U1 2026-11-20"}
+    flags, events = _legacy(listed, own | others)
+    read = pattern_subjects(flags, events, 30).collect()
+    assert read["subject_id"].to_list() == ["P, 9001", "P1", "P2"]
+    assert read["exact"].all() and unreadable_subjects(flags, events, 30) == []
+    # the user looked up "9001" too: the list could be read two ways, so it is not read
+    flags, events = _legacy(listed, own | {"9001": "U1 2026-11-18"})
+    assert not pattern_subjects(flags, events, 30).collect()["exact"].any()
+    assert unreadable_subjects(flags, events, 30) == ["F20261120-U1-pattern-contact"]
+    # a listed subject outside the window (P1 was looked up 60 days before): not read either
+    flags, events = _legacy(listed, own | {"P1": "U1 2026-09-21"})
+    assert unreadable_subjects(flags, events, 30) == ["F20261120-U1-pattern-contact"]
+    # in the pack: the subjects read back, quoted so that "P, 9001" reads as one
+    scope, flags = _pattern_scope(None, 30)
+    said = flag_scope_text(flags, scope.events, 30).collect()["scope"].item()
+    assert said.endswith('its figure counts: "P1", "P2", "P3"')
+
+
+def test_a_pack_of_an_unreadable_legacy_pattern_flag_is_refused(
+    hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from access_audit import evidence
+
+    workspace, flag_id = hostile
+    monkeypatch.setattr(evidence, "unreadable_subjects", lambda *_args: [flag_id])
+    before = workspace.views_ledger.complete_bytes()
+    result = _evidence(workspace.home, flag_id, "--output", str(tmp_path / "pack"))
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "cannot be read back exactly" in line and len(line.splitlines()) == 1
+    assert "score --since 2026-11-20 --until 2026-11-21" in line
+    assert not (tmp_path / "pack").exists()
+    assert workspace.views_ledger.complete_bytes() == before
 
 
 def _typed(table: str, rows: dict[str, list[object]] | None = None) -> pl.LazyFrame:

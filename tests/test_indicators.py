@@ -148,6 +148,7 @@ def test_a_pattern_flag_lists_the_subjects_behind_its_figure() -> None:
     behind = ", ".join(sorted(f"P0-{n}" for n in range(18)))
     assert text.endswith(f"the subjects: {behind}")
     assert flags["pattern_subjects"].to_list() == [sorted(f"P0-{n}" for n in range(18))]
+    assert flags["pattern_lookback_days"].to_list() == [load_rules().lookback_days]
     assert events.height == 18
 
 

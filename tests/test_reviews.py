@@ -6,7 +6,7 @@ import json
 import os
 import pwd
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -443,6 +443,8 @@ def test_the_subjects_a_pattern_flag_names_are_logged_as_shown(
         return row | {
             "flag_id": flag,
             "kind": "pattern",
+            "user_id": "U1",
+            "day": date(2026, 10, 16),
             "reasons": reasons,
             "pattern_subjects": subjects,
         }
@@ -450,15 +452,27 @@ def test_the_subjects_a_pattern_flag_names_are_logged_as_shown(
     # the typed column is read, not the text: an id holding ", " stays one id
     text = f"27 of the 62 subjects … were young women{SUBJECTS_MARKER}P63, P6, 6, P477"
     typed = pattern_flag(flag_id, text, ["P477", "P6, 6", "P63"])
-    # a flag stored before the column existed reads it as null: its reason's list is read
-    old_text = f"3 of the 9 subjects … were young women{SUBJECTS_MARKER}P1, P2"
+    # a flag stored before the column existed reads it as null: its reason's list is read back
+    # against the persons the user looked up in its window, so "P, 9001" stays one id (another
+    # user's "P" and "9001" are not named)
+    old_text = f"3 of the 9 subjects … were young women{SUBJECTS_MARKER}P, 9001, P1, P2"
     legacy = pattern_flag(legacy_id, old_text, None)
     stored = pl.DataFrame([typed, legacy], schema=schema, strict=False).lazy()
+    looked_up = [("U1", "P, 9001"), ("U1", "P1"), ("U1", "P2"), ("U2", "P"), ("U2", "9001")]
+    events = pl.LazyFrame(
+        {
+            "user_id": [user for user, _ in looked_up],
+            "record_type": ["person"] * len(looked_up),
+            "record_id": [subject for _, subject in looked_up],
+            "day": [date(2026, 10, 16)] * len(looked_up),
+        }
+    )
     real_scan = home.scan
-    monkeypatch.setattr(home, "scan", lambda t: stored if t == "flags" else real_scan(t))
+    tables = {"flags": stored, "access_events": events}
+    monkeypatch.setattr(home, "scan", lambda t: tables[t] if t in tables else real_scan(t))
     home.record_view("explain", [flag_id], ["P295"])
     last = json.loads(home.views_ledger.path.read_bytes().splitlines()[-1])
     assert last["subject_ids"] == ["P295", "P477", "P6, 6", "P63"]
     home.record_view("explain", [legacy_id], [])
     last = json.loads(home.views_ledger.path.read_bytes().splitlines()[-1])
-    assert last["subject_ids"] == ["P1", "P2"]
+    assert last["subject_ids"] == ["P, 9001", "P1", "P2"]

@@ -125,7 +125,7 @@ def assign_case(
     from access_audit.review.casework import due_date
 
     assignment = cli_base._workspace(ctx, home).cases.assign(
-        case_id, to, due=due_date(due), note=note, analyst=analyst
+        case_id, to, due=due_date(due, blank_is_default=False), note=note, analyst=analyst
     )
     from access_audit.render_cases import render_assignment
 

@@ -143,6 +143,15 @@ class CasesConfig(Section):
     """An assignment without --due is due this many days after it is made."""
 
 
+class EvidenceConfig(Section):
+    """The printable page of an evidence pack ([evidence], see evidence/page.py)."""
+
+    page_rows: PositiveInt = 1000
+    """The page (HTML and PDF) lists this many accesses at most; beyond it, it shows counts per
+    day and per subject and the rows the flags hold first. ``accesses.csv`` always holds every
+    access: a page of tens of thousands of rows is more than Chromium can print."""
+
+
 def _spark_options(options: dict[str, Any]) -> dict[str, Any]:
     for name in options:
         if not name.startswith("spark."):
@@ -468,6 +477,7 @@ class Config(Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     cases: CasesConfig = Field(default_factory=CasesConfig)
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
     columns: ColumnMappings = Field(default_factory=dict)
     """Per table, spec column name -> the force's own column name."""

@@ -188,8 +188,12 @@ FLAGS = StoredTable(
             "rules_version": pl.String(),
             "cleared_at": UTC_DATETIME,
             # a pattern flag's subjects, those its figure counts (null for other kinds, and
-            # for pattern flags stored before this column: score.patterns.pattern_subjects)
+            # for pattern flags stored before this column: score.pattern_scope.pattern_subjects)
             "pattern_subjects": pl.List(pl.String()),
+            # a pattern flag's look-back: its figure counted the subjects over these many days
+            # before its day, and the day (null for other kinds, and for pattern flags stored
+            # before this column: score.pattern_scope.pattern_windows)
+            "pattern_lookback_days": pl.Int32(),
         }
     ),
     partition_by="day",

@@ -777,15 +777,19 @@ class Workspace:
 
     def _pattern_subjects(self, flag_ids: Sequence[str]) -> list[str]:
         """The subjects the pattern flags among ``flag_ids`` count (every screen and pack that
-        shows such a flag names them), for the view log."""
+        shows such a flag names them), for the view log. For a flag stored before its subjects
+        were, the persons the user looked up in its window that its reason names, whether or
+        not they read its list back exactly (``score.pattern_scope``): never a fragment of an
+        id."""
         import polars as pl
 
-        from access_audit.score.patterns import pattern_subjects
+        from access_audit.score.pattern_scope import pattern_subjects
 
         patterned = [flag_id for flag_id in flag_ids if "-pattern-" in flag_id]
         if not patterned or self.generation() is None:
             return []
-        named = pattern_subjects(self.scan("flags").filter(pl.col("flag_id").is_in(patterned)))
+        flags = self.scan("flags").filter(pl.col("flag_id").is_in(patterned))
+        named = pattern_subjects(flags, self.scan("access_events"), self.rules.lookback_days)
         return named.select(pl.col("subject_id").unique().sort()).collect()["subject_id"].to_list()
 
     def evidence(

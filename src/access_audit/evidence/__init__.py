@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,6 +36,7 @@ from access_audit.evidence.scope import (
 from access_audit.integrity import ChainCheck
 from access_audit.ledger import utc_text
 from access_audit.manifest import generation_name
+from access_audit.score.pattern_scope import unreadable_subjects
 from access_audit.store import StoreDamagedError
 from access_audit.tables import scan_stored
 
@@ -85,6 +86,11 @@ class EvidenceHome(Protocol):
     def record_view(
         self, command: str, flag_ids: Sequence[str], subjects: Sequence[str]
     ) -> None: ...
+
+
+class UnreadableSubjectsError(AccessAuditError):
+    """A pattern flag stored before ``pattern_subjects`` whose reason's list of subjects cannot
+    be read back exactly: a pack of it could hold persons its figure did not count."""
 
 
 def _unknown_flags_error(missing: Sequence[str]) -> AccessAuditError:
@@ -190,6 +196,18 @@ def write_evidence(
 
     step("gathering the evidence", 1, STEPS)
     rules = workspace.rules
+    unreadable = unreadable_subjects(
+        scope.flags.filter(pl.col("flag_id").is_in(ids)), scope.events, rules.lookback_days
+    )
+    if unreadable:
+        first = scope.flags.filter(pl.col("flag_id") == unreadable[0]).select("day").collect()
+        day = first.item()
+        raise UnreadableSubjectsError(
+            f"flag {unreadable[0]} was stored before its subjects were, and the list its reason "
+            'ends with cannot be read back exactly (an id holds ", ", or it names a person '
+            "not looked up in the look-back); re-score its day to store them (`access-audit "
+            f"score --since {day} --until {day + timedelta(days=1)}`); no pack was written"
+        )
     timezone = workspace.config.ingest.timezone
     tables = gather_evidence(
         scope,
@@ -228,7 +246,13 @@ def write_evidence(
     ]
     step("writing the pack" + (" and printing its PDF" if chromium else ""), 2, STEPS)
     with staged_pack(output) as staging:
-        files = write_pack_files(staging, tables, provenance, chromium)
+        files = write_pack_files(
+            staging,
+            tables,
+            provenance,
+            chromium,
+            page_rows=workspace.config.evidence.page_rows,
+        )
         # logged before the pack appears: an export the view log cannot record is not made
         workspace.record_view("evidence", ids, subjects)
     step("done", STEPS, STEPS)

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -201,9 +202,23 @@ def print_pdf(page: Path, pdf: Path, chromium: str) -> None:
                 f"chromium did not print the PDF within {PDF_TIMEOUT_SECONDS}s; no pack written"
             ) from None
     if result.returncode != 0 or not pdf.exists() or pdf.stat().st_size == 0:
-        raise AccessAuditError(
-            f"chromium could not print the PDF (exit {result.returncode}); no pack written"
-        )
+        how = _how_it_ended(result.returncode)
+        raise AccessAuditError(f"chromium could not print the PDF ({how}); no pack written")
+
+
+def _how_it_ended(returncode: int) -> str:
+    """Chromium's end in words: a signal by name (a kill for memory is SIGKILL), an exit code,
+    or an exit 0 with no PDF (a page renderer that crashed or was killed, e.g. out of memory)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        why = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"killed by {name}{why}"
+    if returncode > 0:
+        return f"exit {returncode}"
+    return "it exited without a PDF: its page renderer crashed or was killed, e.g. out of memory"
 
 
 TABLE_FILES = {
@@ -219,10 +234,16 @@ TABLE_FILES = {
 
 
 def write_pack_files(
-    folder: Path, tables: EvidenceTables, provenance: Provenance, chromium: str | None
+    folder: Path,
+    tables: EvidenceTables,
+    provenance: Provenance,
+    chromium: str | None,
+    *,
+    page_rows: int,
 ) -> list[PackFile]:
     """Write every file of the pack into ``folder`` (``chromium`` None: no PDF); the manifest
-    and checksums last. Returns every file with its SHA-256, the manifest included."""
+    and checksums last; the page lists ``page_rows`` accesses at most (the CSVs every one).
+    Returns every file with its SHA-256, the manifest included."""
     for name, table in TABLE_FILES.items():
         _write(folder, name, _csv(getattr(tables, table)))
     counts = {
@@ -235,7 +256,7 @@ def write_pack_files(
     if tables.case_history is not None:
         _write(folder, CASE_HISTORY, _csv(tables.case_history))
         counts["case_events"] = tables.case_history.height
-    _write(folder, PAGE, render_page(tables, provenance))
+    _write(folder, PAGE, render_page(tables, provenance, page_rows))
     if chromium is not None:
         print_pdf(folder / PAGE, folder / PDF, chromium)
     files = [_describe(folder / name) for name in sorted(p.name for p in folder.iterdir())]

@@ -51,7 +51,59 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dicts()
 
 
-def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
+@dataclass(frozen=True)
+class AccessPage:
+    """The accesses the page lists: all of them, or (beyond ``[evidence] page_rows``) the first
+    rows with counts per day and per subject; ``accesses.csv`` holds every one either way."""
+
+    rows: pl.DataFrame
+    total: int
+    per_day: pl.DataFrame | None = None
+    per_subject: pl.DataFrame | None = None
+    subjects: int = 0
+
+
+def access_page(accesses: pl.DataFrame, page_rows: int) -> AccessPage:
+    """Bound the page's accesses to ``page_rows``: the flags' own accesses first, then the
+    earliest others, shown oldest first; counts per UTC day (one row a day) and per subject
+    (the ``page_rows`` most accessed)."""
+    if accesses.height <= page_rows:
+        return AccessPage(rows=accesses, total=accesses.height)
+    indexed = accesses.with_row_index("position")
+    rows = (
+        indexed.sort(pl.col("held_by_flag").not_(), "position")
+        .head(page_rows)
+        .sort("position")
+        .drop("position")
+    )
+    per_day = (
+        accesses.group_by(day=pl.col("occurred_at_utc").str.slice(0, 10))
+        .agg(
+            accesses=pl.len(),
+            subjects=pl.col("record").n_unique(),
+            held=pl.col("held_by_flag").sum(),
+        )
+        .sort("day")
+    )
+    per_subject = (
+        accesses.group_by("record")
+        .agg(
+            accesses=pl.len(),
+            first=pl.col("occurred_at_utc").min(),
+            last=pl.col("occurred_at_utc").max(),
+        )
+        .sort(["accesses", "record"], descending=[True, False])
+    )
+    return AccessPage(
+        rows=rows,
+        total=accesses.height,
+        per_day=per_day,
+        per_subject=per_subject.head(page_rows),
+        subjects=per_subject.height,
+    )
+
+
+def render_page(tables: EvidenceTables, provenance: Provenance, page_rows: int) -> str:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     environment = Environment(
@@ -74,6 +126,7 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         .then(pl.lit("held by the flag"))
         .otherwise(pl.lit("another access to the subject")),
     )
+    page = access_page(accesses, page_rows)
     named = ", ".join(provenance.flag_ids[:3]) + (
         f" and {len(provenance.flag_ids) - 3} more" if len(provenance.flag_ids) > 3 else ""
     )
@@ -86,7 +139,11 @@ def render_page(tables: EvidenceTables, provenance: Provenance) -> str:
         provenance=provenance,
         flags=_rows(flags),
         users=_rows(tables.users),
-        accesses=_rows(accesses),
+        accesses=_rows(page.rows),
+        access_total=page.total,
+        per_day=None if page.per_day is None else _rows(page.per_day),
+        per_subject=None if page.per_subject is None else _rows(page.per_subject),
+        subject_total=page.subjects,
         shifts=_rows(tables.shifts),
         assignments=_rows(tables.assignments),
         apsp=_rows(tables.apsp),

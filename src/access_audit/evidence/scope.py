@@ -7,9 +7,11 @@ The scope of a flag:
 - an episode flag (a user and a subject on a day): every stored access by that user to that
   subject, on any day, so a hearing sees the whole history with the subject, not one day's;
 - a pattern flag (a user's skew, e.g. contact harvesting, over the look-back): the accesses
-  behind its figure: every access by the user, over the pattern's look-back window (the
-  ``lookback_days`` before the flag's day and the day itself), to the subjects its figure counts
-  (``score.patterns.pattern_subjects``); its own accesses (``flag_events``) are that day's;
+  behind its figure: every access by the user, over the pattern's look-back window (the days
+  its figure was scored over, stored with the flag: ``score.pattern_scope``; today's
+  ``lookback_days`` for a flag stored before that, and the pack says so), to the subjects its
+  figure counts (``score.pattern_scope.pattern_subjects``); its own accesses (``flag_events``) are
+  that day's;
 - an audit gap: no accesses (it is a hole in the trail); its window is in the flag itself.
 """
 
@@ -23,7 +25,8 @@ import polars as pl
 
 from access_audit.exprs import fmt
 from access_audit.review.queue import ISO_UTC, current_reviews
-from access_audit.score.patterns import pattern_subjects
+from access_audit.score.pattern_scope import pattern_subjects
+from access_audit.score.pattern_scope import pattern_windows as flag_windows
 
 AROUND = timedelta(hours=24)
 """Shifts and assignments are shown when they fall within this long of an access in scope."""
@@ -99,23 +102,23 @@ def flags_in_pack(scope: EvidenceScope, flag_ids: Sequence[str]) -> pl.LazyFrame
     )
 
 
-def pattern_windows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
-    """(flag_id, user_id, record_type, record_id, window_from, window_to): for each pattern flag,
-    each subject its figure counts and the days it counted them over (its look-back)."""
+def pattern_windows(flags: pl.LazyFrame, events: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+    """(flag_id, user_id, record_type, record_id, window_from, window_to, window_days,
+    window_stored): for each pattern flag, each subject its figure counts and the days it
+    counted them over (the look-back stored with the flag; ``lookback_days``, today's setting,
+    for a flag stored before it, ``window_stored`` false). A flag stored before its subjects
+    were, whose reason's list cannot be read back exactly, names none here (``write_evidence``
+    refuses it: ``unreadable_subjects``)."""
     return (
-        flags.filter(pl.col("kind") == "pattern")
-        .select(
-            "flag_id",
-            "user_id",
-            window_from=pl.col("day") - pl.duration(days=lookback_days),
-            window_to=pl.col("day"),
-        )
-        .join(pattern_subjects(flags), on="flag_id")
+        flag_windows(flags, lookback_days)
+        .join(pattern_subjects(flags, events, lookback_days).filter("exact"), on="flag_id")
         .select(
             "flag_id",
             "user_id",
             "window_from",
             "window_to",
+            "window_days",
+            "window_stored",
             record_type=pl.lit("person"),
             record_id="subject_id",
         )
@@ -135,7 +138,7 @@ def _scope_keys(flags: pl.LazyFrame, scope: EvidenceScope, lookback_days: int) -
     on = ["user_id", "record_type", "record_id"]
     same_subject = scope.events.join(subjects, on=on).select(*KEYS, "flag_id", held=pl.lit(False))
     behind_pattern = (
-        scope.events.join(pattern_windows(flags, lookback_days), on=on)
+        scope.events.join(pattern_windows(flags, scope.events, lookback_days), on=on)
         .filter(pl.col("day").is_between("window_from", "window_to"))
         .select(*KEYS, "flag_id", held=pl.lit(False))
     )
@@ -363,25 +366,44 @@ def training_position(
     )
 
 
-def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+def quoted(ids: pl.Expr) -> pl.Expr:
+    """A list of ids as text no id can blur: each in double quotes (a quote or backslash in it
+    escaped by a backslash), joined by ", " — ``P, 9001`` reads as one id, not two."""
+    escaped = (
+        pl.element()
+        .str.replace_all("\\", "\\\\", literal=True)
+        .str.replace_all('"', '\\"', literal=True)
+    )
+    return ids.list.eval(fmt('"{}"', escaped)).list.join(", ")
+
+
+def flag_scope_text(flags: pl.LazyFrame, events: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     """(flag_id, scope): which accesses the pack holds for each flag, in words."""
     behind = (
-        pattern_windows(flags, lookback_days)
+        pattern_windows(flags, events, lookback_days)
         .group_by("flag_id")
         .agg(
-            pl.col("window_from", "window_to").first(),
+            pl.col("window_from", "window_to", "window_days", "window_stored").first(),
             subjects=pl.col("record_id").unique().sort(),
         )
         .select(
             "flag_id",
             pattern=fmt(
                 "every access by the user from {} to {} (the pattern's look-back: the {} days "
-                "before the flag's day, and that day) to the {} subject(s) its figure counts: {}",
+                "before the flag's day, and that day{}) to the {} subject(s) its figure counts: {}",
                 pl.col("window_from").cast(pl.String),
                 pl.col("window_to").cast(pl.String),
-                pl.lit(lookback_days),
+                pl.col("window_days"),
+                pl.when(pl.col("window_stored"))
+                .then(pl.lit(""))
+                .otherwise(
+                    pl.lit(
+                        "; the flag was stored without the look-back its figure was scored with, "
+                        "so today's [scoring] lookback_days is used"
+                    )
+                ),
                 pl.col("subjects").list.len(),
-                pl.col("subjects").list.join(", "),
+                quoted(pl.col("subjects")),
             ),
         )
     )
@@ -397,7 +419,7 @@ def flag_scope_text(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     )
 
 
-def _flag_rows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
+def _flag_rows(flags: pl.LazyFrame, events: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
     reasons = pl.col("reasons").list.eval(
         fmt(
             "{} ({}%)",
@@ -425,7 +447,12 @@ def _flag_rows(flags: pl.LazyFrame, lookback_days: int) -> pl.LazyFrame:
         cleared_at_utc=_utc("cleared_at"),
         rules_version="rules_version",
         model_version="model_version",
-    ).join(flag_scope_text(flags, lookback_days), on="flag_id", how="left", maintain_order="left")
+    ).join(
+        flag_scope_text(flags, events, lookback_days),
+        on="flag_id",
+        how="left",
+        maintain_order="left",
+    )
 
 
 def case_history_rows(log: pl.LazyFrame, case_ids: Sequence[str]) -> pl.LazyFrame:
@@ -459,7 +486,8 @@ def gather_evidence(
     lookback_days: int,
 ) -> EvidenceTables:
     """Everything a pack shows about ``flag_ids`` (which must exist: see ``missing_flags``);
-    ``lookback_days`` is the pattern flags' look-back (``[scoring] lookback_days``)."""
+    ``lookback_days`` (``[scoring] lookback_days``) stands in for the look-back of a pattern
+    flag stored without its own (``score.pattern_scope.pattern_windows``)."""
     flags = flags_in_pack(scope, flag_ids).collect().lazy()
     accesses = access_rows(scope, flags, timezone, unexplained_text, lookback_days).collect()
     in_scope = accesses.lazy().select("user_id", "occurred_at")
@@ -504,7 +532,7 @@ def gather_evidence(
         )
     )
     return EvidenceTables(
-        flags=_flag_rows(flags, lookback_days).collect(),
+        flags=_flag_rows(flags, scope.events, lookback_days).collect(),
         accesses=accesses.drop("occurred_at"),
         shifts=shifts_around(scope, moments, timezone).collect(),
         assignments=assignments_around(scope, moments, subjects, timezone).collect(),

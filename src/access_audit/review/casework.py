@@ -11,6 +11,7 @@ log's lock is held, so two decisions on one case cannot interleave; if the secon
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,14 +36,22 @@ if TYPE_CHECKING:
     from access_audit.ledger import Ledger
 
 
-def due_date(text: str | None) -> date | None:
-    """A due date as typed (YYYY-MM-DD); nothing typed is None (the default due date)."""
-    if text is None or not text.strip():
+DUE_FORM = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def due_date(text: str | None, *, blank_is_default: bool = True) -> date | None:
+    """A due date as typed, exactly YYYY-MM-DD (not the other ISO forms ``date.fromisoformat``
+    takes, 20261208 or 2026-W50); nothing typed is None (the default due date), and with
+    ``blank_is_default`` false (the command line: ``--due ""``) a blank is refused."""
+    if text is None or (blank_is_default and not text.strip()):
         return None
+    refused = InputError("{due} must be a date (YYYY-MM-DD), not '{given}'", given=text)
+    if not DUE_FORM.fullmatch(text.strip()):
+        raise refused
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InputError("{due} must be a date (YYYY-MM-DD), not '{given}'", given=text) from None
+        raise refused from None
 
 
 @dataclass(frozen=True)

@@ -385,6 +385,7 @@ def _as_flags(
         rules_version=pl.lit(rules.version),
         cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         pattern_subjects=pl.lit(None, dtype=FLAG_SCHEMA["pattern_subjects"]),
+        pattern_lookback_days=pl.lit(None, dtype=FLAG_SCHEMA["pattern_lookback_days"]),
         day="day",
     )
 

@@ -36,42 +36,8 @@ PRIOR = (
 
 # How a pattern flag's reason ends: the subjects its figure counts, ", "-separated, for the
 # analyst to read. Code reads them from the flag's `pattern_subjects` column; only a flag stored
-# before that column existed has them read back from this text (`pattern_subjects`).
+# before that column existed has them read back from this text (`score.pattern_scope`).
 SUBJECTS_MARKER = "; the subjects: "
-
-
-def pattern_subjects(flags: pl.LazyFrame) -> pl.LazyFrame:
-    """(flag_id, subject_id): the subjects each pattern flag's figure counts, from its typed
-    ``pattern_subjects`` column.
-
-    A pattern flag stored before that column existed reads it as null (the store inserts
-    missing columns), and falls back to the list its reason ends with (``SUBJECTS_MARKER``),
-    exact unless a subject id holds ", "; re-scoring its day stores the column."""
-    patterned = flags.filter(pl.col("kind") == "pattern")
-    stored = patterned.filter(pl.col("pattern_subjects").is_not_null()).select(
-        "flag_id", subject_id="pattern_subjects"
-    )
-    texts = pl.col("reasons").list.eval(pl.element().struct.field("text"))
-    legacy = (
-        patterned.filter(pl.col("pattern_subjects").is_null())
-        .select("flag_id", text=texts)
-        .explode("text")
-        .filter(pl.col("text").str.contains(SUBJECTS_MARKER, literal=True))
-        .select(
-            "flag_id",
-            subject_id=pl.col("text")
-            .str.splitn(SUBJECTS_MARKER, 2)
-            .struct.field("field_1")
-            .str.split(", "),
-        )
-    )
-    return (
-        pl.concat([stored, legacy])
-        .explode("subject_id")
-        .filter(pl.col("subject_id").is_not_null() & (pl.col("subject_id") != ""))
-        .unique()
-        .sort("flag_id", "subject_id")
-    )
 
 
 def _young_women(frame: pl.LazyFrame, persons: pl.LazyFrame, rules: Rules) -> pl.LazyFrame:
@@ -366,6 +332,7 @@ def patterns_from(
         rules_version=pl.lit(rules.version),
         cleared_at=pl.lit(None, dtype=FLAG_SCHEMA["cleared_at"]),
         pattern_subjects="subjects",
+        pattern_lookback_days=pl.lit(lookback, dtype=FLAG_SCHEMA["pattern_lookback_days"]),
         day="day",
     )
     events = contributing.join(
