@@ -60,6 +60,7 @@ demo: venv ## Generate a synthetic force, run the nightly job over it, show the 
 	@echo "Next: access-audit --home $(DEMO)/home explain FLAG_ID   (README: 'The morning: working the queue')"
 
 notebooks: venv ## Run notebooks/ against the demo home; executed copies, owner-only, in demo/notebooks
+	@test -d $(DEMO)/home || { echo 'make notebooks: no demo home in $(DEMO)/home; run make demo first' >&2; exit 2; }
 	$(BIN)/python -m access_audit.notebooks --home $(DEMO)/home --out $(DEMO)/notebooks \
 	  --truth $(DEMO)/drops/truth.csv notebooks/*.ipynb
 

@@ -328,3 +328,25 @@ def test_a_cleared_flags_time_is_iso_utc_in_csv_and_json() -> None:
     )
     assert flat_flags(queue)["cleared_at"].item() == "2026-11-21T10:00:00Z"
     assert flag_records(queue)[0]["cleared_at"] == "2026-11-21T10:00:00Z"
+
+
+def test_notebooks_without_a_home_is_one_line_not_a_kernel_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from access_audit.notebooks import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "notebooks/01_todays_flags.ipynb",
+                "--home",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no access-audit home" in err
+    assert list(tmp_path.iterdir()) == []

@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--truth", type=Path)
     args = parser.parse_args(argv)
+    if not (args.home / "store").is_dir():
+        parser.exit(2, f"no access-audit home at {args.home} (run `make demo` first)\n")
     for path in execute_notebooks(args.notebooks, args.out, args.home, args.truth):
         print(path)
 
