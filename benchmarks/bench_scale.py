@@ -22,49 +22,16 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from phases import run_phase
+from phases import TREE_SAMPLER, run_phase
 
 ENGINES = ("polars", "spark")
 
-PHASE = textwrap.dedent(
+PHASE = TREE_SAMPLER + textwrap.dedent(
     """
-    import json, os, sys, threading, time
+    import json, os, sys, time
     from pathlib import Path
     phase, out, home, staff, days, seed = sys.argv[1:7]
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
-    def tree_usage() -> tuple[int, float]:
-        # the process tree's resident bytes and CPU seconds (user + sys, with reaped children's)
-        children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
-        cpu: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-            cpu[int(entry)] = sum(int(f) for f in fields[11:15])
-        total, ticks, todo = 0, 0, [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            total += rss.get(pid, 0)
-            ticks += cpu.get(pid, 0)
-            todo.extend(children.get(pid, []))
-        return total, ticks / os.sysconf("SC_CLK_TCK")
-
-    def tree_rss() -> int:
-        return tree_usage()[0]
-
-    peak = [0]
-    done = threading.Event()
-    def sample() -> None:
-        while not done.wait(0.1):
-            peak[0] = max(peak[0], tree_rss())
-    threading.Thread(target=sample, daemon=True).start()
 
     started = time.perf_counter()
     result = {"phase": phase}
@@ -98,7 +65,7 @@ PHASE = textwrap.dedent(
             result["alerts"] = report.alerts
             flags = workspace.scan("flags").select("flag_id", "alert", "score").collect()
             flags.write_parquet(Path(home).parent / f"flags-{engine}.parquet")
-    done.set()
+    sampling.set()
     result["seconds"] = time.perf_counter() - started
     rss_now, result["cpu_seconds"] = tree_usage()
     result["peak_mib"] = max(peak[0], rss_now) / 2**20
