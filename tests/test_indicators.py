@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 
 import polars as pl
@@ -153,20 +154,8 @@ def test_a_pattern_flag_lists_the_subjects_behind_its_figure() -> None:
 
 
 def _inputs(**tables: pl.LazyFrame) -> Inputs:
-    empty = pl.LazyFrame()
-    names = [
-        "events",
-        "staff",
-        "persons",
-        "incidents",
-        "incident_persons",
-        "assignments",
-        "calls",
-        "shifts",
-        "associations",
-        "training",
-    ]
-    return Inputs(**{n: tables.get(n, empty) for n in names})
+    """Every store a scoring run reads: the ones given, the rest empty."""
+    return Inputs(**{f.name: tables.get(f.name, pl.LazyFrame()) for f in fields(Inputs)})
 
 
 def test_cited_unlinked_accepts_the_incident_opened_even_before_its_row_arrives() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, timedelta
 
 import polars as pl
@@ -17,19 +18,8 @@ DAY = date(2026, 11, 20)
 
 
 def _inputs(**tables: pl.LazyFrame) -> Inputs:
-    names = [
-        "events",
-        "staff",
-        "persons",
-        "incidents",
-        "incident_persons",
-        "assignments",
-        "calls",
-        "shifts",
-        "associations",
-        "training",
-    ]
-    return Inputs(**{n: tables.get(n, pl.LazyFrame()) for n in names})
+    """Every store a scoring run reads: the ones given, the rest empty."""
+    return Inputs(**{f.name: tables.get(f.name, pl.LazyFrame()) for f in fields(Inputs)})
 
 
 def _access(
