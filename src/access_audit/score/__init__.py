@@ -240,6 +240,11 @@ MINING_COLUMNS = [
 def mining_history(scan: Scan, days: Sequence[date]) -> pl.DataFrame:
     """The accesses of `days` (scored before) that opened a record, with `explained` from their
     stored explanations: what the mined kinds learn from."""
+    return _stored_accesses(scan, days).select(MINING_COLUMNS)
+
+
+def _stored_accesses(scan: Scan, days: Sequence[date]) -> pl.DataFrame:
+    """The stored accesses of `days` that opened a record, `explained` from their explanations."""
     in_days = pl.col("day").is_in(list(days))
     events = (
         scan("access_events")
@@ -248,7 +253,7 @@ def mining_history(scan: Scan, days: Sequence[date]) -> pl.DataFrame:
         .collect()
     )
     explained = scan("explanations").filter(in_days).select("system", "event_id").collect()
-    return with_explained(events, explained).select(MINING_COLUMNS)
+    return with_explained(events, explained)
 
 
 def rebuild_lookback(scan: Scan, days: Sequence[date]) -> Lookback:
@@ -256,16 +261,8 @@ def rebuild_lookback(scan: Scan, days: Sequence[date]) -> Lookback:
     indicators: for days scored before the aggregates existed, or whose accesses changed."""
     if not days:
         return Lookback.empty()
-    in_days = pl.col("day").is_in(list(days))
-    events = (
-        scan("access_events")
-        .filter(in_days & pl.col("record_id").is_not_null())
-        .select(EVENT_COLUMNS)
-        .collect()
-    )
-    explained = scan("explanations").filter(in_days).select("system", "event_id").collect()
-    found = scan("indicators").filter(in_days).select("system", "event_id", "code")
-    return Lookback.of(with_explained(events, explained), found)
+    found = scan("indicators").filter(pl.col("day").is_in(list(days)))
+    return Lookback.of(_stored_accesses(scan, days), found.select("system", "event_id", "code"))
 
 
 def score_days(
