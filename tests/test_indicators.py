@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -303,6 +303,9 @@ def test_pattern_flags_are_the_same_on_every_run_whatever_the_order_of_the_rows(
     centre = MinCovDet(random_state=0).fit(np.column_stack(shares)).location_[0]
     text = runs[0]["reasons"][0][0]["text"]
     assert f"peers' robust centre is {round(centre * 100, 1)}%" in text
+    # the window named is the one counted: the look-back and the day itself
+    first = DAY - timedelta(days=rules.lookback_days)
+    assert f"in the {rules.lookback_days + 1} days {first:%Y-%m-%d} to {DAY:%Y-%m-%d} " in text
 
 
 def test_the_unchecked_robust_fit_is_scikit_learns_to_the_bit() -> None:

@@ -288,7 +288,8 @@ def patterns_from(
         .otherwise(pl.col("centre_contact"))
     ).with_columns(
         text=fmt(
-            "{} of the {} subjects they looked up without explanation in {} days were {}; "
+            "{} of the {} subjects they looked up without explanation in the {} days {} to {} "
+            "were {}; "
             "peers' robust centre is {}% ({} robust standard deviations above)"
             + SUBJECTS_MARKER
             + "{}",
@@ -296,7 +297,10 @@ def patterns_from(
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),
             "n",
-            pl.lit(lookback),
+            # the look-back and the day itself: the window the figure counted over
+            pl.lit(lookback + 1),
+            (pl.col("day") - pl.duration(days=lookback)).dt.strftime("%Y-%m-%d"),
+            pl.col("day").dt.strftime("%Y-%m-%d"),
             what,
             (pl.col("centre_value") * 100).round(1),
             pl.col("z").round(1),
