@@ -275,3 +275,36 @@ def test_the_pipeline_script_runs_the_nightly_job_and_catches_up(tmp_path: Path)
     )
     assert again.returncode == 0
     assert workspace.flags(min_score=0).height > 0
+
+
+def test_upheld_cases_are_one_row_a_case_with_the_strongest_flags_circumstances() -> None:
+    """An FOI request counts cases: two upheld flags of one case are one line, not two."""
+    from datetime import date
+
+    import polars as pl
+
+    from access_audit.report import _upheld_cases
+
+    def reasons(text: str) -> list[dict[str, object]]:
+        return [{"code": "x", "text": text, "weight": 1.0}]
+
+    raised = pl.DataFrame(
+        {
+            "flag_id": ["F1", "F2", "F3", "F4"],
+            "day": [date(2026, 11, 2), date(2026, 11, 4), date(2026, 11, 3), date(2026, 11, 3)],
+            "user_id": ["U1", "U1", "U2", "U3"],
+            "outcome": ["written_warning", "dismissed", "dismissed", "no_case_to_answer"],
+            "score": [60.0, 90.0, 70.0, 99.0],
+            "reasons": [reasons("weaker"), reasons("stronger"), reasons("other"), reasons("no")],
+        }
+    )
+    case_flags = pl.LazyFrame(
+        {"flag_id": ["F1", "F2", "F3", "F4"], "case_id": ["CA", "CA", "CB", "CC"]}
+    )
+    upheld = _upheld_cases(raised, case_flags)
+    assert upheld["case_id"].to_list() == ["CA", "CB"]
+    first = upheld.row(0, named=True)
+    assert first["flags"] == 2 and first["flag_ids"] == ["F1", "F2"]
+    assert (first["first_day"], first["last_day"]) == (date(2026, 11, 2), date(2026, 11, 4))
+    assert first["outcome"] == "dismissed, written_warning"
+    assert first["circumstances"] == "stronger"

@@ -586,7 +586,7 @@ def report(
         _day(workspace, to_day, "--to"),
         allow_empty=allow_empty,
     )
-    workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
+    workspace.record_view("report", built.upheld["flag_ids"].explode().drop_nulls().to_list(), [])
     _warn_broken_ledgers(workspace)
     from access_audit.report.formats import render_csv, render_html, render_text
 

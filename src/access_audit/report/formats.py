@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from access_audit.escape import csv_text, printable
 from access_audit.escape import html_text as escape
@@ -45,8 +46,9 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
     rows += [
         (
             "upheld",
-            r["flag_id"],
-            f"{r['day']} {r['user_id']}: {r['circumstances']} -> {r['outcome']}",
+            r["case_id"],
+            f"{_days(r)} {r['user_id'] or '(no user)'}: {r['flags']} upheld flag(s) "
+            f"({', '.join(r['flag_ids'])}); {r['circumstances']} -> {r['outcome']}",
         )
         for r in report.upheld.to_dicts()
     ]
@@ -60,6 +62,11 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
         for r in report.training.to_dicts()
     ]
     return rows
+
+
+def _days(case: dict[str, Any]) -> str:
+    first, last = case["first_day"], case["last_day"]
+    return str(first) if first == last else f"{first} to {last}"
 
 
 def render_text(report: Report) -> str:
@@ -188,9 +195,16 @@ def render_html(report: Report) -> str:
         "figures",
     )
     upheld = _table(
-        ["flag", "day", "user", "circumstances", "outcome"],
+        ["case", "days", "user", "upheld flags", "circumstances (strongest flag)", "outcome"],
         [
-            [r["flag_id"], r["day"], r["user_id"], r["circumstances"], r["outcome"]]
+            [
+                r["case_id"],
+                _days(r),
+                r["user_id"],
+                ", ".join(r["flag_ids"]),
+                r["circumstances"],
+                r["outcome"],
+            ]
             for r in report.upheld.to_dicts()
         ],
     )
