@@ -80,6 +80,16 @@ EngineOption = Annotated[
 ]
 
 
+def _some_drop_is_a_folder(drops: list[Path]) -> None:
+    """Refuse, before a home is made, a run none of whose drops is a folder (a mistyped path, a
+    shell glob that matched nothing); one missing drop among others fails on its own."""
+    if not any(drop.is_dir() for drop in drops):
+        raise AccessAuditError(
+            f"{drops[0]}: not a folder, and neither is any other drop given (a drop is a folder "
+            "of export files; did a shell pattern match nothing?); nothing was loaded"
+        )
+
+
 @app.command()
 @_reports_errors
 def ingest(
@@ -93,6 +103,7 @@ def ingest(
     home: HomeOption = None,
 ) -> None:
     """Load export drops into the stores: validated, deduplicated, each drop all-or-nothing."""
+    _some_drop_is_a_folder(drops)
     workspace = _workspace(ctx, home, create=True)
     with _progress_bar(progress and not quiet) as update:
         report = workspace.ingest(drops, progress=update)
@@ -238,6 +249,7 @@ def nightly(
 
     Re-scores the days the drops touched and the re-explain window (\\[scoring] reexplain_days),
     so an assignment recorded late clears an earlier flag, with a note saying why."""
+    _some_drop_is_a_folder(drops)
     workspace = _workspace(ctx, home, create=True)
     with _progress_bar(progress and not quiet) as update:
         report = workspace.nightly(drops, progress=update, engine=engine)
