@@ -306,6 +306,8 @@ def test_pattern_flags_are_the_same_on_every_run_whatever_the_order_of_the_rows(
     # the window named is the one counted: the look-back and the day itself
     first = DAY - timedelta(days=rules.lookback_days)
     assert f"in the {rules.lookback_days + 1} days {first:%Y-%m-%d} to {DAY:%Y-%m-%d} " in text
+    # and the unit it counts: a subject on a day, not a subject (it said "subjects")
+    assert "lookups they made without explanation (a subject on a day)" in text
 
 
 def test_the_unchecked_robust_fit_is_scikit_learns_to_the_bit() -> None:

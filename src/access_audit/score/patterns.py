@@ -26,7 +26,7 @@ from access_audit.score.rules import Rules, fmt
 MODEL_VERSION = "pattern-mcd-1"
 FEATURES = {
     "young_women": "of women aged {low}–{high}",
-    "contact": "opened contact details",
+    "contact": "ones that opened contact details",
 }
 MIN_SPREAD = 0.02  # a peer group can look tighter than any real behaviour; never trust less spread
 PRIOR = (
@@ -288,8 +288,9 @@ def patterns_from(
         .otherwise(pl.col("centre_contact"))
     ).with_columns(
         text=fmt(
-            "{} of the {} subjects they looked up without explanation in the {} days {} to {} "
-            "were {}; "
+            # the unit counted is a subject looked up on a day (one lookup writes several rows)
+            "{} of the {} lookups they made without explanation (a subject on a day) in the {} "
+            "days {} to {} were {}; "
             "peers' robust centre is {}% ({} robust standard deviations above)"
             + SUBJECTS_MARKER
             + "{}",
