@@ -598,7 +598,16 @@ def report(
         _day(workspace, to_day, "--to"),
         allow_empty=allow_empty,
     )
-    workspace.record_view("report", built.upheld["flag_ids"].explode().drop_nulls().to_list(), [])
+    # every flag and subject the report shows: the upheld cases' and the top user's timeline
+    shown_subjects = [
+        *built.upheld["subject_ids"].explode().drop_nulls().to_list(),
+        *(built.timeline["record_id"].to_list() if built.timeline.height else []),
+    ]
+    workspace.record_view(
+        "report",
+        built.upheld["flag_ids"].explode().drop_nulls().to_list(),
+        sorted(set(shown_subjects)),
+    )
     _warn_broken_ledgers(workspace)
     from access_audit.report.formats import render_csv, render_html, render_text
 

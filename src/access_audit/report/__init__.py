@@ -179,7 +179,7 @@ def build_report(
         case_flags = case_members(flags, reviews, DEFAULT_CASE_SPAN_DAYS)
         cases = case_summaries(case_flags, pl.LazyFrame(schema=CASE_LOG_SCHEMA), end)
     case_counts = _case_counts(raised, apsp, case_flags, cases)
-    upheld = _upheld_cases(raised, case_flags)
+    upheld = _upheld_cases(raised, case_flags, cases)
     return Report(
         start=start,
         end=end,
@@ -220,9 +220,13 @@ def apsp_type(raised: pl.DataFrame, settings: dict[str, Any]) -> pl.Expr:
     )
 
 
-def _upheld_cases(raised: pl.DataFrame, case_flags: pl.LazyFrame) -> pl.DataFrame:
-    """One row per case holding an alert of the period with an upheld outcome: its days, user,
-    upheld flags and the circumstances of its strongest one (an FOI request counts cases)."""
+def _upheld_cases(
+    raised: pl.DataFrame, case_flags: pl.LazyFrame, cases: pl.LazyFrame
+) -> pl.DataFrame:
+    """One row per case holding an alert of the period whose flag review upheld it: its days,
+    user and subject, the case's own status and outcome (a flag can be upheld while its case is
+    still open), its upheld flags and the circumstances of the strongest (an FOI request counts
+    cases)."""
     upheld = (
         raised.lazy()
         .filter(pl.col("outcome").is_in(UPHELD))
@@ -231,12 +235,16 @@ def _upheld_cases(raised: pl.DataFrame, case_flags: pl.LazyFrame) -> pl.DataFram
         .with_columns(pl.col("case_id").fill_null(pl.col("flag_id")))
         .sort("score", "flag_id", descending=[True, False])
     )
+    states = cases.select(
+        "case_id", case_status="status", case_outcome="outcome", case_flags="flags"
+    )
     return (
         upheld.group_by("case_id", maintain_order=True)
         .agg(
             first_day=pl.col("day").min(),
             last_day=pl.col("day").max(),
             user_id=pl.col("user_id").first(),
+            subject_ids=pl.col("subject_id").drop_nulls().unique().sort(),
             flags=pl.len(),
             flag_ids=pl.col("flag_id").sort(),
             outcome=pl.col("outcome").unique().sort().str.join(", "),
@@ -245,6 +253,11 @@ def _upheld_cases(raised: pl.DataFrame, case_flags: pl.LazyFrame) -> pl.DataFram
             .list.head(3)
             .list.eval(pl.element().struct.field("text"))
             .list.join("; "),
+        )
+        .join(states, on="case_id", how="left")
+        .with_columns(
+            case_status=pl.col("case_status").fill_null("open"),
+            case_flags=pl.col("case_flags").fill_null(pl.col("flags")),
         )
         .sort("first_day", "case_id")
         .collect()

@@ -47,8 +47,9 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
         (
             "upheld",
             r["case_id"],
-            f"{_days(r)} {r['user_id'] or '(no user)'}: {r['flags']} upheld flag(s) "
-            f"({', '.join(r['flag_ids'])}); {r['circumstances']} -> {r['outcome']}",
+            f"{_days(r)} {r['user_id'] or '(no user)'}: {_case_state(r)}; "
+            f"{r['flags']} of its {r['case_flags']} flag(s) upheld ({', '.join(r['flag_ids'])}): "
+            f"{r['outcome']}; {r['circumstances']}",
         )
         for r in report.upheld.to_dicts()
     ]
@@ -69,6 +70,11 @@ def _days(case: dict[str, Any]) -> str:
     return str(first) if first == last else f"{first} to {last}"
 
 
+def _case_state(case: dict[str, Any]) -> str:
+    outcome = f" ({case['case_outcome']})" if case["case_outcome"] else ""
+    return f"case {case['case_status']}{outcome}"
+
+
 def render_text(report: Report) -> str:
     lines = [f"access-audit report, {report.start} to {report.end}", ""]
     current = None
@@ -84,7 +90,8 @@ def render_text(report: Report) -> str:
         "apsp": "Abuse of position for a sexual purpose (APSP-type: a victim or vulnerable "
         "subject AND a contact-type signal; README 'APSP-type')",
         "apsp_outcome": "APSP-type flags by outcome",
-        "upheld": "Upheld cases (circumstances)",
+        "upheld": "Cases with an upheld flag (each case's own status; the strongest upheld "
+        "flag's circumstances)",
         "training": f"Training position of flagged users (overdue after {report.overdue_months} "
         "months)",
     }
@@ -195,15 +202,24 @@ def render_html(report: Report) -> str:
         "figures",
     )
     upheld = _table(
-        ["case", "days", "user", "upheld flags", "circumstances (strongest flag)", "outcome"],
+        [
+            "case",
+            "days",
+            "user",
+            "case status",
+            "upheld flags (of the case's)",
+            "flag outcomes",
+            "circumstances (strongest flag)",
+        ],
         [
             [
                 r["case_id"],
                 _days(r),
                 r["user_id"],
-                ", ".join(r["flag_ids"]),
-                r["circumstances"],
+                _case_state(r),
+                f"{', '.join(r['flag_ids'])} ({r['flags']} of {r['case_flags']})",
                 r["outcome"],
+                r["circumstances"],
             ]
             for r in report.upheld.to_dicts()
         ],
@@ -235,7 +251,7 @@ contact details viewed, repeated lookups, or a user-level pattern): {apsp_total}
 {report.apsp_cases} case(s).</p>
 {outcome_table}
 {outcome_chart}
-<h2 id="upheld">Upheld cases</h2>{upheld}
+<h2 id="upheld">Cases with an upheld flag</h2>{upheld}
 <h2 id="training">Training position of flagged users</h2>
 <p>Last APSP training; overdue after {report.overdue_months} months or if never recorded.</p>
 <table><thead><tr><th>user</th><th>last training</th><th>position</th><th>alerts</th></tr></thead>
