@@ -132,3 +132,18 @@ def test_nothing_converted_is_an_error_and_writes_no_drop(
     assert said in result.output
     assert "nothing was written" in result.output
     assert not drop.exists()
+
+
+def test_a_second_conversion_into_the_folder_leaves_no_earlier_unconvertible_list(
+    tmp_path: Path,
+) -> None:
+    drop = tmp_path / "drop"
+    runner = CliRunner()
+    first = runner.invoke(app, ["convert-fhir", *map(str, EXAMPLES), "--out", str(drop)])
+    assert first.exit_code == 0 and (drop / "fhir-unconvertible.csv").exists()
+    convertible = [p for p in EXAMPLES if "vread" in p.name]
+    assert convertible
+    second = runner.invoke(app, ["convert-fhir", str(convertible[0]), "--out", str(drop)])
+    assert second.exit_code == 0, second.output
+    assert "0 resource(s) could not be converted" in second.output
+    assert not (drop / "fhir-unconvertible.csv").exists()

@@ -51,6 +51,8 @@ def write_fhir_drop(sources: list[Path], out: Path) -> FhirDrop:
     with replacing(target) as temporary:
         frame.write_csv(temporary)
     rejected_path = None
+    # an earlier run's list must not stand for this one's input
+    (out / "fhir-unconvertible.csv").unlink(missing_ok=True)
     if conversion.unconvertible:
         rejected_path = out / "fhir-unconvertible.csv"
         unconvertible = pl.DataFrame(
