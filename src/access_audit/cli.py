@@ -5,6 +5,7 @@ Heavy libraries (polars, duckdb, scikit-learn) are imported inside commands, so 
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -78,6 +79,17 @@ EngineOption = Annotated[
         "pip install 'access-audit\\[spark]' and Java 17). Both give the same flags."
     ),
 ]
+
+
+CASE_ID_SHAPE = re.compile(r"C\d{8}-", re.ASCII)
+
+
+def _case_hint(identifier: str, command: str) -> str:
+    """For an id shaped like a case's (C<day>-…) given where a flag is expected: which command
+    takes cases."""
+    if CASE_ID_SHAPE.match(identifier) is None:
+        return ""
+    return f" (it is shaped like a case id: `access-audit {command}` takes cases)"
 
 
 def _some_drop_is_a_folder(drops: list[Path]) -> None:
@@ -418,7 +430,9 @@ def explain(
         return
     event = workspace.event_detail(identifier, system)
     if event is None:
-        raise AccessAuditError(f"no flag or access with id {identifier}")
+        raise AccessAuditError(
+            f"no flag or access with id {identifier}{_case_hint(identifier, 'case show')}"
+        )
     workspace.record_view(
         "explain", event.flags["flag_id"].to_list(), [str(event.event.get("record_id") or "")]
     )
@@ -457,9 +471,15 @@ def review(
     home: HomeOption = None,
 ) -> None:
     """Record a decision on a flag. History is append-only; the latest decision is its state."""
-    decision = _workspace(ctx, home).review(
-        flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
-    )
+    try:
+        decision = _workspace(ctx, home).review(
+            flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
+        )
+    except AccessAuditError as error:
+        hint = _case_hint(flag_id, "case review")
+        if hint and str(error).startswith("no flag"):
+            raise AccessAuditError(f"{error}{hint}") from None
+        raise
     from access_audit.escape import terminal
 
     cli_base.console.print(
