@@ -19,13 +19,10 @@ import os
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from access_audit.errors import AccessAuditError
 from access_audit.integrity import GENESIS, ChainCheck, file_sha256, link_hash
-
-if TYPE_CHECKING:
-    from access_audit.verified import VerifiedFiles
 
 MANIFEST_NAME = "_manifest.json"
 SIGNATURE_NAME = "_head.sig"
@@ -253,6 +250,17 @@ def _refuse_unaccounted(
         raise ManifestError(f"{parent}/{printable(missing[0])}: missing (the manifest lists it)")
 
 
+class Vouching(Protocol):
+    """What ``FileCheck`` asks of a record of files known to match their entry
+    (``verified.VerifiedFiles``)."""
+
+    def vouches(self, stat: os.stat_result, entry: FileEntry, mode: CheckMode) -> bool: ...
+
+    def remember(
+        self, before: os.stat_result, after: os.stat_result, sha256: str | None, rows: int | None
+    ) -> None: ...
+
+
 @dataclass
 class FileCheck:
     """Compares files on disk with manifest entries. Each inode is read at most once, so a file
@@ -263,7 +271,7 @@ class FileCheck:
     mode: CheckMode
     files_read: int = 0
     bytes_read: int = 0
-    trusted: VerifiedFiles | None = None
+    trusted: Vouching | None = None
     files_vouched: int = 0
 
     def __post_init__(self) -> None:
@@ -404,7 +412,7 @@ def walk_chain(
     recorded_head: str | None,
     mode: CheckMode,
     files_from: int = 0,
-    trusted: VerifiedFiles | None = None,
+    trusted: Vouching | None = None,
 ) -> StoreVerification:
     """Walk committed generations oldest first (the last is the current one): each manifest
     readable, numbered right and chained to the one before, the last one's head as ``CURRENT``

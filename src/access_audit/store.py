@@ -333,9 +333,9 @@ class Store:
             if txn.committed is not None:
                 self._prune()
             if verify is not None:
-                self._settle_verified(txn.written_stats if txn.committed else {})
+                self._settle_verified(txn)
 
-    def _settle_verified(self, written: Mapping[str, Written]) -> None:
+    def _settle_verified(self, txn: Transaction) -> None:
         """Last in a transaction, after its own links and unlinks (staging, pruning) moved the
         files' change times: re-state the current generation so the next check reads only what
         changed since (``verified.py``), here and, through ``.verified``, in the next process."""
@@ -343,11 +343,12 @@ class Store:
         head = self.recorded_head()
         if current is None or head is None:
             return
+        committed = txn.committed is not None and txn.manifest is not None
         try:
-            loaded = read_manifest(current.path)
-            if loaded is None:
+            manifest = txn.manifest if committed else _manifest_of(current)
+            if manifest is None:
                 return
-            self.verified.settle(current.path, loaded[0], written)
+            self.verified.settle(current.path, manifest, txn.written_stats if committed else {})
             self.verified.save(self.root, current.path.name, head)
         except (ManifestError, OSError):
             self.verified.forget()
@@ -373,6 +374,7 @@ class Store:
 
         _make_read_only(txn.path, manifest)
         head = write_manifest(txn.path, manifest)
+        txn.manifest = manifest
         if self.signing_key is not None:
             from access_audit.signing import write_signature
 
@@ -425,6 +427,11 @@ class Store:
             shutil.rmtree(old.path, ignore_errors=True)
 
 
+def _manifest_of(generation: Generation) -> Manifest | None:
+    loaded = read_manifest(generation.path)
+    return loaded[0] if loaded is not None else None
+
+
 def _committed_at(generation: Generation) -> datetime:
     """When a generation was committed: its metadata, else its folder's modification time."""
     try:
@@ -466,6 +473,8 @@ class Transaction:
         self.removed: set[str] = set()
         """Files of the base this transaction unlinked on purpose."""
         self.written_stats: dict[str, Written] = {}
+        self.manifest: Manifest | None = None
+        """The manifest this transaction committed, once it has."""
         """The inode, size and modification time of each file of ``written`` as it was hashed."""
 
     def table_path(self, table: str) -> Path:

@@ -133,9 +133,10 @@ class VerifiedFiles:
         file of the current generation (``folder``) whose bytes were checked or written by this
         process and whose inode, size and modification time are unchanged; forget the rest."""
         settled: dict[tuple[int, int], Vouched] = {}
+        base = os.fspath(folder)
         for entry in manifest.files:
             try:
-                stat = os.lstat(folder / entry.path)
+                stat = os.lstat(os.path.join(base, entry.path))
             except OSError:
                 continue
             key = (stat.st_dev, stat.st_ino)
@@ -164,8 +165,8 @@ class VerifiedFiles:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(handle, "w", encoding="ascii") as out:
-            json.dump(body, out, separators=(",", ":"))
+        with os.fdopen(handle, "wb") as out:
+            out.write(json.dumps(body, separators=(",", ":")).encode("ascii"))
         os.replace(temporary, path)
         self.loaded_for = (generation, head)
 
