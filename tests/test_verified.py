@@ -15,6 +15,8 @@ from access_audit import verified
 from access_audit.manifest import read_manifest
 from access_audit.store import Store, StoreDamagedError
 from access_audit.verified import RECORD_NAME
+from access_audit.workspace import Workspace
+from conftest import STAFF_ROWS, event, write_table
 
 
 @pytest.fixture(autouse=True)
@@ -185,3 +187,25 @@ def test_a_file_modified_in_the_last_clock_ticks_is_not_vouched_for(
     monkeypatch.setattr(verified, "RACY_NS", 3600 * 10**9)
     _history(tmp_path, nights=2)
     assert Store(tmp_path / "store").check_current("full").files_read == 3
+
+
+def test_ingest_leaves_the_next_run_nothing_to_re_read_and_still_refuses_an_edit(
+    tmp_path: Path,
+) -> None:
+    """Through the workspace: drops ingested in one call, then a new process's check."""
+    drops = []
+    for day in ("2026-11-20", "2026-11-21", "2026-11-22"):
+        drop = tmp_path / "drops" / day
+        write_table(drop, "access_log", [event(f"E{day}", f"{day}T09:00:00Z")])
+        write_table(drop, "staff", STAFF_ROWS)
+        drops.append(drop)
+    assert Workspace.open(tmp_path / "home").ingest(drops).ok
+    later = Workspace.open(tmp_path / "home")
+    walked = later.store.check_current("full")
+    assert walked is not None and walked.files_read == 0 and walked.files_vouched > 3
+    current = later.generation()
+    assert current is not None
+    (target,) = (current.path / "access_events" / "day=2026-11-21").glob("*.parquet")
+    _rewrite_same_size(target)
+    with pytest.raises(StoreDamagedError, match="day=2026-11-21"):
+        later.ingest([drops[0]])
