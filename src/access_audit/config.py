@@ -44,6 +44,7 @@ ExplanationSource = Literal[
     "user_assignment", "team_assignment", "call", "created_incident", "justification"
 ]
 IndicatorScope = Literal["unexplained", "explained", "any"]
+PeerUserRate = Literal["day", "lookback", "adaptive"]
 
 
 class Section(BaseModel):
@@ -409,6 +410,10 @@ class PeersSettings(Section):
     peer_prior_lookups: NonNegativeFloat
     user_prior_lookups: NonNegativeFloat
     full_weight_ratio: float = Field(gt=1, allow_inf_nan=False)
+    user_rate: PeerUserRate
+    """Whose rate is set against the peers': the user's on the scored day ('day'), over their
+    look-back and the day ('lookback'), or the day's when the peers would show at least one hit
+    in as many lookups, else the look-back's ('adaptive')."""
 
 
 class MinedKindSettings(Section):
