@@ -308,6 +308,9 @@ class CrowdSettings(IndicatorSettings):
     """Unrelated teams (a user with no team is their own) that looked the subject up."""
     window_days: PositiveDays = 2
     """Days up to the scored day over which the crowd is counted."""
+    member_weight: bool = False
+    """Count each team by how unusual an unexplained read of that kind of record is for its
+    reader: the share of such lookups their peers (team and role) explain, over the look-back."""
 
 
 class RepeatedSettings(IndicatorSettings):
