@@ -127,7 +127,7 @@ def test_readme_names_every_view_of_the_database(database: Path) -> None:
             ).fetchall()
         }
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    paragraph = readme[readme.index("`access-audit database` prints") :]
+    paragraph = readme[readme.index("`access-audit database` rebuilds") :]
     paragraph = paragraph[: paragraph.index("\n\n")]
     named = set(re.findall(r"`([a-z_]+)`", paragraph))
     lookback = {view for view in views if view.startswith("lookback_")}
