@@ -69,17 +69,20 @@ PHASE = TREE_SAMPLER + textwrap.dedent(
         if phase == "ingest":
             drops = sorted(p for p in (root / "drops").iterdir() if p.is_dir())
             size = int(batch_days)
-            batches, rejected = [], 0
+            batches, batch_cpu, rejected = [], [], 0
             for first in range(0, len(drops), size):
-                began = time.perf_counter()
+                began, cpu_began = time.perf_counter(), tree_usage()[1]
                 report = workspace.ingest(drops[first : first + size])
                 assert report.ok, report.failed
                 rejected += sum(
                     load.rejected_rows for drop in report.loaded for load in drop.tables.values()
                 )
                 batches.append(round(time.perf_counter() - began, 1))
+                batch_cpu.append(round(tree_usage()[1] - cpu_began, 1))
             result["drops"] = len(drops)
             result["batch_seconds"] = batches
+            # CPU (user + sys) per batch: wall time is noise on a shared machine
+            result["batch_cpu_seconds"] = batch_cpu
             result["rejected_rows"] = rejected
         else:
             engine = phase.split("-")[0]

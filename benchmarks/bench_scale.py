@@ -11,6 +11,12 @@ alternating, `Workspace.score()` with the polars engine and with the spark engin
 whatever ran before it. Peak memory is the whole process tree's resident set (the Python driver,
 Spark's JVM and its Python workers), sampled every 0.1 s. Spark's time is given with and without
 starting its session (the JVM), which a long-lived driver pays once.
+
+Then, in the same run, the big force's night (benchmarks/bench_night.py: `nightly` on the newest
+drop of a `--night-staff` force whose look-back is stored; by default 45,000 staff, 11 generated
+days replayed 3 times, so a 30-day look-back of replayed history), `--repeat` times, medians
+printed beside the engines' table. `--no-night` leaves it out; with `--skip-setup` and a
+`--night-workdir` already prepared, only the night itself runs.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import bench_night
 from phases import TREE_SAMPLER, run_phase
 
 ENGINES = ("polars", "spark")
@@ -95,9 +102,9 @@ def _agreement(root: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--staff", type=int, default=10_000)
-    parser.add_argument("--days", type=int, default=70)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--staff", type=int, default=10_000, help="Staff of the force scored.")
+    parser.add_argument("--days", type=int, default=70, help="Days of the force scored.")
+    parser.add_argument("--seed", type=int, default=1, help="The generator's seed.")
     parser.add_argument("--repeat", type=int, default=3, help="Runs per engine (medians quoted).")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep the data here.")
     parser.add_argument(
@@ -107,6 +114,26 @@ def main() -> None:
         "--driver-memory",
         default="4g",
         help="[spark.options] spark.driver.memory of the home (local mode: the JVM's heap).",
+    )
+    parser.add_argument("--no-night", action="store_true", help="Leave out the big force's night.")
+    parser.add_argument(
+        "--night-staff", type=int, default=45_000, help="Staff of the big force whose night runs."
+    )
+    parser.add_argument(
+        "--night-days", type=int, default=11, help="Days generated for the big force."
+    )
+    parser.add_argument(
+        "--night-copies",
+        type=int,
+        default=3,
+        help="The big force's generated days replayed this many times (a longer look-back than "
+        "the generator can hold in memory; 1: no replay).",
+    )
+    parser.add_argument(
+        "--night-workdir",
+        type=Path,
+        default=None,
+        help="Keep the big force here (default: a `night` folder in --workdir).",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="access-audit-bench-") as scratch:
@@ -142,6 +169,41 @@ def main() -> None:
             print(f"{label:34}{_median(polars, left):>12.1f}{_median(spark, right):>18.1f}")
         print(f"{'  Spark session start, s':34}{'':>12}{_median(spark, 'session_seconds'):>18.1f}")
         print(_agreement(root))
+        if not args.no_night:
+            _night(args, args.night_workdir or root / "night")
+
+
+def _night(args: argparse.Namespace, root: Path) -> None:
+    """The big force's night (bench_night's phases), `--repeat` times; medians printed."""
+    night = argparse.Namespace(staff=args.night_staff, days=args.night_days, seed=args.seed)
+    out, home = root / "drops", root / "home"
+    extra = (str(args.night_copies), str(Path(__file__).resolve().parent))
+    replay = ["replay"] if args.night_copies > 1 else []
+    setup = [] if args.skip_setup and home.exists() else ["generate", *replay, "prepare"]
+    for phase in setup:
+        print(json.dumps(run_phase(bench_night.PHASE, phase, out, home, night, extra)), flush=True)
+    nights = []
+    for _ in range(args.repeat):
+        result = run_phase(bench_night.PHASE, "nightly", out, home, night, extra)
+        print(json.dumps(result), flush=True)
+        nights.append(result)
+    replayed = (
+        f"{args.night_days} generated days replayed {args.night_copies} times"
+        if args.night_copies > 1
+        else f"{args.night_days} generated days"
+    )
+    print(
+        f"\nthe big force's night: {args.night_staff:,} staff ({replayed}); `nightly` on the "
+        f"newest drop re-scores {nights[0]['accesses_scored']:,} accesses over "
+        f"{nights[0]['days_scored']} days; medians of {args.repeat} runs (the target for 45,000 "
+        "staff: ≤ 60 s, ≤ 4 GB)"
+    )
+    for label, key in (
+        ("wall time, s", "seconds"),
+        ("CPU (user + sys), s", "cpu_seconds"),
+        ("peak memory, MiB", "peak_mib"),
+    ):
+        print(f"{label:34}{_median(nights, key):>12.1f}")
 
 
 if __name__ == "__main__":

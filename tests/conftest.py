@@ -70,10 +70,11 @@ def make_drop(tmp_path: Path) -> Callable[..., Path]:
 
 
 def store_snapshot(workspace: Workspace) -> dict[str, int]:
-    """Every stored file under the home's store and its size: what a failed run must not change."""
+    """Every stored file under the home's store and its size: what a failed run must not change
+    (not the lock, nor ``.verified``: a cache of which files the next check need not re-read)."""
     root = workspace.home / "store"
     return {
         str(p.relative_to(root)): p.stat().st_size
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file() and p.name not in (".lock", ".verified")
     }

@@ -366,6 +366,22 @@ def test_assign_sets_the_assignee_and_due_date(home: Workspace) -> None:
     assert "--to must name" in run(home, "case", "assign", FIRST_CASE, "--to", " ", exit_code=2)
 
 
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("\u200b", "--to must name the analyst"),
+        ("\u202e \u2066", "--to must name the analyst"),
+        ("a" * 201, "--to is 201 characters long: an analyst's name has at most 200"),
+    ],
+)
+def test_an_assignee_that_shows_nothing_or_is_huge_is_refused(
+    home: Workspace, name: str, said: str
+) -> None:
+    """A zero-width space passed for blank ("assigned to " and an invisible CSV cell)."""
+    error = run(home, "case", "assign", FIRST_CASE, "--to", name, exit_code=2)
+    assert said in error
+
+
 def test_a_due_date_in_the_past_is_refused_but_today_is_not(home: Workspace) -> None:
     today = datetime.now(ZoneInfo(home.config.ingest.timezone)).date()
     yesterday = (today - timedelta(days=1)).isoformat()

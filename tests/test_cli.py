@@ -74,6 +74,34 @@ def test_rejected_names_the_loaded_drops_when_asked_for_one_never_loaded(
     assert one.exit_code == 0 and "Rejected rows (1 shown)" in one.stdout
 
 
+def test_nothing_rejected_says_so_instead_of_an_empty_table(tmp_path: Path, make_drop) -> None:
+    home = str(tmp_path / "home")
+    drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    assert runner.invoke(app, ["--home", home, "ingest", str(drop)]).exit_code == 0
+    listed = runner.invoke(app, ["--home", home, "rejected"])
+    assert listed.exit_code == 0 and listed.stdout.strip() == "no rejected rows"
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["explain"], "`access-audit case show` takes cases"),
+        (["review", "--status", "under_review", "--note", "n"], "`access-audit case review`"),
+    ],
+)
+def test_a_case_id_given_for_a_flag_points_at_the_case_command(
+    tmp_path: Path, make_drop, command: list[str], said: str
+) -> None:
+    home = str(tmp_path / "home")
+    drop = make_drop("2026-11-21", {"access_log": [event("E1")]})
+    assert runner.invoke(app, ["--home", home, "ingest", str(drop)]).exit_code == 0
+    case = "C20261121-U1-person:P1"
+    result = runner.invoke(app, ["--home", home, command[0], case, *command[1:]])
+    assert result.exit_code == 2 and said in result.stderr
+    flag = runner.invoke(app, ["--home", home, command[0], "F1", *command[1:]])
+    assert flag.exit_code == 2 and "case" not in flag.stderr
+
+
 def test_an_unknown_drop_names_the_range_when_many_are_loaded() -> None:
     from access_audit.errors import UnknownDropError
 

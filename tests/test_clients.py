@@ -114,3 +114,23 @@ def test_an_executed_notebook_is_kept_owner_only(database: Path, tmp_path: Path)
 def test_pytz_is_a_declared_dependency() -> None:
     requirements = importlib.metadata.requires("access-audit") or []
     assert any(re.match(r"pytz\b", r) for r in requirements)
+
+
+def test_readme_names_every_view_of_the_database(database: Path) -> None:
+    """Analysts learn the database from README's list: a view left out of it is a view nobody
+    knows is there."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        views = {
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables"
+            ).fetchall()
+        }
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("`access-audit database` prints") :]
+    paragraph = paragraph[: paragraph.index("\n\n")]
+    named = set(re.findall(r"`([a-z_]+)`", paragraph))
+    lookback = {view for view in views if view.startswith("lookback_")}
+    assert lookback and "`lookback_*`" in paragraph
+    assert {"access_events", "flags", "cases"} <= views
+    assert sorted(views - lookback - named) == []

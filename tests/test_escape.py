@@ -134,7 +134,9 @@ def test_report_text_csv_and_html_show_hostile_values_inertly(
     _no_control_characters(text)
     rows = list(csv.reader(io.StringIO(hostile.run(*period, "--format", "csv"))))
     upheld = [row for row in rows if row[0] == "upheld"]
-    assert upheld and upheld[0][1] == f"F20261121-{LINK_USER}-{FORMULA_RECORD}"
+    # one row per upheld case, naming its flags
+    assert upheld and upheld[0][1] == f"C20261121-{LINK_USER}-person:{FORMULA_RECORD}"
+    assert f"(F20261121-{LINK_USER}-{FORMULA_RECORD})" in upheld[0][2]
     assert not [c for row in rows[1:] for c in row if c.startswith(FORMULA_CHARACTERS)]
     page = tmp_path / "report.html"
     hostile.run(*period, "--format", "html", "--output", str(page))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -100,6 +100,111 @@ def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting()
     sentence = pl.DataFrame([response_row]).select(peer_sentence()).item()
     assert sentence.startswith("; ") and "by team HAR-A (response officer) do" in sentence
     assert sentence.endswith("1 of 4 of theirs today")
+
+
+def _habits(
+    earlier_hits: dict[str, int], today_hits: int, code: str = "crowd"
+) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
+    """Four response officers (R4 in team HAR-B), ten unexplained lookups a day over four earlier
+    days, of which `earlier_hits` carry `code`; today R1 and R4 make four lookups each, of which
+    `today_hits` carry it. Returns the accesses, the hits and the staff."""
+    staff = pl.LazyFrame(
+        {
+            "user_id": ["R1", "R2", "R3", "R4"],
+            "role": ["response_officer"] * 4,
+            "team_id": ["HAR-A"] * 3 + ["HAR-B"],
+        }
+    )
+    rows, hit = [], []
+    for user, hits in earlier_hits.items():
+        for n in range(40):
+            day = DAY - timedelta(days=1 + n // 10)
+            rows.append(_lookup(user, f"{user}-e{n}", day))
+            if n < hits:
+                hit.append(f"{user}-e{n}")
+    for user in ("R1", "R4"):
+        for n in range(4):
+            rows.append(_lookup(user, f"{user}-t{n}", DAY))
+            if n < today_hits:
+                hit.append(f"{user}-t{n}")
+    context = pl.LazyFrame(rows)
+    history = context.filter(pl.col("event_id").is_in(hit)).select(
+        "system", "event_id", code=pl.lit(code)
+    )
+    return context, history, staff
+
+
+CROWD_HABITS = {"R1": 0, "R2": 1, "R3": 1, "R4": 10}
+"""A crowd caught R2 and R3 once each in the look-back, R4 ten times; today R1 and R4 once."""
+
+
+def _lookup(user: str, event: str, day: date) -> dict[str, object]:
+    return {
+        "system": "RMS",
+        "event_id": event,
+        "user_id": user,
+        "record_type": "person",
+        "record_id": f"P{event}",
+        "action": "view",
+        "day": day,
+        "explained": False,
+    }
+
+
+def _points(
+    user_rate: str, habits: dict[str, int] = CROWD_HABITS, today_hits: int = 1
+) -> dict[str, dict[str, object]]:
+    """The points of R1's and R4's first hit today (25 before peers), by user."""
+    context, history, staff = _habits(habits, today_hits)
+    targets = context.filter(pl.col("day") == DAY)
+    found = (
+        history.join(targets.select("system", "event_id"), on=["system", "event_id"])
+        .with_columns(points=pl.lit(25.0), evidence=pl.lit("crowd"))
+        .select("system", "event_id", "code", "points", "evidence")
+    )
+    out = peer_weighted(found, history, context, targets, staff, _rules(user_rate=user_rate))
+    return {r["event_id"].split("-")[0]: r for r in out.collect().to_dicts()}
+
+
+def test_over_the_look_back_one_rare_hit_among_many_lookups_is_the_peers_rate() -> None:
+    """On its day R1's one crowd hit in four lookups is several times the peers' 3%; over the
+    look-back it is one in 44, the peers' own rate, and counts for nothing. R4, caught in crowds
+    eleven times in 44 lookups, counts in (almost) full either way."""
+    day, lookback = _points("day"), _points("lookback")
+    assert day["R1"]["points"] > 10.0
+    assert lookback["R1"]["points"] == pytest.approx(0.0)
+    assert lookback["R4"]["points"] > 0.9 * 25.0
+    assert lookback["R4"]["points"] > day["R4"]["points"]
+    r1 = lookback["R1"]
+    assert (r1["window_hits"], r1["window_lookups"], r1["today_hits"], r1["today_lookups"]) == (
+        1,
+        44,
+        1,
+        4,
+    )
+    sentence = pl.DataFrame([r1]).select(peer_sentence()).item()
+    assert sentence.endswith(
+        "by team HAR-A (response officer) do; 1 of 44 of theirs in the look-back and today "
+        "(1 of 4 today)"
+    )
+    day_sentence = pl.DataFrame([day["R1"]]).select(peer_sentence()).item()
+    assert day_sentence.endswith("1 of 4 of theirs today")
+
+
+def test_adaptive_takes_the_day_only_when_it_holds_enough_lookups_to_measure_the_rate() -> None:
+    """A rare indicator (peers 3%: four lookups would show 0.12 hits) is measured over the
+    look-back; a common one (peers half their lookups: two hits in four) on the day, where R1's
+    four of four today stands out more than their 24 of 44 over the look-back."""
+    rare = _points("adaptive")
+    assert rare["R1"]["user_rate"] == "lookback"
+    assert rare["R1"]["points"] == pytest.approx(_points("lookback")["R1"]["points"])
+    half = {"R1": 20, "R2": 20, "R3": 20, "R4": 20}
+    common = _points("adaptive", half, today_hits=4)
+    day = _points("day", half, today_hits=4)
+    lookback = _points("lookback", half, today_hits=4)
+    assert common["R1"]["user_rate"] == "day"
+    assert common["R1"]["points"] == pytest.approx(day["R1"]["points"])
+    assert day["R1"]["points"] > lookback["R1"]["points"] + 1.0
 
 
 def test_peer_weights_can_be_switched_off() -> None:
@@ -303,6 +408,11 @@ def test_pattern_flags_are_the_same_on_every_run_whatever_the_order_of_the_rows(
     centre = MinCovDet(random_state=0).fit(np.column_stack(shares)).location_[0]
     text = runs[0]["reasons"][0][0]["text"]
     assert f"peers' robust centre is {round(centre * 100, 1)}%" in text
+    # the window named is the one counted: the look-back and the day itself
+    first = DAY - timedelta(days=rules.lookback_days)
+    assert f"in the {rules.lookback_days + 1} days {first:%Y-%m-%d} to {DAY:%Y-%m-%d} " in text
+    # and the unit it counts: a subject on a day, not a subject (it said "subjects")
+    assert "lookups they made without explanation (a subject on a day)" in text
 
 
 def test_the_unchecked_robust_fit_is_scikit_learns_to_the_bit() -> None:
@@ -316,3 +426,10 @@ def test_the_unchecked_robust_fit_is_scikit_learns_to_the_bit() -> None:
         matrix[:3] = 0.9  # a few far from the rest
         fast, checked = min_cov_det(matrix), min_cov_det(matrix, checked=True)
         assert np.array_equal(fast[0], checked[0]) and np.array_equal(fast[1], checked[1])
+
+
+def test_an_unknown_user_rate_is_refused_when_the_rules_load() -> None:
+    from access_audit.errors import AccessAuditError
+
+    with pytest.raises(AccessAuditError, match="user_rate"):
+        parse_config({"peers": {"user_rate": "week"}})

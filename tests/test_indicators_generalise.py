@@ -12,7 +12,7 @@ from access_audit.score.explain import Inputs
 from access_audit.score.indicators import Frame, crowd
 from access_audit.score.lookback import day_lookups
 from access_audit.score.peers import peer_rates
-from access_audit.score.rules import load_rules
+from access_audit.score.rules import Rules, load_rules
 
 DAY = date(2026, 11, 20)
 
@@ -119,3 +119,37 @@ def test_a_teams_readers_count_once_and_a_crowd_older_than_the_window_is_gone() 
     rows = [*old, _access("U4", 0, "V", explained=False)]
     frame = _crowd_frame(rows, teams, [str(rows[-1]["event_id"])])
     assert crowd(frame, frame.rules.indicators["crowd"]).collect().is_empty()
+
+
+def test_weighed_by_their_peers_bulk_readers_do_not_make_a_crowd() -> None:
+    """Six teams read V unexplained the same day. Where every team records nine in ten of its
+    person lookups, each weighs 0.9 and the six make a crowd (5.4 >= 5). Where two of them are
+    bulk-reading units that record none, they weigh nothing: 3.6, no crowd. Unweighted, both are
+    crowds."""
+    staff = pl.LazyFrame(
+        {
+            "user_id": [f"U{n}" for n in range(6)],
+            "role": ["response_officer"] * 6,
+            "team_id": [f"T{n}" for n in range(6)],
+        }
+    )
+    links = pl.LazyFrame({"incident_id": ["CR/1"], "person_id": ["V"]})
+    weighed = load_rules(parse_config({"indicators": {"crowd": {"member_weight": True}}}))
+
+    def hits(bulk: set[str], rules: Rules) -> list[str]:
+        rows = []
+        for n in range(6):
+            user = f"U{n}"
+            rows += [_access(user, k, f"P{user}{k}", explained=user not in bulk) for k in range(9)]
+            rows.append(_access(user, 0, "V", explained=False))
+        events = pl.LazyFrame(rows)
+        lookups = day_lookups(events.with_columns(contacts=pl.lit(0)))
+        targets = events.filter(pl.col("record_id") == "V")
+        frame = Frame(_inputs(staff=staff, incident_persons=links), rules, targets, lookups)
+        found = crowd(frame, rules.indicators["crowd"]).collect()
+        return sorted(found["event_id"].str.split("-").list.first())
+
+    everyone = [f"U{n}" for n in range(6)]
+    assert hits(set(), weighed) == everyone
+    assert hits({"U4", "U5"}, weighed) == []
+    assert hits({"U4", "U5"}, load_rules()) == everyone

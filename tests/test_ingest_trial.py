@@ -394,3 +394,21 @@ def test_a_time_out_of_range_is_a_one_line_error(
     result = runner.invoke(app, ["flag", option, value, "--home", str(workspace.home)])
     assert result.exit_code == 2, result.output
     assert f"{option}: '{value}' is out of range" in result.output
+
+
+@pytest.mark.parametrize("command", ["ingest", "nightly"])
+def test_no_drop_that_is_a_folder_is_refused_before_a_home_is_made(
+    tmp_path: Path, command: str
+) -> None:
+    """`nightly drops/*/` where the pattern matched nothing used to make an empty home and print
+    an empty table; it is one line, exit 2, and nothing is made."""
+    home = tmp_path / "home"
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        [command, str(tmp_path / "drops" / "*"), str(tmp_path / "a-file"), "--home", str(home)],
+    )
+    assert result.exit_code == 2
+    assert "not a folder, and neither is any other drop given" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not home.exists()

@@ -108,3 +108,42 @@ def test_xml_with_entities_is_refused(tmp_path: Path) -> None:
     hostile.write_text('<!DOCTYPE x [<!ENTITY a "aaaa">]><AuditEvent xmlns="http://hl7.org/fhir"/>')
     with pytest.raises(AccessAuditError, match="DTD or entities is refused"):
         convert_files([hostile])
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (
+            '{"resourceType": "Patient", "id": "p"}',
+            "1 resource(s) could not be converted; the first",
+        ),
+        ('{"resourceType": "Bundle", "entry": []}', "0 resource(s) could not be converted"),
+    ],
+)
+def test_nothing_converted_is_an_error_and_writes_no_drop(
+    tmp_path: Path, content: str, said: str
+) -> None:
+    """An empty access_log would ingest as a night with no accesses: refused, nothing written."""
+    source = tmp_path / "events.json"
+    source.write_text(content, encoding="utf-8")
+    drop = tmp_path / "drop"
+    result = CliRunner().invoke(app, ["convert-fhir", str(source), "--out", str(drop)])
+    assert result.exit_code == 2
+    assert said in result.output
+    assert "nothing was written" in result.output
+    assert not drop.exists()
+
+
+def test_a_second_conversion_into_the_folder_leaves_no_earlier_unconvertible_list(
+    tmp_path: Path,
+) -> None:
+    drop = tmp_path / "drop"
+    runner = CliRunner()
+    first = runner.invoke(app, ["convert-fhir", *map(str, EXAMPLES), "--out", str(drop)])
+    assert first.exit_code == 0 and (drop / "fhir-unconvertible.csv").exists()
+    convertible = [p for p in EXAMPLES if "vread" in p.name]
+    assert convertible
+    second = runner.invoke(app, ["convert-fhir", str(convertible[0]), "--out", str(drop)])
+    assert second.exit_code == 0, second.output
+    assert "0 resource(s) could not be converted" in second.output
+    assert not (drop / "fhir-unconvertible.csv").exists()

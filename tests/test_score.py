@@ -440,3 +440,21 @@ def test_explain_shows_the_peers_rate_next_to_the_users(pc_b: Workspace) -> None
         flat("of lookups of this kind by team VED (victim enquiry desk) do; 1 of 2 of theirs today")
         in text
     )
+
+
+def test_explain_shows_the_look_back_beside_the_day_when_the_rate_is_taken_over_it(
+    pc_b: Workspace,
+) -> None:
+    (pc_b.home / "access-audit.toml").write_text(
+        '[peers]\nuser_rate = "lookback"\n', encoding="utf-8"
+    )
+    assert Workspace.open(pc_b.home).score().flags > 0
+    result = CliRunner().invoke(
+        app, ["--home", str(pc_b.home), "explain", "F20261120-U1-P1"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    # one stored day: the look-back holds U1's two lookups of the day itself
+    assert flat(
+        "by team VED (victim enquiry desk) do; 1 of 2 of theirs in the look-back and today "
+        "(1 of 2 today)"
+    ) in flat(result.output)

@@ -82,6 +82,14 @@ def test_report_counts_outcomes_and_training(force) -> None:
     )
     assert csv.exit_code == 0, csv.output
     assert '"outcome","dismissed","1"' in csv.stdout  # every CSV cell is quoted
+    # the view log names every flag and subject the report shows (it named no subject)
+    import json
+
+    logged = json.loads(workspace.views_ledger.path.read_text("utf-8").splitlines()[-1])
+    shown = set(report.upheld["subject_ids"].explode().drop_nulls())
+    assert shown and shown <= set(logged["subject_ids"])
+    assert set(report.timeline["record_id"]) <= set(logged["subject_ids"])
+    assert set(report.upheld["flag_ids"].explode()) == set(logged["flag_ids"])
     bad = runner.invoke(app, ["--home", str(workspace.home), "report", "--from", "x", "--to", "y"])
     assert bad.exit_code == 2 and "--from" in bad.stderr
 
@@ -121,7 +129,7 @@ def test_html_report_renders_in_headless_chromium(force, tmp_path: Path) -> None
         check=True,
     ).stdout
     assert "Flags raised and reviewed" in dom
-    assert "Upheld cases" in dom and "Training position of flagged users" in dom
+    assert "Cases with an upheld flag" in dom and "Training position of flagged users" in dom
     assert len(re.findall(r"<svg", dom)) == 3
     assert len(re.findall(r'class="bar"', dom)) >= len(days)
     assert re.search(r'<circle class="(un)?explained"', dom)
@@ -275,3 +283,50 @@ def test_the_pipeline_script_runs_the_nightly_job_and_catches_up(tmp_path: Path)
     )
     assert again.returncode == 0
     assert workspace.flags(min_score=0).height > 0
+
+
+def test_upheld_cases_are_one_row_a_case_with_the_strongest_flags_circumstances() -> None:
+    """An FOI request counts cases: two upheld flags of one case are one line, not two."""
+    from datetime import date
+
+    import polars as pl
+
+    from access_audit.report import _upheld_cases
+
+    def reasons(text: str) -> list[dict[str, object]]:
+        return [{"code": "x", "text": text, "weight": 1.0}]
+
+    raised = pl.DataFrame(
+        {
+            "flag_id": ["F1", "F2", "F3", "F4"],
+            "day": [date(2026, 11, 2), date(2026, 11, 4), date(2026, 11, 3), date(2026, 11, 3)],
+            "user_id": ["U1", "U1", "U2", "U3"],
+            "outcome": ["written_warning", "dismissed", "dismissed", "no_case_to_answer"],
+            "score": [60.0, 90.0, 70.0, 99.0],
+            "subject_id": ["P1", "P1", "P2", "P3"],
+            "reasons": [reasons("weaker"), reasons("stronger"), reasons("other"), reasons("no")],
+        }
+    )
+    case_flags = pl.LazyFrame(
+        {"flag_id": ["F1", "F2", "F3", "F4"], "case_id": ["CA", "CA", "CB", "CC"]}
+    )
+    # case CA is still open although two of its flags were upheld: the row says so
+    cases = pl.LazyFrame(
+        {
+            "case_id": ["CA", "CB", "CC"],
+            "status": ["open", "closed", "closed"],
+            "outcome": [None, "dismissed", "no_case_to_answer"],
+            "flags": [3, 1, 1],
+        }
+    )
+    upheld = _upheld_cases(raised, case_flags, cases)
+    assert upheld["case_id"].to_list() == ["CA", "CB"]
+    assert upheld["case_status"].to_list() == ["open", "closed"]
+    assert upheld["case_outcome"].to_list() == [None, "dismissed"]
+    assert upheld["case_flags"].to_list() == [3, 1]
+    first = upheld.row(0, named=True)
+    assert first["flags"] == 2 and first["flag_ids"] == ["F1", "F2"]
+    assert (first["first_day"], first["last_day"]) == (date(2026, 11, 2), date(2026, 11, 4))
+    assert first["outcome"] == "dismissed, written_warning"
+    assert first["circumstances"] == "stronger"
+    assert first["subject_ids"] == ["P1"]

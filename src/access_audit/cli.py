@@ -5,6 +5,7 @@ Heavy libraries (polars, duckdb, scikit-learn) are imported inside commands, so 
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -80,6 +81,27 @@ EngineOption = Annotated[
 ]
 
 
+CASE_ID_SHAPE = re.compile(r"C\d{8}-", re.ASCII)
+
+
+def _case_hint(identifier: str, command: str) -> str:
+    """For an id shaped like a case's (C<day>-…) given where a flag is expected: which command
+    takes cases."""
+    if CASE_ID_SHAPE.match(identifier) is None:
+        return ""
+    return f" (it is shaped like a case id: `access-audit {command}` takes cases)"
+
+
+def _some_drop_is_a_folder(drops: list[Path]) -> None:
+    """Refuse, before a home is made, a run none of whose drops is a folder (a mistyped path, a
+    shell glob that matched nothing); one missing drop among others fails on its own."""
+    if not any(drop.is_dir() for drop in drops):
+        raise AccessAuditError(
+            f"{drops[0]}: not a folder, and neither is any other drop given (a drop is a folder "
+            "of export files; did a shell pattern match nothing?); nothing was loaded"
+        )
+
+
 @app.command()
 @_reports_errors
 def ingest(
@@ -93,6 +115,7 @@ def ingest(
     home: HomeOption = None,
 ) -> None:
     """Load export drops into the stores: validated, deduplicated, each drop all-or-nothing."""
+    _some_drop_is_a_folder(drops)
     workspace = _workspace(ctx, home, create=True)
     with _progress_bar(progress and not quiet) as update:
         report = workspace.ingest(drops, progress=update)
@@ -238,6 +261,7 @@ def nightly(
 
     Re-scores the days the drops touched and the re-explain window (\\[scoring] reexplain_days),
     so an assignment recorded late clears an earlier flag, with a note saying why."""
+    _some_drop_is_a_folder(drops)
     workspace = _workspace(ctx, home, create=True)
     with _progress_bar(progress and not quiet) as update:
         report = workspace.nightly(drops, progress=update, engine=engine)
@@ -406,7 +430,9 @@ def explain(
         return
     event = workspace.event_detail(identifier, system)
     if event is None:
-        raise AccessAuditError(f"no flag or access with id {identifier}")
+        raise AccessAuditError(
+            f"no flag or access with id {identifier}{_case_hint(identifier, 'case show')}"
+        )
     workspace.record_view(
         "explain", event.flags["flag_id"].to_list(), [str(event.event.get("record_id") or "")]
     )
@@ -445,9 +471,15 @@ def review(
     home: HomeOption = None,
 ) -> None:
     """Record a decision on a flag. History is append-only; the latest decision is its state."""
-    decision = _workspace(ctx, home).review(
-        flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
-    )
+    try:
+        decision = _workspace(ctx, home).review(
+            flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
+        )
+    except AccessAuditError as error:
+        hint = _case_hint(flag_id, "case review")
+        if hint and str(error).startswith("no flag"):
+            raise AccessAuditError(f"{error}{hint}") from None
+        raise
     from access_audit.escape import terminal
 
     cli_base.console.print(
@@ -586,7 +618,16 @@ def report(
         _day(workspace, to_day, "--to"),
         allow_empty=allow_empty,
     )
-    workspace.record_view("report", built.upheld["flag_id"].to_list(), [])
+    # every flag and subject the report shows: the upheld cases' and the top user's timeline
+    shown_subjects = [
+        *built.upheld["subject_ids"].explode().drop_nulls().to_list(),
+        *(built.timeline["record_id"].to_list() if built.timeline.height else []),
+    ]
+    workspace.record_view(
+        "report",
+        built.upheld["flag_ids"].explode().drop_nulls().to_list(),
+        sorted(set(shown_subjects)),
+    )
     _warn_broken_ledgers(workspace)
     from access_audit.report.formats import render_csv, render_html, render_text
 

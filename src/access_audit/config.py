@@ -44,6 +44,7 @@ ExplanationSource = Literal[
     "user_assignment", "team_assignment", "call", "created_incident", "justification"
 ]
 IndicatorScope = Literal["unexplained", "explained", "any"]
+PeerUserRate = Literal["day", "lookback", "adaptive"]
 
 
 class Section(BaseModel):
@@ -307,6 +308,9 @@ class CrowdSettings(IndicatorSettings):
     """Unrelated teams (a user with no team is their own) that looked the subject up."""
     window_days: PositiveDays = 2
     """Days up to the scored day over which the crowd is counted."""
+    member_weight: bool = False
+    """Count each team by how unusual an unexplained read of that kind of record is for its
+    reader: the share of such lookups their peers (team and role) explain, over the look-back."""
 
 
 class RepeatedSettings(IndicatorSettings):
@@ -409,6 +413,10 @@ class PeersSettings(Section):
     peer_prior_lookups: NonNegativeFloat
     user_prior_lookups: NonNegativeFloat
     full_weight_ratio: float = Field(gt=1, allow_inf_nan=False)
+    user_rate: PeerUserRate
+    """Whose rate is set against the peers': the user's on the scored day ('day'), over their
+    look-back and the day ('lookback'), or the day's when the peers would show at least one hit
+    in as many lookups, else the look-back's ('adaptive')."""
 
 
 class MinedKindSettings(Section):

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from access_audit.errors import AccessAuditError
 from access_audit.integrity import GENESIS, ChainCheck, file_sha256, link_hash
@@ -250,14 +250,29 @@ def _refuse_unaccounted(
         raise ManifestError(f"{parent}/{printable(missing[0])}: missing (the manifest lists it)")
 
 
+class Vouching(Protocol):
+    """What ``FileCheck`` asks of a record of files known to match their entry
+    (``verified.VerifiedFiles``)."""
+
+    def vouches(self, stat: os.stat_result, entry: FileEntry, mode: CheckMode) -> bool: ...
+
+    def remember(
+        self, before: os.stat_result, after: os.stat_result, sha256: str | None, rows: int | None
+    ) -> None: ...
+
+
 @dataclass
 class FileCheck:
     """Compares files on disk with manifest entries. Each inode is read at most once, so a file
-    hard-linked into every kept generation is hashed once."""
+    hard-linked into every kept generation is hashed once. With ``trusted``, a file whose inode
+    it vouches for (unchanged since its bytes were last checked: ``verified.py``) is only stated,
+    not read, and a file read and found as its entry says is vouched for from then on."""
 
     mode: CheckMode
     files_read: int = 0
     bytes_read: int = 0
+    trusted: Vouching | None = None
+    files_vouched: int = 0
 
     def __post_init__(self) -> None:
         self._seen: dict[tuple[int, int], _OnDisk] = {}
@@ -269,20 +284,24 @@ class FileCheck:
         expected = manifest.by_path()
         actual, strays = generation_entries(folder)
         for relative in sorted(expected.keys() | actual.keys() | strays.keys()):
-            shown = f"{folder.name}/{printable(relative)}"
+            problem = None
             if relative in strays:
-                return f"{shown}: {strays[relative]}, not in the manifest"
-            if relative not in actual:
-                return f"{shown}: missing (the manifest lists it)"
-            if relative not in expected:
-                return f"{shown}: not in the manifest (added after the commit)"
-            problem = self._compare(actual[relative], expected[relative])
+                problem = f"{strays[relative]}, not in the manifest"
+            elif relative not in actual:
+                problem = "missing (the manifest lists it)"
+            elif relative not in expected:
+                problem = "not in the manifest (added after the commit)"
+            else:
+                problem = self._compare(actual[relative], expected[relative])
             if problem is not None:
-                return f"{shown}: {problem}"
+                return f"{folder.name}/{printable(relative)}: {problem}"
         return None
 
     def _compare(self, path: Path, entry: FileEntry) -> str | None:
-        stat = path.stat()
+        stat = os.lstat(path)
+        if self.trusted is not None and self.trusted.vouches(stat, entry, self.mode):
+            self.files_vouched += 1
+            return None
         key = (stat.st_dev, stat.st_ino)
         if key not in self._seen:
             self._seen[key] = self._read(path, entry)
@@ -295,6 +314,8 @@ class FileCheck:
             return f"{stat.st_size} bytes, the manifest says {entry.size}"
         if found.sha256 is not None and found.sha256 != entry.sha256:
             return "content differs from the manifest (SHA-256)"
+        if self.trusted is not None:
+            self.trusted.remember(stat, os.lstat(path), found.sha256, entry.rows)
         return None
 
     def _read(self, path: Path, entry: FileEntry) -> _OnDisk:
@@ -333,6 +354,8 @@ class StoreVerification:
     bytes_read: int
     heads: dict[int, str] = field(default_factory=dict)
     """Each walked generation's head hash, by number."""
+    files_vouched: int = 0
+    """Files only stated, not read, because their bytes were known to match (``verified.py``)."""
 
     def failing(self, problem: str | None) -> StoreVerification:
         """This walk, broken with ``problem`` if it was whole and ``problem`` is not None."""
@@ -380,6 +403,7 @@ class _Walk:
             self.checker.files_read,
             self.checker.bytes_read,
             self.heads,
+            self.checker.files_vouched,
         )
 
 
@@ -388,12 +412,14 @@ def walk_chain(
     recorded_head: str | None,
     mode: CheckMode,
     files_from: int = 0,
+    trusted: Vouching | None = None,
 ) -> StoreVerification:
     """Walk committed generations oldest first (the last is the current one): each manifest
     readable, numbered right and chained to the one before, the last one's head as ``CURRENT``
     records it; then the files of every generation from ``files_from`` on, newest first, as
-    their manifest says. Stops at the first problem, named in one line."""
-    walk = _Walk(FileCheck(mode))
+    their manifest says (``trusted``: see ``FileCheck``). Stops at the first problem, named in
+    one line."""
+    walk = _Walk(FileCheck(mode, trusted=trusted))
     manifests: list[tuple[Path, Manifest]] = []
     unmanifested: int | None = None
     for index, (number, folder) in enumerate(generations):

@@ -119,6 +119,9 @@ def render_status(console: Console, status: WorkspaceStatus) -> None:
 
 
 def render_rejected(console: Console, frame: pl.DataFrame, show_values: bool) -> None:
+    if frame.is_empty():
+        console.print("no rejected rows")
+        return
     table = Table(title=f"Rejected rows ({frame.height} shown)")
     for heading in ("drop", "file", "line", "column", "reason", "value"):
         table.add_column(heading, justify="right" if heading == "line" else "left")
@@ -224,7 +227,10 @@ def render_flags(console: Console, queue: pl.DataFrame, output_format: str) -> N
         print(csv_text(flat), end="")
         return
     if queue.is_empty():
-        console.print("no flags in this window (try --since 7d, or --min-score 0 for all)")
+        console.print(
+            "no flags match (the window, --min-score, and --status or --user if given; "
+            "try --since 7d, or --min-score 0 for all)"
+        )
         return
     table = Table(title=f"{queue.height} flag(s), highest score first", show_lines=True)
     table.add_column("score", justify="right", no_wrap=True)
@@ -440,8 +446,9 @@ def render_evaluation(console: Console, result: Evaluation, output_format: str) 
     }
     if result.gaps is not None:
         gaps = result.gaps
-        lines["planted audit gaps caught (as alerts)"] = (
-            f"{gaps['gaps_caught']} of {gaps['planted_gaps']} ({gaps['gaps_caught_as_alerts']})"
+        lines["planted audit gaps caught"] = (
+            f"{gaps['gaps_caught']} of {gaps['planted_gaps']} "
+            f"({gaps['gaps_caught_as_alerts']} of them as alerts)"
         )
         lines["false audit-gap flags"] = (
             f"{gaps['false_gap_flags']} ({gaps['false_gap_flags_per_day']:.2f} a day)"

@@ -66,6 +66,7 @@ from access_audit.manifest import (
     walk_chain,
     write_manifest,
 )
+from access_audit.verified import VerifiedFiles, Written, written_signature
 
 if TYPE_CHECKING:
     import polars as pl
@@ -139,6 +140,9 @@ class Store:
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.signing_key = signing_key
         """An Ed25519 private key (PEM) outside the home: each commit signs its head with it."""
+        self.verified = VerifiedFiles()
+        """The files ``check_current`` need not re-read (``verified.py``); never used by
+        ``verify``."""
 
     # -- reading -------------------------------------------------------------------------------
     def current(self) -> Generation | None:
@@ -200,9 +204,10 @@ class Store:
                 signature_problem(current.path, public_key, current.number, walked.check.head)
             )
 
-    def check_current(self, mode: CheckMode) -> None:
+    def check_current(self, mode: CheckMode) -> StoreVerification | None:
         """Raise StoreDamagedError unless the current generation matches its manifest, chains
-        to its parent and is the head ``CURRENT`` records. Call with the lock held."""
+        to its parent and is the head ``CURRENT`` records; the walk (None: no generation yet).
+        Reads only the files ``self.verified`` cannot vouch for. Call with the lock held."""
         rolled_back = self.rollback_problem()
         if rolled_back is not None:
             raise StoreDamagedError(
@@ -211,14 +216,17 @@ class Store:
             )
         current = self.current()
         if current is None:
-            return
+            return None
         chain = [(g.number, g.path) for g in self.committed()[-2:]]
-        check = walk_chain(chain, self.recorded_head(), mode, files_from=current.number).check
-        if not check.ok:
+        head = self.recorded_head()
+        self.verified.load(self.root, current.path.name, head)
+        walked = walk_chain(chain, head, mode, files_from=current.number, trusted=self.verified)
+        if not walked.check.ok:
             raise StoreDamagedError(
-                f"the store is damaged, so nothing was built on it: {check.problem} "
+                f"the store is damaged, so nothing was built on it: {walked.check.problem} "
                 "(`access-audit verify` checks every generation)"
             )
+        return walked
 
     def rollback_problem(self) -> str | None:
         """One line if a generation newer than the one ``CURRENT`` names is on disk and is not
@@ -324,6 +332,26 @@ class Store:
                     shutil.rmtree(staging, ignore_errors=True)
             if txn.committed is not None:
                 self._prune()
+            if verify is not None:
+                self._settle_verified(txn)
+
+    def _settle_verified(self, txn: Transaction) -> None:
+        """Last in a transaction, after its own links and unlinks (staging, pruning) moved the
+        files' change times: re-state the current generation so the next check reads only what
+        changed since (``verified.py``), here and, through ``.verified``, in the next process."""
+        current = self.current()
+        head = self.recorded_head()
+        if current is None or head is None:
+            return
+        committed = txn.committed is not None and txn.manifest is not None
+        try:
+            manifest = txn.manifest if committed else _manifest_of(current)
+            if manifest is None:
+                return
+            self.verified.settle(current.path, manifest, txn.written_stats if committed else {})
+            self.verified.save(self.root, current.path.name, head)
+        except (ManifestError, OSError):
+            self.verified.forget()
 
     def _commit(self, txn: Transaction, meta: Mapping[str, Any]) -> Generation:
         number = (txn.base.number + 1) if txn.base else 1
@@ -346,6 +374,7 @@ class Store:
 
         _make_read_only(txn.path, manifest)
         head = write_manifest(txn.path, manifest)
+        txn.manifest = manifest
         if self.signing_key is not None:
             from access_audit.signing import write_signature
 
@@ -398,6 +427,11 @@ class Store:
             shutil.rmtree(old.path, ignore_errors=True)
 
 
+def _manifest_of(generation: Generation) -> Manifest | None:
+    loaded = read_manifest(generation.path)
+    return loaded[0] if loaded is not None else None
+
+
 def _committed_at(generation: Generation) -> datetime:
     """When a generation was committed: its metadata, else its folder's modification time."""
     try:
@@ -438,6 +472,10 @@ class Transaction:
         """Files this transaction wrote, described as written (so a commit hashes only these)."""
         self.removed: set[str] = set()
         """Files of the base this transaction unlinked on purpose."""
+        self.written_stats: dict[str, Written] = {}
+        self.manifest: Manifest | None = None
+        """The manifest this transaction committed, once it has."""
+        """The inode, size and modification time of each file of ``written`` as it was hashed."""
 
     def table_path(self, table: str) -> Path:
         return self.path / table
@@ -454,6 +492,7 @@ class Transaction:
         child = Transaction(child_path, self.run_id, self.base)
         child.written = dict(self.written)
         child.removed = set(self.removed)
+        child.written_stats = dict(self.written_stats)
         try:
             yield child
         except BaseException:
@@ -466,6 +505,7 @@ class Transaction:
             shutil.rmtree(discarded, ignore_errors=True)
             self.written = child.written
             self.removed = child.removed
+            self.written_stats = child.written_stats
             self.changed = True
         else:
             shutil.rmtree(child_path, ignore_errors=True)
@@ -548,7 +588,13 @@ class Transaction:
 
     def _describe(self, written: Path, target: Path, rows: int | None) -> FileEntry:
         relative = target.relative_to(self.path).as_posix()
-        return FileEntry(relative, file_sha256(written), written.stat().st_size, rows)
+        before = os.lstat(written)
+        entry = FileEntry(relative, file_sha256(written), before.st_size, rows)
+        after = os.lstat(written)
+        self.written_stats.pop(relative, None)
+        if written_signature(before) == written_signature(after):
+            self.written_stats[relative] = written_signature(after)
+        return entry
 
 
 def _holds_exactly(files: Sequence[Path], wanted: pl.DataFrame) -> bool:

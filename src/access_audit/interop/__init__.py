@@ -31,6 +31,18 @@ def write_fhir_drop(sources: list[Path], out: Path) -> FhirDrop:
     if missing:
         raise AccessAuditError(f"{missing[0]}: no such file")
     conversion = convert_files(sources)
+    if not conversion.rows:
+        # an empty access_log would load as a drop with no accesses: refuse, and write nothing
+        skipped = conversion.unconvertible
+        first = (
+            f"; the first: {skipped[0].source} #{skipped[0].position}: {skipped[0].reason}"
+            if skipped
+            else ""
+        )
+        raise AccessAuditError(
+            f"no AuditEvent could be converted from {len(sources)} file(s) "
+            f"({len(skipped)} resource(s) could not be converted{first}); nothing was written"
+        )
     private_folder(out)
     target = out / "access_log_fhir.csv"
     frame = pl.DataFrame(
@@ -39,6 +51,8 @@ def write_fhir_drop(sources: list[Path], out: Path) -> FhirDrop:
     with replacing(target) as temporary:
         frame.write_csv(temporary)
     rejected_path = None
+    # an earlier run's list must not stand for this one's input
+    (out / "fhir-unconvertible.csv").unlink(missing_ok=True)
     if conversion.unconvertible:
         rejected_path = out / "fhir-unconvertible.csv"
         unconvertible = pl.DataFrame(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from access_audit.escape import csv_text, printable
 from access_audit.escape import html_text as escape
@@ -45,8 +46,10 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
     rows += [
         (
             "upheld",
-            r["flag_id"],
-            f"{r['day']} {r['user_id']}: {r['circumstances']} -> {r['outcome']}",
+            r["case_id"],
+            f"{_days(r)} {r['user_id'] or '(no user)'}: {_case_state(r)}; "
+            f"{r['flags']} of its {r['case_flags']} flag(s) upheld ({', '.join(r['flag_ids'])}): "
+            f"{r['outcome']}; {r['circumstances']}",
         )
         for r in report.upheld.to_dicts()
     ]
@@ -60,6 +63,16 @@ def _rows(report: Report) -> list[tuple[str, str, str]]:
         for r in report.training.to_dicts()
     ]
     return rows
+
+
+def _days(case: dict[str, Any]) -> str:
+    first, last = case["first_day"], case["last_day"]
+    return str(first) if first == last else f"{first} to {last}"
+
+
+def _case_state(case: dict[str, Any]) -> str:
+    outcome = f" ({case['case_outcome']})" if case["case_outcome"] else ""
+    return f"case {case['case_status']}{outcome}"
 
 
 def render_text(report: Report) -> str:
@@ -77,7 +90,8 @@ def render_text(report: Report) -> str:
         "apsp": "Abuse of position for a sexual purpose (APSP-type: a victim or vulnerable "
         "subject AND a contact-type signal; README 'APSP-type')",
         "apsp_outcome": "APSP-type flags by outcome",
-        "upheld": "Upheld cases (circumstances)",
+        "upheld": "Cases with an upheld flag (each case's own status; the strongest upheld "
+        "flag's circumstances)",
         "training": f"Training position of flagged users (overdue after {report.overdue_months} "
         "months)",
     }
@@ -188,9 +202,25 @@ def render_html(report: Report) -> str:
         "figures",
     )
     upheld = _table(
-        ["flag", "day", "user", "circumstances", "outcome"],
         [
-            [r["flag_id"], r["day"], r["user_id"], r["circumstances"], r["outcome"]]
+            "case",
+            "days",
+            "user",
+            "case status",
+            "upheld flags (of the case's)",
+            "flag outcomes",
+            "circumstances (strongest flag)",
+        ],
+        [
+            [
+                r["case_id"],
+                _days(r),
+                r["user_id"],
+                _case_state(r),
+                f"{', '.join(r['flag_ids'])} ({r['flags']} of {r['case_flags']})",
+                r["outcome"],
+                r["circumstances"],
+            ]
             for r in report.upheld.to_dicts()
         ],
     )
@@ -221,7 +251,7 @@ contact details viewed, repeated lookups, or a user-level pattern): {apsp_total}
 {report.apsp_cases} case(s).</p>
 {outcome_table}
 {outcome_chart}
-<h2 id="upheld">Upheld cases</h2>{upheld}
+<h2 id="upheld">Cases with an upheld flag</h2>{upheld}
 <h2 id="training">Training position of flagged users</h2>
 <p>Last APSP training; overdue after {report.overdue_months} months or if never recorded.</p>
 <table><thead><tr><th>user</th><th>last training</th><th>position</th><th>alerts</th></tr></thead>

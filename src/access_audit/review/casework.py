@@ -12,6 +12,7 @@ log's lock is held, so two decisions on one case cannot interleave; if the secon
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +38,14 @@ if TYPE_CHECKING:
 
 
 DUE_FORM = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+MAX_NAME_CHARACTERS = 200
+# what draws nothing: control and format characters (zero-width spaces, bidi marks), separators
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _visible_name(name: str) -> bool:
+    """Whether a name shows at least one character (a zero-width space alone shows nothing)."""
+    return any(unicodedata.category(character) not in _INVISIBLE for character in name)
 
 
 def due_date(text: str | None, *, blank_is_default: bool = True) -> date | None:
@@ -200,8 +209,14 @@ class CaseDesk:
         today); a due date before today is refused (``today``: the force's local date unless
         given)."""
         who = assignee.strip()
-        if not who:
+        if not _visible_name(who):
             raise InputError("{to} must name the analyst the case is assigned to")
+        if len(who) > MAX_NAME_CHARACTERS:
+            raise InputError(
+                "{to} is {length} characters long: an analyst's name has at most {most}",
+                length=str(len(who)),
+                most=str(MAX_NAME_CHARACTERS),
+            )
         today = today or self._today()
         if due is not None and due < today:
             raise InputError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from access_audit.score.mined import WEAKLY, weak_sentence
-from access_audit.score.peers import PEER_COLUMNS, peer_sentence
+from access_audit.score.peers import PEER_COLUMNS, no_peer_columns, peer_sentence
 from access_audit.score.rules import Rules, fmt, render
 from access_audit.tables import FLAG_EVENTS, FLAGS
 
@@ -63,12 +63,7 @@ def episodes(
     """Daily (user, subject) episodes with a trigger, scored; and which events each holds."""
     triggers = [code for code, ind in rules.indicators.items() if ind.trigger]
     if "peer_rate" not in indicators.collect_schema().names():
-        indicators = indicators.with_columns(
-            peers=pl.lit(None, dtype=pl.String),
-            peer_rate=pl.lit(None, dtype=pl.Float64),
-            today_hits=pl.lit(None, dtype=pl.Int64),
-            today_lookups=pl.lit(None, dtype=pl.Int64),
-        )
+        indicators = indicators.with_columns(**no_peer_columns())
     if WEAKLY not in indicators.collect_schema().names():
         indicators = indicators.with_columns(pl.lit(None, dtype=pl.String).alias(WEAKLY))
     keyed = indicators.join(targets.select("system", "event_id", *GROUP), on=["system", "event_id"])

@@ -267,6 +267,34 @@ def _about_persons(lookups: pl.LazyFrame, links: pl.LazyFrame, keep: list[str]) 
     )
 
 
+def _unusual_reads(f: Frame) -> pl.LazyFrame:
+    """(user_id, record_type, weight): how unusual an unexplained read of that kind of record is
+    for the user: the share of their peers' lookups of it (team and role, else role) over the
+    look-back that were explained. A bulk reader whose unit leaves most reads unexplained weighs
+    little; a unit whose reads are nearly all recorded weighs nearly one."""
+    staff = f.inputs.staff.select("user_id", "role", "team_id").unique("user_id", keep="first")
+    lookups = f.lookups.select("user_id", "record_type", "explained").join(
+        staff, on="user_id", how="left"
+    )
+    by_team = lookups.group_by("team_id", "role", "record_type").agg(
+        team_share=pl.col("explained").mean()
+    )
+    by_role = lookups.group_by("role", "record_type").agg(role_share=pl.col("explained").mean())
+    users = lookups.select("user_id", "record_type", "team_id", "role").unique()
+    return (
+        users.join(by_team, on=["team_id", "role", "record_type"], how="left", nulls_equal=True)
+        .join(by_role, on=["role", "record_type"], how="left", nulls_equal=True)
+        .select(
+            "user_id",
+            "record_type",
+            weight=pl.when(pl.col("team_id").is_not_null())
+            .then(pl.col("team_share"))
+            .otherwise(pl.col("role_share"))
+            .cast(pl.Float64),
+        )
+    )
+
+
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """Users of many unrelated teams looked the subject up with no explanation within
     `window_days` up to the scored day.
@@ -280,24 +308,35 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     subjects = targets.select("subject").unique()
     unit = f.inputs.staff.select("user_id", team="team_id").unique("user_id", keep="first")
+    unexplained = f.lookups.filter(pl.col("unexplained"))
+    if ind.param("member_weight"):
+        unexplained = unexplained.join(_unusual_reads(f), on=["user_id", "record_type"], how="left")
+    else:
+        unexplained = unexplained.with_columns(weight=pl.lit(1.0))
     seen = (
-        _about_persons(f.lookups.filter(pl.col("unexplained")), links, ["user_id", "day"])
+        _about_persons(unexplained, links, ["user_id", "day", "weight"])
         .join(subjects, on="subject", how="semi")
         .join(unit, on="user_id", how="left")
         # a user with no team is a unit of their own
         .select(
-            "subject", "day", unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id"))
+            "subject",
+            "day",
+            "weight",
+            unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id")),
         )
-        .unique()
+        .group_by("subject", "day", "unit")
+        .agg(pl.col("weight").fill_null(1.0).max())
     )
     window = int(ind.param("window_days"))
     within = (
         pl.concat(
             [seen.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
         )
+        .group_by("subject", "day", "unit")
+        .agg(pl.col("weight").max())
         .group_by("subject", "day")
-        .agg(units=pl.col("unit").n_unique())
-        .filter(pl.col("units") >= ind.param("min_users"))
+        .agg(units=pl.len(), weighted=pl.col("weight").sum())
+        .filter(pl.col("weighted") >= ind.param("min_users"))
     )
     hits = (
         targets.join(within, on=["subject", "day"])

@@ -27,7 +27,7 @@ from access_audit.score.rules import Rules, fmt
 MODEL_VERSION = "pattern-mcd-1"
 FEATURES = {
     "young_women": "of women aged {low}–{high}",
-    "contact": "opened contact details",
+    "contact": "ones that opened contact details",
 }
 MIN_SPREAD = 0.02  # a peer group can look tighter than any real behaviour; never trust less spread
 PRIOR = (
@@ -304,7 +304,9 @@ def patterns_from(
         .otherwise(pl.col("centre_contact"))
     ).with_columns(
         text=fmt(
-            "{} of the {} subjects they looked up without explanation in {} days were {}; "
+            # the unit counted is a subject looked up on a day (one lookup writes several rows)
+            "{} of the {} lookups they made without explanation (a subject on a day) in the {} "
+            "days {} to {} were {}; "
             "peers' robust centre is {}% ({} robust standard deviations above)"
             + SUBJECTS_MARKER
             + "{}",
@@ -312,7 +314,10 @@ def patterns_from(
             .then(pl.col("k_young_women"))
             .otherwise(pl.col("k_contact")),
             "n",
-            pl.lit(lookback),
+            # the look-back and the day itself: the window the figure counted over
+            pl.lit(lookback + 1),
+            (pl.col("day") - pl.duration(days=lookback)).dt.strftime("%Y-%m-%d"),
+            pl.col("day").dt.strftime("%Y-%m-%d"),
             what,
             (pl.col("centre_value") * 100).round(1),
             pl.col("z").round(1),

@@ -26,7 +26,18 @@ from access_audit.score.lookback import day_lookups, user_day_hits, user_days
 from access_audit.score.rules import Rules, fmt
 
 LOOKUP = ["user_id", "record_type", "record_id", "day"]
-PEER_COLUMNS = ["peers", "peer_rate", "today_hits", "today_lookups"]
+PEER_COLUMNS = [
+    "peers",
+    "peer_rate",
+    "today_hits",
+    "today_lookups",
+    "window_hits",
+    "window_lookups",
+    "user_rate",
+]
+"""What `explain` shows beside an indicator: who the peers are and their rate; the user's lookups
+carrying it and in its scope, on the day and over the look-back and the day (window); and the
+user's rate the surprise was taken from ('day' or 'lookback', rules.toml [peers] user_rate)."""
 
 
 def _scopes(rules: Rules) -> pl.LazyFrame:
@@ -125,7 +136,7 @@ def peer_rates_from(
             .then(fmt("team {} ({})", "team_id", pl.col("role").str.replace_all("_", " ")))
             .otherwise(fmt("role {}", pl.col("role").str.replace_all("_", " "))),
         )
-        .select("user_id", "code", "peers", "peer_rate")
+        .select("user_id", "code", "peers", "peer_rate", window_hits="k", window_lookups="n")
     )
 
 
@@ -158,12 +169,9 @@ def peer_weighted_from(
         targets.select("system", "event_id", *LOOKUP), on=["system", "event_id"], how="left"
     )
     if not settings["enabled"]:
-        return keyed.with_columns(
-            peers=pl.lit(None, dtype=pl.String),
-            peer_rate=pl.lit(None, dtype=pl.Float64),
-            today_hits=pl.lit(None, dtype=pl.Int64),
-            today_lookups=pl.lit(None, dtype=pl.Int64),
-        ).select(*found.collect_schema().names(), *PEER_COLUMNS)
+        return keyed.with_columns(**no_peer_columns()).select(
+            *found.collect_schema().names(), *PEER_COLUMNS
+        )
     today_keys = ["user_id", "day"]
     target_days = targets.select("day").unique()
     today = (
@@ -177,37 +185,68 @@ def peer_weighted_from(
     )
     rates = peer_rates_from(users, hits, staff, rules)
     user_strength = float(settings["user_prior_lookups"])
-    user_rate = _shrunk(
+    over = settings["user_rate"]
+    day_rate = _shrunk(
         pl.col("today_hits"), pl.col("today_lookups"), pl.col("peer_rate"), user_strength
     )
+    window_rate = _shrunk(
+        pl.col("window_hits"), pl.col("window_lookups"), pl.col("peer_rate"), user_strength
+    )
+    # the day measures a rate only if the peers would show a hit in as many lookups
+    day_measures = pl.col("today_lookups") * pl.col("peer_rate") >= 1.0
+    measured = {
+        "day": pl.lit("day"),
+        "lookback": pl.lit("lookback"),
+        "adaptive": pl.when(day_measures).then(pl.lit("day")).otherwise(pl.lit("lookback")),
+    }[over]
+    user_rate = pl.when(pl.col("user_rate") == "lookback").then(window_rate).otherwise(day_rate)
     surprise = (user_rate / pl.col("peer_rate")).log() / math.log(
         float(settings["full_weight_ratio"])
     )
     return (
         keyed.join(today, on=[*today_keys, "code"], how="left")
         .join(rates, on=["user_id", "code"], how="left")
+        .with_columns(user_rate=measured)
         .with_columns(
             points=pl.when(pl.col("peer_rate").is_not_null())
             .then(pl.col("points") * surprise.clip(0.0, 1.0))
-            .otherwise(pl.col("points"))
+            .otherwise(pl.col("points")),
         )
         .select(*found.collect_schema().names(), *PEER_COLUMNS)
     )
 
 
+def no_peer_columns() -> dict[str, pl.Expr]:
+    """The PEER_COLUMNS of an indicator no peer rate weighed (peers switched off, or none)."""
+    return {
+        "peers": pl.lit(None, dtype=pl.String),
+        "peer_rate": pl.lit(None, dtype=pl.Float64),
+        "today_hits": pl.lit(None, dtype=pl.Int64),
+        "today_lookups": pl.lit(None, dtype=pl.Int64),
+        "window_hits": pl.lit(None, dtype=pl.Int64),
+        "window_lookups": pl.lit(None, dtype=pl.Int64),
+        "user_rate": pl.lit(None, dtype=pl.String),
+    }
+
+
 def peer_sentence() -> pl.Expr:
     """'; 0.4% of lookups of this kind by team MASH (safeguarding officer) do; 1 of 3 of theirs
-    today' (or '')."""
+    today' — or, when the user's rate is taken over the look-back, '...; 4 of 270 of theirs in
+    the look-back and today (1 of 3 today)' (or '')."""
+    peers = fmt(
+        "; {}% of lookups of this kind by {} do; ", (pl.col("peer_rate") * 100).round(1), "peers"
+    )
+    today = fmt("{} of {} of theirs today", "today_hits", "today_lookups")
+    window = fmt(
+        "{} of {} of theirs in the look-back and today ({} of {} today)",
+        "window_hits",
+        "window_lookups",
+        "today_hits",
+        "today_lookups",
+    )
+    theirs = pl.when(pl.col("user_rate") == "lookback").then(window).otherwise(today)
     return (
         pl.when(pl.col("peer_rate").is_not_null())
-        .then(
-            fmt(
-                "; {}% of lookups of this kind by {} do; {} of {} of theirs today",
-                (pl.col("peer_rate") * 100).round(1),
-                "peers",
-                "today_hits",
-                "today_lookups",
-            )
-        )
+        .then(pl.concat_str(peers, theirs))
         .otherwise(pl.lit(""))
     )
