@@ -17,6 +17,7 @@ import polars as pl
 
 from access_audit.score.anchors import Models, anchor_of, anchored_models, fit_models, reach_days
 from access_audit.score.explain import EXPLANATION_SCHEMA, Inputs, explain
+from access_audit.score.fit_cache import FITS, GROUP_FITS, FitCache
 from access_audit.score.flags import FLAG_EVENT_SCHEMA, FLAG_SCHEMA, episodes
 from access_audit.score.indicators import INDICATOR_SCHEMA, indicators
 from access_audit.score.lookback import Lookback, read_lookback, user_day_hits
@@ -58,6 +59,11 @@ class Scored:
     lookback: Lookback = field(default_factory=Lookback.empty)
     """The look-back aggregates of `lookback_days`, to store beside the outputs."""
     lookback_days: list[date] = field(default_factory=list)
+    fits: pl.DataFrame | None = None
+    """The MinCovDet fits of the models fitted on the scored days' own look-backs, to store
+    (score/fit_cache.py); None when the engine keeps none (the stored ones are left as they are)."""
+    group_fits: pl.DataFrame | None = None
+    """Their collaborative groups, likewise."""
 
 
 def _inputs(scan: Scan, events: pl.LazyFrame) -> Inputs:
@@ -325,7 +331,11 @@ def score_days(
         if reads_accesses(rules)
         else pl.DataFrame(schema=events.select(MINING_COLUMNS).schema)
     )
-    parts = score_chunk(days, events, stored, inputs, rules, history)
+    reach = pl.col("day").is_between(days[0] - timedelta(days=reach_days(rules)), days[-1])
+    fits = FitCache(
+        *pl.collect_all([scan(FITS.name).filter(reach), scan(GROUP_FITS.name).filter(reach)])
+    )
+    parts = score_chunk(days, events, stored, inputs, rules, history, fits=fits)
     day_of = events.select("system", "event_id", "day")
     flags = pl.concat([p.flags for p in parts])
     return Scored(
@@ -346,6 +356,18 @@ def score_days(
             )
         ),
         lookback_days=sorted({*days, *rebuilt}),
+        fits=pl.concat(
+            [
+                fits.rows(part.fits).with_columns(day=pl.lit(day))
+                for day, part in zip(days, parts, strict=True)
+            ]
+        ),
+        group_fits=pl.concat(
+            [
+                fits.group_rows(part.fits).with_columns(day=pl.lit(day))
+                for day, part in zip(days, parts, strict=True)
+            ]
+        ),
     )
 
 
@@ -366,16 +388,19 @@ def score_chunk(
     inputs: Inputs,
     rules: Rules,
     history: pl.DataFrame,
+    *,
+    fits: FitCache | None = None,
 ) -> list[DayScore]:
     """Score `days` one after another with `score_day`, each against the look-back aggregates
     of the days before it: `lookback`'s, then those of the days scored here, and the models fitted
     at its anchor (score/anchors.py: `lookback` and `history` must reach back to the first day's
     anchor's look-back). `events` holds the days' explained accesses (and may hold others);
-    `history` what the mined kinds read."""
+    `history` what the mined kinds read; `fits` the MinCovDet fits already made (kept across
+    chunks and runs: score/fit_cache.py)."""
     parts: list[DayScore] = []
     fitted: dict[date, Models] = {}
     for day in sorted(days):
-        models = anchored_models(day, lookback, inputs, rules, fitted)
+        models = anchored_models(day, lookback, inputs, rules, fitted, fits)
         part = score_day(
             day,
             events.filter(pl.col("day") == day),
@@ -384,6 +409,7 @@ def score_chunk(
             rules,
             history=history,
             models=models,
+            fits=fits,
         )
         if anchor_of(day, rules.refit_days) == day and not part.lookback.lookups.is_empty():
             fitted[day] = part.models
@@ -417,6 +443,9 @@ class DayScore:
     weak_explanations: pl.DataFrame
     models: Models
     """The models the day was scored against (its anchor's, or its own)."""
+    fits: list[str] = field(default_factory=list)
+    """The keys of the fits of the models fitted on the day's own look-back (score/fit_cache.py);
+    none when it was scored against its anchor's."""
 
 
 def score_day(
@@ -428,13 +457,15 @@ def score_day(
     *,
     history: pl.DataFrame,
     models: Models | None = None,
+    fits: FitCache | None = None,
 ) -> DayScore:
     """Score one day's explained accesses against the look-back aggregates of the days before it
     (`lookback` may hold more days: only the window is read), the mined kinds learned from
     `history`, the accesses (MINING_COLUMNS) of the days before it (only the look-back's are read,
     never the day's or a later day's; it may be empty when no mined kind is enabled), and
     `models`, the peers' pattern model and collaborative groups fitted at the day's anchor
-    (score/anchors.py; fitted on the day's own look-back when None). A pure function of frames."""
+    (score/anchors.py; fitted on the day's own look-back when None, with the fits already made
+    in `fits`: score/fit_cache.py). A pure function of frames."""
     earlier = lookback.window(day - timedelta(days=1), rules.lookback_days - 1)
     before = history.lazy().filter(
         pl.col("day").is_between(day - timedelta(days=rules.lookback_days), day, closed="left")
@@ -442,7 +473,8 @@ def score_day(
     today, raw = day_aggregates(day, targets, earlier, inputs, rules)
     window = earlier.plus(today)
     lookups = pattern_lookups(window.lookups.lazy(), inputs.persons, rules).collect().lazy()
-    models = models or fit_models(lookups, earlier.lookups.lazy(), inputs, rules)
+    own = models is None
+    models = models or fit_models(lookups, earlier.lookups.lazy(), inputs, rules, fits)
     weak = mine_day(
         inputs, rules, before, targets.lazy(), day, models.groups, earlier.lookups.lazy()
     ).collect()
@@ -473,6 +505,7 @@ def score_day(
         lookback=today,
         weak_explanations=weak.join(day_of, on=["system", "event_id"]),
         models=models,
+        fits=models.fits() if own else [],
     )
 
 

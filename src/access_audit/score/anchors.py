@@ -25,6 +25,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from access_audit.score.explain import Inputs
+from access_audit.score.fit_cache import FitCache
 from access_audit.score.lookback import Lookback
 from access_audit.score.mined import collaborative_groups, enabled_kinds
 from access_audit.score.patterns import PatternModel, fit_patterns
@@ -40,6 +41,12 @@ class Models:
     patterns: PatternModel
     groups: pl.DataFrame | None
     """The collaborative groups (user_id, group, members); None when that kind is disabled."""
+    groups_key: str | None = None
+    """The key of the groups' fit (score/fit_cache.py), when kept."""
+
+    def fits(self) -> list[str]:
+        """The keys of every fit these models were made from."""
+        return [*self.patterns.fits, *([self.groups_key] if self.groups_key else [])]
 
 
 def anchor_of(day: date, refit_days: int) -> date:
@@ -57,13 +64,21 @@ def fit_models(
     earlier: pl.LazyFrame,
     inputs: Inputs,
     rules: Rules,
+    fits: FitCache | None = None,
 ) -> Models:
     """The models of a day's look-back: the peers' model of its `pattern_lookups` (the window's,
     the day included) and the collaborative groups of its `earlier` lookups (score/lookback.py:
-    the `lookback_days` strictly before the day, which is what the mined kinds learn from)."""
+    the `lookback_days` strictly before the day, which is what the mined kinds learn from).
+    `fits` holds the MinCovDet fits and collaborative groups already made (score/fit_cache.py)
+    and keeps the new ones."""
     settings = enabled_kinds(rules).get("collaborative_group")
-    groups = None if settings is None else collaborative_groups(earlier, settings)
-    return Models(fit_patterns(pattern_lookups, inputs.staff, rules), groups)
+    patterns = fit_patterns(pattern_lookups, inputs.staff, rules, fits)
+    if settings is None:
+        return Models(patterns, None)
+    if fits is None:
+        return Models(patterns, collaborative_groups(earlier, settings))
+    key, groups = fits.groups(earlier, settings, collaborative_groups)
+    return Models(patterns, groups, key)
 
 
 def anchored_models(
@@ -72,6 +87,7 @@ def anchored_models(
     inputs: Inputs,
     rules: Rules,
     fitted: MutableMapping[date, Models],
+    fits: FitCache | None = None,
 ) -> Models | None:
     """The models `day` is scored against, fitted at its anchor from `lookback`'s aggregates
     (which must hold the anchor's look-back), and kept in `fitted` for the next days; None when
@@ -88,5 +104,5 @@ def anchored_models(
         return None
     lookups = pattern_lookups(window.lazy(), inputs.persons, rules)
     earlier = window.filter(pl.col("day") < anchor).lazy()
-    fitted[anchor] = fit_models(lookups, earlier, inputs, rules)
+    fitted[anchor] = fit_models(lookups, earlier, inputs, rules, fits)
     return fitted[anchor]

@@ -9,11 +9,12 @@ user whose share sits far above their peers' robust centre — measured in robus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from access_audit.score.fit_cache import FitCache
 from access_audit.score.flags import (
     FLAG_EVENT_SCHEMA,
     FLAG_SCHEMA,
@@ -84,25 +85,32 @@ class PatternModel:
 
     roles: pl.DataFrame
     groups: pl.DataFrame
+    fits: list[str] = field(default_factory=list)
+    """The keys of the MinCovDet fits it was made from (score/fit_cache.py)."""
 
 
-def _fit_group(matrix: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """One peer group's robust centre and spread of each share (MinCovDet): never less spread
-    than MIN_SPREAD; no spread at all (infinite) for a group too small to model."""
+def _fit_group(
+    matrix: np.ndarray, names: list[str], fits: FitCache
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """One peer group's robust centre and spread of each share (MinCovDet, through `fits`):
+    never less spread than MIN_SPREAD; no spread at all (infinite) for a group too small to
+    model. Also the key of the fit, if one was made."""
     centre = matrix.mean(axis=0)
     if len(matrix) < max(5, len(names) + 2):
-        return centre, np.full(len(names), np.inf)
+        return centre, np.full(len(names), np.inf), None
     spread = np.full(len(names), MIN_SPREAD)
     varying = matrix.var(axis=0) > 1e-12
-    if varying.any():
-        try:
-            location, covariance = min_cov_det(matrix[:, varying])
-            centre[varying] = location
-            spread[varying] = np.sqrt(np.clip(np.diag(covariance), MIN_SPREAD**2, None))
-        except ValueError:
-            # most peers identical (MCD's support has no spread): their median is the centre
-            centre[varying] = np.median(matrix[:, varying], axis=0)
-    return centre, spread
+    if not varying.any():
+        return centre, spread, None
+    key, fitted = fits.fit(matrix[:, varying], min_cov_det)
+    if fitted is None:
+        # most peers identical (MCD's support has no spread): their median is the centre
+        centre[varying] = np.median(matrix[:, varying], axis=0)
+    else:
+        location, covariance = fitted
+        centre[varying] = location
+        spread[varying] = np.sqrt(np.clip(np.diag(covariance), MIN_SPREAD**2, None))
+    return centre, spread, key
 
 
 def _per_user(lookups: pl.LazyFrame, staff: pl.LazyFrame) -> pl.DataFrame:
@@ -129,12 +137,16 @@ def _shares() -> list[pl.Expr]:
     ]
 
 
-def fit_patterns(lookups: pl.LazyFrame, staff: pl.LazyFrame, rules: Rules) -> PatternModel:
-    """The peers' model of a look-back's `pattern_lookups`."""
-    return _fit(_per_user(lookups, staff), rules)
+def fit_patterns(
+    lookups: pl.LazyFrame, staff: pl.LazyFrame, rules: Rules, fits: FitCache | None = None
+) -> PatternModel:
+    """The peers' model of a look-back's `pattern_lookups`; `fits` are the MinCovDet fits
+    already made (score/fit_cache.py), none when not given."""
+    return _fit(_per_user(lookups, staff), rules, fits)
 
 
-def _fit(per_user: pl.DataFrame, rules: Rules) -> PatternModel:
+def _fit(per_user: pl.DataFrame, rules: Rules, fits: FitCache | None = None) -> PatternModel:
+    fits = fits if fits is not None else FitCache()
     names = list(FEATURES)
     per_user = per_user.with_columns(
         pooled=pl.when(pl.len().over("role") >= rules.patterns["min_role_users"])
@@ -148,10 +160,13 @@ def _fit(per_user: pl.DataFrame, rules: Rules) -> PatternModel:
         }
     ).with_columns(_shares())
     rows = []
+    keys = []
     for (pooled,), group in per_user.partition_by(
         "pooled", as_dict=True, maintain_order=True
     ).items():
-        centre, spread = _fit_group(group.select(names).to_numpy(), names)
+        centre, spread, key = _fit_group(group.select(names).to_numpy(), names, fits)
+        if key is not None:
+            keys.append(key)
         rows.append(
             {
                 "pooled": pooled,
@@ -167,6 +182,7 @@ def _fit(per_user: pl.DataFrame, rules: Rules) -> PatternModel:
     return PatternModel(
         roles=per_user.select("role", "pooled").unique(maintain_order=True),
         groups=pl.DataFrame(rows, schema=schema, orient="row"),
+        fits=sorted(set(keys)),
     )
 
 

@@ -20,6 +20,7 @@ from access_audit.review.learn import LearnedModel, apply_model
 from access_audit.score import Scored, score_days
 from access_audit.score.audit_gaps import KIND as AUDIT_GAP
 from access_audit.score.audit_gaps import find_audit_gaps
+from access_audit.score.fit_cache import FITS, GROUP_FITS
 from access_audit.score.lookback import SOURCES, source_rows
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
@@ -157,12 +158,16 @@ def access_sources(root: Path) -> dict[date, str]:
 
 def _write_lookback(txn: Transaction, scored: Scored) -> None:
     """The look-back aggregates of the scored (and rebuilt) days, and what they were built from,
-    in the same transaction as the flags."""
+    and the scored days' model fits (score/fit_cache.py), in the same transaction as the flags."""
     days = scored.lookback_days
     tables = scored.lookback.tables()
     tables[SOURCES.name] = source_rows(days, access_sources(txn.path))
     for table, frame in tables.items():
         txn.replace_partitions(table, frame, "day", days)
+    if scored.fits is not None:
+        txn.replace_partitions(FITS.name, scored.fits, "day", scored.days)
+    if scored.group_fits is not None:
+        txn.replace_partitions(GROUP_FITS.name, scored.group_fits, "day", scored.days)
 
 
 def write_scored(
