@@ -49,6 +49,11 @@ def test_ingest_status_and_rejected(tmp_path: Path, make_drop) -> None:
     assert result.exit_code == 0, result.output
     assert "1 drop(s) loaded, 0 failed; 3 row(s) added" in result.output
     assert "access_log: bad_timestamp" in result.output
+    assert "already loaded" not in result.output
+    again = runner.invoke(app, ["--home", str(home), "ingest", str(drop)])
+    assert again.exit_code == 0, again.output
+    assert "0 row(s) added" in again.output
+    assert "(1 of them already loaded: nothing new)" in again.output
     status = runner.invoke(app, ["--home", str(home), "status"])
     assert status.exit_code == 0
     assert "generation: 1" in status.output

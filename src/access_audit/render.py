@@ -91,9 +91,12 @@ def render_ingest_report(console: Console, err_console: Console, report: IngestR
             soft_wrap=True,
         )
     loaded = sum(d.rows_loaded for d in report.loaded)
+    # a drop delivered again reads as "loaded": say that it brought nothing new
+    again = sum(1 for d in report.loaded if d.skipped_files and d.rows_loaded == 0)
+    repeated = f" ({again} of them already loaded: nothing new)" if again else ""
     console.print(
         f"{len(report.loaded)} drop(s) loaded, {len(report.failed)} failed; "
-        f"{loaded} row(s) added; generation {report.generation}"
+        f"{loaded} row(s) added; generation {report.generation}{repeated}"
     )
 
 
