@@ -153,3 +153,39 @@ def test_weighed_by_their_peers_bulk_readers_do_not_make_a_crowd() -> None:
     assert hits(set(), weighed) == everyone
     assert hits({"U4", "U5"}, weighed) == []
     assert hits({"U4", "U5"}, load_rules()) == everyone
+
+
+def test_explained_excess_counts_contact_views_against_the_roles_rate_and_says_day_or_days() -> (
+    None
+):
+    """D1 opens P1's contact details 12 times on one day of explained access; the detectives'
+    pooled rate is about one a day, so every one of those views is hit, and the evidence says
+    "on 1 day" (it said "on 1 days"); D2's one view a day on two days is not."""
+    from access_audit.score.indicators import explained_excess
+
+    staff = pl.LazyFrame(
+        {"user_id": ["D1", "D2", "D3", "D4"], "role": ["detective"] * 4, "team_id": ["CID"] * 4}
+    )
+    rows = []
+    for n in range(12):
+        rows.append({**_access("D1", n, "P1", explained=True), "action": "view_contact"})
+    for user in ("D2", "D3", "D4"):
+        for back in range(2):
+            for subject in range(5):
+                day = DAY - timedelta(days=back)
+                rows.append(
+                    {
+                        **_access(user, subject, f"P{user}{subject}", explained=True, day=day),
+                        "action": "view_contact",
+                    }
+                )
+    events = pl.LazyFrame(rows)
+    targets = events.filter(pl.col("day") == DAY)
+    frame = Frame(_inputs(staff=staff), load_rules(), targets, day_lookups(events))
+    rules = load_rules()
+    hits = explained_excess(frame, rules.indicators["explained_excess"]).collect()
+    assert hits.height == 12
+    assert set(hits["event_id"].str.split("-").list.first()) == {"D1"}
+    evidence = hits["evidence"][0]
+    assert evidence.startswith("opened the subject's contact details 12 times on 1 day with access")
+    assert "a detective with an explained subject does so" in evidence

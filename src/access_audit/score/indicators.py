@@ -444,10 +444,12 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
         on=["user_id", "record_id"],
     )
     evidence = fmt(
-        "opened the subject's contact details {} times on {} days with access; a {} "
+        "opened the subject's contact details {} times on {} with access; a {} "
         "with an explained subject does so {} times a day",
         "count",
-        "days",
+        pl.when(pl.col("days") == 1)
+        .then(pl.lit("1 day"))
+        .otherwise(pl.format("{} days", pl.col("days"))),
         pl.col("role").str.replace_all("_", " "),
         pl.col("median").round(2),
     )
