@@ -29,7 +29,7 @@ from access_audit.cli_base import (
     _warn_broken_ledgers,
     _workspace,
 )
-from access_audit.errors import AccessAuditError, one_line
+from access_audit.errors import AccessAuditError, InputError, one_line
 from access_audit.generate import MIN_DAYS, MIN_STAFF
 from access_audit.workspace import HOME_ENV, Workspace
 
@@ -475,9 +475,11 @@ def review(
         decision = _workspace(ctx, home).review(
             flag_id, status=status, outcome=outcome, note=note, reviewer=reviewer, purpose=purpose
         )
-    except AccessAuditError as error:
+    except InputError as error:
+        from access_audit.review import PROBLEMS
+
         hint = _case_hint(flag_id, "case review")
-        if hint and str(error).startswith("no flag"):
+        if hint and error.template == PROBLEMS["unknown_flag"]:
             raise AccessAuditError(f"{error}{hint}") from None
         raise
     from access_audit.escape import terminal

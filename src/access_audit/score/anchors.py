@@ -28,7 +28,7 @@ from access_audit.score.explain import Inputs
 from access_audit.score.fit_cache import FitCache
 from access_audit.score.lookback import Lookback
 from access_audit.score.mined import collaborative_groups, enabled_kinds
-from access_audit.score.patterns import PatternModel, fit_patterns
+from access_audit.score.patterns import PatternModel, fit_patterns, pattern_lookups
 from access_audit.score.rules import Rules
 
 EPOCH = date(1970, 1, 1)
@@ -60,19 +60,19 @@ def reach_days(rules: Rules) -> int:
 
 
 def fit_models(
-    pattern_lookups: pl.LazyFrame,
+    lookups: pl.LazyFrame,
     earlier: pl.LazyFrame,
     inputs: Inputs,
     rules: Rules,
     fits: FitCache | None = None,
 ) -> Models:
-    """The models of a day's look-back: the peers' model of its `pattern_lookups` (the window's,
-    the day included) and the collaborative groups of its `earlier` lookups (score/lookback.py:
-    the `lookback_days` strictly before the day, which is what the mined kinds learn from).
-    `fits` holds the MinCovDet fits and collaborative groups already made (score/fit_cache.py)
-    and keeps the new ones."""
+    """The models of a day's look-back: the peers' model of its `lookups` (`pattern_lookups` of
+    the window, the day included) and the collaborative groups of its `earlier` lookups
+    (score/lookback.py: the `lookback_days` strictly before the day, which is what the mined kinds
+    learn from). `fits` holds the MinCovDet fits and collaborative groups already made
+    (score/fit_cache.py) and keeps the new ones."""
     settings = enabled_kinds(rules).get("collaborative_group")
-    patterns = fit_patterns(pattern_lookups, inputs.staff, rules, fits)
+    patterns = fit_patterns(lookups, inputs.staff, rules, fits)
     if settings is None:
         return Models(patterns, None)
     if fits is None:
@@ -92,8 +92,6 @@ def anchored_models(
     """The models `day` is scored against, fitted at its anchor from `lookback`'s aggregates
     (which must hold the anchor's look-back), and kept in `fitted` for the next days; None when
     the day fits its own (it is an anchor, or its anchor has no lookups)."""
-    from access_audit.score.patterns import pattern_lookups
-
     anchor = anchor_of(day, rules.refit_days)
     if anchor == day:
         return None
