@@ -95,11 +95,70 @@ def test_a_crowd_counts_unrelated_teams_over_a_week_through_the_incident() -> No
     frame = _crowd_frame(rows, staff, today)
     hits = crowd(frame, frame.rules.indicators["crowd"]).collect().sort("event_id")
     assert hits["event_id"].to_list() == sorted(today)
+    assert hits["points"].to_list() == [25.0, 25.0]
     assert (
         hits["evidence"].to_list()
         == ["users of 5 unrelated teams looked this subject up without explanation within 2 days"]
         * 2
     )
+    # measured against chance with one day before it: no audience as large that day, so half a
+    # subject a day, and ln 2 / ln 10 of the weight
+    calibrated = load_rules(parse_config({"indicators": {"crowd": {"calibrate": True}}}))
+    hits = crowd(frame, calibrated.indicators["crowd"]).collect().sort("event_id")
+    assert [round(p, 2) for p in hits["points"]] == [7.53, 7.53]
+    assert (
+        hits["evidence"].to_list()
+        == [
+            "users of 5 unrelated teams looked this subject up without explanation within 2 days; "
+            "an audience as large formed about 0.5 times a day in the day before"
+        ]
+        * 2
+    )
+
+
+def _audience(subject: str, teams: range, day: date) -> list[dict[str, object]]:
+    """Users U<team> of teams T<team> reading `subject` without explanation on `day`."""
+    return [
+        _access(f"U{n}", hash((subject, day)) % 1000, subject, explained=False, day=day)
+        for n in teams
+    ]
+
+
+def test_a_crowd_weighs_as_much_as_it_is_rarer_than_the_forces_chance_crowds() -> None:
+    """Today five teams read V. Where a five-team audience formed around two subjects on each of
+    the ten days before (bulk readers), five teams happens by chance twice a day: no evidence,
+    no hit. Where none formed, it is rarer than one in twenty days: full weight (25 points).
+    Where one formed on one of the ten days, about 0.15 a day: part weight. Switched off
+    (`calibrate = false`), the crowd stands at full weight whatever the look-back holds."""
+    staff = pl.LazyFrame(
+        {"user_id": [f"U{n}" for n in range(9)], "team_id": [f"T{n}" for n in range(9)]}
+    )
+    today = _audience("V", range(5), DAY)
+    today_ids = [str(r["event_id"]) for r in today]
+    quiet = [
+        r
+        for back in range(1, 11)
+        for r in _audience(f"Q{back}", range(2), DAY - timedelta(days=back))
+    ]
+    busy = [
+        r
+        for back in range(1, 11)
+        for subject in (f"B{back}", f"C{back}")
+        for r in _audience(subject, range(4, 9), DAY - timedelta(days=back))
+    ]
+    once = _audience("O", range(4, 9), DAY - timedelta(days=5))
+
+    def points(rows: list[dict[str, object]], calibrate: bool = True) -> list[float]:
+        frame = _crowd_frame(rows, staff, today_ids)
+        rules = load_rules(parse_config({"indicators": {"crowd": {"calibrate": calibrate}}}))
+        found = crowd(frame, rules.indicators["crowd"]).collect()
+        return sorted(found["points"].to_list())
+
+    assert points(quiet + today) == [25.0] * 5
+    assert points(busy + today) == []
+    part = points(quiet + once + today)
+    assert len(part) == 5 and 0 < part[0] < 25.0
+    assert points(busy + today, calibrate=False) == [25.0] * 5
 
 
 def test_a_teams_readers_count_once_and_a_crowd_older_than_the_window_is_gone() -> None:
@@ -189,3 +248,47 @@ def test_explained_excess_counts_contact_views_against_the_roles_rate_and_says_d
     evidence = hits["evidence"][0]
     assert evidence.startswith("opened the subject's contact details 12 times on 1 day with access")
     assert "a detective with an explained subject does so" in evidence
+
+
+def test_explained_excess_is_measured_against_the_spread_of_the_roles_pairs() -> None:
+    """The same 14 contact views of one subject over 7 days. Among detectives whose other pairs
+    are viewed about once a day, evenly, it is far beyond chance: full weight. Among disclosure
+    officers who reread whole case files (pairs viewed 0 to 20 times on 7 days), the role's
+    spread makes it close to chance: under a quarter of the weight."""
+    from access_audit.score.indicators import explained_excess
+
+    def found(role: str, spread: list[int]) -> pl.DataFrame:
+        users = [f"X{n}" for n in range(len(spread) + 1)]
+        staff = pl.LazyFrame(
+            {"user_id": users, "role": [role] * len(users), "team_id": ["T"] * len(users)}
+        )
+        rows = []
+        for user, views in [("X0", 14), *zip(users[1:], spread, strict=True)]:
+            for n in range(views):
+                day = DAY - timedelta(days=n % 7)
+                rows.append(
+                    {
+                        **_access(user, n, f"P{user}", explained=True, day=day),
+                        "action": "view_contact",
+                    }
+                )
+            for back in range(7):  # a day of explained access even without a contact view
+                rows.append(
+                    _access(
+                        user, 100 + back, f"P{user}", explained=True, day=DAY - timedelta(days=back)
+                    )
+                )
+        events = pl.LazyFrame(rows)
+        targets = events.filter(pl.col("day") == DAY)
+        rules = load_rules(parse_config({"indicators": {"explained_excess": {"model": "chance"}}}))
+        frame = Frame(_inputs(staff=staff), rules, targets, day_lookups(events))
+        return explained_excess(frame, rules.indicators["explained_excess"]).collect()
+
+    narrow = found("detective", [7, 6, 8, 7, 7, 6, 8, 7, 7, 7] * 3)
+    assert not narrow.is_empty()
+    assert set(narrow["event_id"].str.split("-").list.first()) == {"X0"}
+    assert set(narrow["points"].to_list()) == {40.0}
+    wide = found("disclosure_officer", [0, 1, 20, 2, 0, 18, 3, 0, 16, 1] * 3)
+    x0 = wide.filter(pl.col("event_id").str.starts_with("X0-"))
+    assert x0["points"].max() < 10.0  # type: ignore[operator]
+    assert "by chance about 0." in x0["evidence"][0]

@@ -311,6 +311,9 @@ class CrowdSettings(IndicatorSettings):
     member_weight: bool = False
     """Count each team by how unusual an unexplained read of that kind of record is for its
     reader: the share of such lookups their peers (team and role) explain, over the look-back."""
+    calibrate: bool = False
+    """Weigh a crowd by how much rarer it is than the audiences as large that formed by chance
+    in the look-back (score/indicators.py, crowd)."""
 
 
 class RepeatedSettings(IndicatorSettings):
@@ -323,7 +326,12 @@ class OffShiftSettings(IndicatorSettings):
 
 class ExplainedExcessSettings(IndicatorSettings):
     min_count: PositiveInt
-    peer_ratio: float = Field(gt=0, allow_inf_nan=False)
+    """Contact views of one subject in the look-back below which the pair is never weighed."""
+    model: Literal["chance", "ratio"] = "chance"
+    """"chance": against a negative binomial of the role's pairs; "ratio": at least
+    `peer_ratio` times the role's pooled rate."""
+    peer_ratio: float = Field(default=4.0, gt=0, allow_inf_nan=False)
+    """With model = "ratio": times the role's pooled rate of contact views per day."""
 
 
 class IndicatorsSettings(Section):

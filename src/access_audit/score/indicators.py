@@ -301,22 +301,30 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
 
     A crowd is curiosity shared by people with no common work, so users of one team count once (a
     safeguarding hub's whole team reading a referred child is one piece of work, not a crowd). The
-    subject is a person, reached through their record or through an incident that links them."""
+    subject is a person, reached through their record or through an incident that links them.
+
+    With `calibrate`, a crowd weighs as much as it is rarer than this force's chance crowds:
+    `expected` is how many subjects a day drew an audience at least as large over the look-back
+    before the scored day (half a subject added, so a size never seen is rare, not impossible),
+    and the indicator weighs chance_weight(expected). Where bulk readers (a crime-recording bureau,
+    supervisors sampling reports) make five-team audiences daily, five teams is no evidence;
+    where audiences of three are rare, five is full weight."""
     links = f.inputs.incident_persons.select("incident_id", "person_id").unique()
     targets = _about_persons(
         f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
     )
-    subjects = targets.select("subject").unique()
+    calibrate = bool(ind.param("calibrate"))
     unit = f.inputs.staff.select("user_id", team="team_id").unique("user_id", keep="first")
     unexplained = f.lookups.filter(pl.col("unexplained"))
     if ind.param("member_weight"):
         unexplained = unexplained.join(_unusual_reads(f), on=["user_id", "record_type"], how="left")
     else:
         unexplained = unexplained.with_columns(weight=pl.lit(1.0))
+    seen = _about_persons(unexplained, links, ["user_id", "day", "weight"])
+    if not calibrate:
+        seen = seen.join(targets.select("subject").unique(), on="subject", how="semi")
     seen = (
-        _about_persons(unexplained, links, ["user_id", "day", "weight"])
-        .join(subjects, on="subject", how="semi")
-        .join(unit, on="user_id", how="left")
+        seen.join(unit, on="user_id", how="left")
         # a user with no team is a unit of their own
         .select(
             "subject",
@@ -328,10 +336,12 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .agg(pl.col("weight").fill_null(1.0).max())
     )
     window = int(ind.param("window_days"))
+    lookup_days = f.lookups.select("day").unique()
     within = (
         pl.concat(
             [seen.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
         )
+        .join(lookup_days, on="day", how="semi")
         .group_by("subject", "day", "unit")
         .agg(pl.col("weight").max())
         .group_by("subject", "day")
@@ -340,15 +350,56 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     hits = (
         targets.join(within, on=["subject", "day"])
-        .group_by("system", "event_id")
-        .agg(pl.col("units").max())
+        .group_by("system", "event_id", "day")
+        .agg(pl.col("units").max(), pl.col("weighted").max())
     )
     evidence = fmt(
         "users of {} unrelated teams looked this subject up without explanation within {} days",
         "units",
         pl.lit(window),
     )
-    return _out(hits, ind, evidence)
+    if not calibrate:
+        return _out(hits, ind, evidence)
+    # the look-back's crowds before each scored day, and its days
+    scored = hits.select("day").unique()
+    earlier = scored.join(within.select(crowd_day="day", size="weighted"), how="cross").filter(
+        pl.col("crowd_day") < pl.col("day")
+    )
+    prior_days = (
+        scored.join(lookup_days.select(crowd_day="day"), how="cross")
+        .filter(pl.col("crowd_day") < pl.col("day"))
+        .group_by("day")
+        .agg(prior_days=pl.len())
+    )
+    calibrated = (
+        hits.join(earlier, on="day", how="left")
+        .group_by("system", "event_id", "day", "units", "weighted")
+        .agg(as_large=(pl.col("size") >= pl.col("weighted")).sum())
+        .join(prior_days, on="day", how="left")
+        .with_columns(expected=(pl.col("as_large") + 0.5) / pl.col("prior_days"))
+        .with_columns(
+            # nothing before the day to measure chance by: the crowd stands as found
+            weight=pl.when(pl.col("prior_days").fill_null(0) > 0)
+            .then(chance_weight(pl.col("expected"), f.rules))
+            .otherwise(1.0)
+        )
+        .filter(pl.col("weight") > 0)
+    )
+    evidence = pl.concat_str(
+        evidence,
+        pl.when(pl.col("prior_days").fill_null(0) > 0)
+        .then(
+            fmt(
+                "; an audience as large formed {} times a day in the {} before",
+                _few(pl.col("expected")),
+                pl.when(pl.col("prior_days") == 1)
+                .then(pl.lit("day"))
+                .otherwise(pl.format("{} days", pl.col("prior_days"))),
+            )
+        )
+        .otherwise(pl.lit("")),
+    )
+    return _out(calibrated, ind, evidence, pl.lit(ind.weight) * pl.col("weight"))
 
 
 def repeated(f: Frame, ind: Indicator) -> pl.LazyFrame:
@@ -423,9 +474,39 @@ def cited_unlinked(f: Frame, ind: Indicator) -> pl.LazyFrame:
     return _out(grouped, ind, pl.col("cited"))
 
 
+def chance_weight(expected: pl.Expr, rules: Rules) -> pl.Expr:
+    """How much an indicator measured against chance counts, from `expected`: how many such
+    findings chance alone makes a day in this force. clip(ln(1 / expected) / ln([peers]
+    full_weight_ratio), 0, 1): one a day or more is no evidence; a tenth of one a day or less (at
+    the default ratio of 10) is full weight. The same scale as the peer weights (score/peers.py)."""
+    ratio = float(rules.peers["full_weight_ratio"])
+    return ((1.0 / expected).log() / math.log(ratio)).clip(0.0, 1.0)
+
+
+def _nbinom_tail(batch: pl.Series) -> pl.Series:
+    """P(X >= count) for X negative binomial with mean `mu` and 1/size `inv_size`: a struct
+    Series (count, mu, inv_size) -> Float64."""
+    from scipy.stats import nbinom
+
+    count = batch.struct.field("count").to_numpy().astype("float64")
+    mu = batch.struct.field("mu").to_numpy().astype("float64")
+    size = 1.0 / batch.struct.field("inv_size").to_numpy().astype("float64")
+    return pl.Series(nbinom.sf(count - 1.0, size, size / (size + mu)), dtype=pl.Float64)
+
+
 def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
-    """Explained, but far more contact-detail views of one subject than role peers need."""
-    roles = f.inputs.staff.select("user_id", "role")
+    """Explained, but far more contact-detail views of one subject than the role's: measured
+    against chance (`model = "chance"`, _excess_by_chance) or a fixed multiple of the role's
+    pooled rate (`model = "ratio"`, _excess_by_ratio)."""
+    if ind.param("model") == "ratio":
+        return _excess_by_ratio(f, ind)
+    return _excess_by_chance(f, ind)
+
+
+def _excess_by_ratio(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """At least `min_count` contact views of one subject at `peer_ratio` times the role's pooled
+    rate (contact views per day of explained access to a subject), at full weight."""
+    roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
     pairs = (
         f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
         .group_by("user_id", "record_id")
@@ -433,7 +514,6 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .with_columns(rate=pl.col("count") / pl.col("days"))
         .join(roles, on="user_id", how="left")
     )
-    # the role's pooled rate: contact views per day of explained access to a subject
     medians = pairs.group_by("role").agg(median=pl.col("count").sum() / pl.col("days").sum())
     excessive = pairs.join(medians, on="role", how="left").filter(
         (pl.col("count") >= ind.param("min_count"))
@@ -447,13 +527,85 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
         "opened the subject's contact details {} times on {} with access; a {} "
         "with an explained subject does so {} times a day",
         "count",
-        pl.when(pl.col("days") == 1)
-        .then(pl.lit("1 day"))
-        .otherwise(pl.format("{} days", pl.col("days"))),
+        _days(pl.col("days")),
         pl.col("role").str.replace_all("_", " "),
         pl.col("median").round(2),
     )
     return _out(hits, ind, evidence)
+
+
+def _days(days: pl.Expr) -> pl.Expr:
+    """'1 day', '3 days'."""
+    return pl.when(days == 1).then(pl.lit("1 day")).otherwise(pl.format("{} days", days))
+
+
+def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """Explained, but far more contact-detail views of one subject than chance gives the role.
+
+    Each (user, subject) pair's explained contact views over the look-back are compared with an
+    overdispersed count model of the role's pairs: negative binomial, its mean the role's pooled
+    rate times the pair's days of explained access, its dispersion fitted by moments over the
+    role's pairs (a disclosure officer who rereads whole case files has a wide spread, a detective
+    a narrow one). `expected` is how many of the role's pairs would reach the pair's count by
+    chance, per day of the look-back; the indicator weighs chance_weight(expected)."""
+    roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
+    explained = f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
+    days = explained.select(pl.col("day").n_unique().alias("lookback_days"))
+    pairs = (
+        explained.group_by("user_id", "record_id")
+        .agg(count=pl.col("contacts").sum(), days=pl.len())
+        .join(roles, on="user_id", how="left")
+        .with_columns(
+            median=pl.col("count").sum().over("role") / pl.col("days").sum().over("role"),
+            pairs=pl.len().over("role"),
+        )
+        .with_columns(mu=pl.col("median") * pl.col("days"))
+        .with_columns(
+            # method of moments: Var = mu + mu^2 / size; at least a Poisson's spread
+            inv_size=(
+                ((pl.col("count") - pl.col("mu")) ** 2 - pl.col("mu")).sum().over("role")
+                / (pl.col("mu") ** 2).sum().over("role")
+            ).clip(1e-6)
+        )
+    )
+    candidates = (
+        pairs.filter((pl.col("count") >= ind.param("min_count")) & (pl.col("mu") > 0))
+        .join(days, how="cross")
+        .with_columns(
+            tail=pl.struct("count", "mu", "inv_size").map_batches(
+                _nbinom_tail, return_dtype=pl.Float64
+            )
+        )
+        .with_columns(expected=pl.col("pairs") * pl.col("tail") / pl.col("lookback_days"))
+        .with_columns(weight=chance_weight(pl.col("expected"), f.rules))
+        .filter(pl.col("weight") > 0)
+    )
+    hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
+        candidates.select(
+            "user_id", "record_id", "count", "days", "role", "median", "expected", "weight"
+        ),
+        on=["user_id", "record_id"],
+    )
+    evidence = fmt(
+        "opened the subject's contact details {} times on {} with access; a {} "
+        "with an explained subject does so {} times a day, and by chance {} of the role's "
+        "pairs a day would reach that many",
+        "count",
+        _days(pl.col("days")),
+        pl.col("role").str.replace_all("_", " "),
+        pl.col("median").round(2),
+        _few(pl.col("expected")),
+    )
+    return _out(hits, ind, evidence, pl.lit(ind.weight) * pl.col("weight"))
+
+
+def _few(expected: pl.Expr) -> pl.Expr:
+    """A small expected count in words: 'about 0.3', 'under 0.01'."""
+    return (
+        pl.when(expected < 0.01)
+        .then(pl.lit("under 0.01"))
+        .otherwise(pl.format("about {}", expected.round_sig_figs(1)))
+    )
 
 
 BUILDERS: dict[str, Builder] = {
