@@ -292,3 +292,22 @@ def test_explained_excess_is_measured_against_the_spread_of_the_roles_pairs() ->
     x0 = wide.filter(pl.col("event_id").str.starts_with("X0-"))
     assert x0["points"].max() < 10.0  # type: ignore[operator]
     assert "by chance about 0." in x0["evidence"][0]
+
+
+def test_the_negative_binomial_tail_is_poissons_without_overdispersion_and_wider_with_it() -> None:
+    """P(X >= x): with almost no overdispersion it is the Poisson tail; with more, the tail at
+    the same mean is heavier."""
+    import math
+
+    from access_audit.score.indicators import _nbinom_tail
+
+    def poisson_tail(x: int, mu: float) -> float:
+        return 1.0 - sum(math.exp(-mu) * mu**j / math.factorial(j) for j in range(x))
+
+    batch = pl.DataFrame(
+        {"count": [8, 14, 14], "mu": [1.3, 6.3, 6.3], "inv_size": [1e-9, 1e-9, 1.5]}
+    ).select(pl.struct("count", "mu", "inv_size"))
+    tails = _nbinom_tail(batch.to_series()).to_list()
+    assert math.isclose(tails[0], poisson_tail(8, 1.3), rel_tol=1e-6)
+    assert math.isclose(tails[1], poisson_tail(14, 6.3), rel_tol=1e-6)
+    assert tails[2] > 5 * tails[1]
