@@ -227,6 +227,46 @@ def test_assignment_recorded_late_explains_earlier_work_and_clears_the_flag(
     assert workspace.flag_detail("F20261120-U2-P2").flag["note"] == flag.flag["note"]  # type: ignore[union-attr]
 
 
+def test_an_alert_the_new_rules_no_longer_raise_says_the_rules_changed_not_now_explained(
+    workspace: Workspace, make_drop
+) -> None:
+    """Re-scored under other rules (the justification's unlinked citation weighs nothing now),
+    the alert is cleared with a note naming the rules, not 'now explained': nothing new explains
+    its accesses."""
+    drop = make_drop(
+        "2026-11-20",
+        {
+            **reference(),
+            "access_log": [
+                event("E1", "2026-11-20T09:00:00Z", user_id="U2", record_id="P2"),
+                event(
+                    "E2",
+                    "2026-11-20T09:05:00Z",
+                    user_id="U2",
+                    record_id="P2",
+                    justification="enquiries re CR/2099/000001",
+                ),
+            ],
+        },
+    )
+    assert workspace.nightly([drop]).ok
+    before = workspace.flag_detail("F20261120-U2-P2")
+    assert before is not None and before.flag["alert"]
+    old_rules = str(before.flag["rules_version"])
+    (workspace.home / "access-audit.toml").write_text(
+        "[indicators.cited_unlinked]\nweight = 0\n", encoding="utf-8"
+    )
+    rescored = Workspace.open(workspace.home)
+    report = rescored.score()
+    assert report.cleared == ["F20261120-U2-P2"]
+    flag = rescored.flag_detail("F20261120-U2-P2")
+    assert flag is not None and not flag.flag["alert"]
+    note = str(flag.flag["note"])
+    assert note.startswith(f"the rules changed ({old_rules} to rules-")
+    assert "its risk no longer reaches the threshold" in note
+    assert "now explained" not in note
+
+
 def test_team_assignment_and_created_incident_explain(workspace: Workspace, make_drop) -> None:
     drop = make_drop(
         "2026-11-20",

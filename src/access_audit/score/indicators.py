@@ -390,8 +390,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         pl.when(pl.col("prior_days").fill_null(0) > 0)
         .then(
             fmt(
-                "; an audience as large formed {} times a day in the {} before",
-                _few(pl.col("expected")),
+                "; audiences as large formed {} over the {} before",
+                _how_often(pl.col("expected")),
                 pl.when(pl.col("prior_days") == 1)
                 .then(pl.lit("day"))
                 .otherwise(pl.format("{} days", pl.col("prior_days"))),
@@ -526,7 +526,7 @@ def _excess_by_ratio(f: Frame, ind: Indicator) -> pl.LazyFrame:
         on=["user_id", "record_id"],
     )
     evidence = fmt(
-        "opened the subject's contact details {} times on {} with access; a {} "
+        "opened the subject's contact details {} times on {} of explained access; a {} "
         "with an explained subject does so {} times a day",
         "count",
         _days(pl.col("days")),
@@ -589,24 +589,27 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
         on=["user_id", "record_id"],
     )
     evidence = fmt(
-        "opened the subject's contact details {} times on {} with access; a {} "
-        "with an explained subject does so {} times a day, and by chance {} of the role's "
-        "pairs a day would reach that many",
+        "opened the subject's contact details {} times on {} of explained access; a {} "
+        "with an explained subject does so {} times a day, and chance makes a pair of the "
+        "role's that extreme {}",
         "count",
         _days(pl.col("days")),
         pl.col("role").str.replace_all("_", " "),
         pl.col("median").round(2),
-        _few(pl.col("expected")),
+        _how_often(pl.col("expected")),
     )
     return _out(hits, ind, evidence, pl.lit(ind.weight) * pl.col("weight"))
 
 
-def _few(expected: pl.Expr) -> pl.Expr:
-    """A small expected count in words: 'about 0.3', 'under 0.01'."""
+def _how_often(expected: pl.Expr) -> pl.Expr:
+    """How often chance makes something, from `expected` a day: 'less than once in 100 days',
+    'about once in 7 days', 'about 2.5 times a day'."""
     return (
         pl.when(expected < 0.01)
-        .then(pl.lit("under 0.01"))
-        .otherwise(pl.format("about {}", expected.round_sig_figs(1)))
+        .then(pl.lit("less than once in 100 days"))
+        .when(expected < 1)
+        .then(pl.format("about once in {} days", (1 / expected).round(0).cast(pl.Int64)))
+        .otherwise(pl.format("about {} times a day", expected.round(1)))
     )
 
 

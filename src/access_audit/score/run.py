@@ -77,9 +77,13 @@ def _cleared(
     previous_events: pl.DataFrame,
     scored: Scored,
     now: datetime,
+    rules_version: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Earlier alerts (or earlier cleared flags) the new scores do not raise: kept, marked
-    cleared (`cleared_at`, the first time), with a note naming what explains them now."""
+    cleared (`cleared_at`, the first time), with a note saying why: what explains them now, when
+    some of their accesses were unexplained and are explained now; else that the risk no longer
+    reaches the threshold, and whether the rules changed (an alert on explained accesses, such as
+    `explained_excess`, is never "now explained")."""
     was_alert = previous.filter(pl.col("alert") | pl.col("cleared_at").is_not_null())
     still = scored.flags.filter(pl.col("alert")).select("flag_id")
     gone = was_alert.join(still, on="flag_id", how="anti")
@@ -100,21 +104,42 @@ def _cleared(
         )
     )
     rescored = scored.flags.select("flag_id", new_score="score")
+    was_unexplained = (
+        pl.col("reasons").list.eval(pl.element().struct.field("code")).list.contains("unexplained")
+    )
+    explained = fmt(
+        "; {} of {} accesses explained ({})",
+        pl.col("explained").fill_null(0),
+        pl.col("events").fill_null(0),
+        pl.col("details"),
+    )
+    no_longer = pl.concat_str(
+        pl.when(pl.col("rules_version") != rules_version)
+        .then(
+            fmt(
+                "the rules changed ({} to {}) and its risk no longer reaches the threshold",
+                "rules_version",
+                pl.lit(rules_version),
+            )
+        )
+        .otherwise(pl.lit("its risk no longer reaches the threshold")),
+        pl.when(pl.col("explained").fill_null(0) > 0).then(explained).otherwise(pl.lit("")),
+    )
     note = (
         pl.when(pl.col("cleared_at").is_not_null())
         .then(pl.col("note"))
         .when(pl.col("kind") == AUDIT_GAP)
         .then(pl.lit(GAP_CLEARED))
-        .otherwise(
+        .when(was_unexplained & (pl.col("explained").fill_null(0) > 0))
+        .then(
             fmt(
                 "{} of {} accesses now explained ({})",
                 pl.col("explained").fill_null(0),
                 pl.col("events").fill_null(0),
-                pl.col("details").fill_null(
-                    "no explanation; its risk no longer reaches the threshold"
-                ),
+                "details",
             )
         )
+        .otherwise(no_longer)
     )
     carried = (
         gone.join(why, on="flag_id", how="left")
@@ -272,7 +297,7 @@ def _write_chunk(
     )
     if model is not None:
         scored.flags = apply_model(scored.flags, model)
-    carried, carried_events = _cleared(previous, previous_events, scored, now)
+    carried, carried_events = _cleared(previous, previous_events, scored, now, rules.version)
     new_ids = scored.flags.select("flag_id")
     flags = pl.concat(
         [
