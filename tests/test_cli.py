@@ -191,3 +191,19 @@ def test_bad_options_are_clear_errors(tmp_path: Path, argv: list[str]) -> None:
     result = runner.invoke(app, argv)
     assert result.exit_code == 2
     assert "error:" in result.output
+
+
+def test_the_command_list_gives_each_summary_unbroken() -> None:
+    """A docstring's first paragraph spans lines; the command list shows it as one sentence,
+    not broken where the source line ended (newcomer)."""
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "220"})
+    assert result.exit_code == 0
+    assert (
+        "explanations, indicators, score breakdown, the user's training and the review history."
+        in result.output
+    )
+    cases = CliRunner().invoke(app, ["case", "--help"], env={"COLUMNS": "220"})
+    assert cases.exit_code == 0
+    for line in cases.output.splitlines():
+        # no summary line in the box ends mid-sentence with a comma
+        assert not line.rstrip(" │").endswith(",")

@@ -5,6 +5,7 @@ Heavy libraries (polars, duckdb, scikit-learn) are imported inside commands, so 
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from datetime import date
@@ -704,6 +705,19 @@ def evidence(
 
 
 app.add_typer(case_app, name="case")  # `access-audit case …`, in case_cli.py
+
+
+def _one_line_summaries(*apps: typer.Typer) -> None:
+    """Each command's line in `--help`'s command list: its docstring's first paragraph on one
+    line (Rich keeps a docstring's line breaks there, breaking a summary mid-sentence)."""
+    for each in apps:
+        for command in each.registered_commands:
+            doc = inspect.getdoc(command.callback) if command.callback else None
+            if command.short_help is None and command.help is None and doc:
+                command.short_help = " ".join(doc.split("\n\n")[0].split())
+
+
+_one_line_summaries(app, case_app)
 
 
 def _window(workspace: Workspace, since: str | None, until: str | None) -> Any:
