@@ -371,7 +371,11 @@ def test_a_gap_whose_rows_arrive_late_is_kept_cleared_with_a_note_that_says_so()
         coverage=pl.DataFrame(),
     )
     carried, events = _cleared(
-        previous, pl.DataFrame(schema=FLAG_EVENT_SCHEMA), rescored, at(TARGET + timedelta(1), 3)
+        previous,
+        pl.DataFrame(schema=FLAG_EVENT_SCHEMA),
+        rescored,
+        at(TARGET + timedelta(1), 3),
+        "rules-000000000000",
     )
     assert carried["flag_id"].to_list() == ["F20261015-gap-RMS-1000"]
     assert carried["note"].item() == (

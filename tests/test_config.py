@@ -89,6 +89,16 @@ def test_values_are_read(tmp_path: Path) -> None:
             '[explanations.handled_call]\ntext = "call {via} as {role}"\n',
             "[explanations.handled_call] text: names no field '{role}' (it may use {via})",
         ),
+        (
+            "[indicators.explained_excess]\npeer_ratio = 6\n",
+            '[indicators.explained_excess] peer_ratio: is read only with model = "ratio" '
+            '(model is "chance")',
+        ),
+        (
+            '[indicators.explained_excess]\nmodel = "nb"\n',
+            "[indicators.explained_excess] model: expected 'chance' or 'ratio', got 'nb'",
+        ),
+        ('[indicators.crowd]\ncalibrate = "yes"\n', "[indicators.crowd] calibrate: expected true"),
         ("not = [toml", "not valid TOML"),
     ],
 )

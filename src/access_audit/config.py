@@ -328,10 +328,25 @@ class ExplainedExcessSettings(IndicatorSettings):
     min_count: PositiveInt
     """Contact views of one subject in the look-back below which the pair is never weighed."""
     model: Literal["chance", "ratio"] = "chance"
-    """"chance": against a negative binomial of the role's pairs; "ratio": at least
+    """"chance": against a negative binomial of the role's other pairs; "ratio": at least
     `peer_ratio` times the role's pooled rate."""
-    peer_ratio: float = Field(default=4.0, gt=0, allow_inf_nan=False)
-    """With model = "ratio": times the role's pooled rate of contact views per day."""
+    peer_ratio: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """With model = "ratio" only: times the role's pooled rate of contact views per day
+    (DEFAULT_PEER_RATIO when unset)."""
+
+    @model_validator(mode="after")
+    def _peer_ratio_needs_ratio(self) -> ExplainedExcessSettings:
+        if self.peer_ratio is not None and self.model != "ratio":
+            raise PydanticCustomError(
+                "unused_setting",
+                'is read only with model = "ratio" (model is "{model}")',
+                {"at": ("peer_ratio",), "model": self.model},
+            )
+        return self
+
+
+DEFAULT_PEER_RATIO = 4.0
+"""[indicators.explained_excess] peer_ratio when model = "ratio" and it is not set."""
 
 
 class IndicatorsSettings(Section):

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from access_audit.config import DEFAULT_PEER_RATIO
 from access_audit.errors import AccessAuditError
 from access_audit.score.explain import Inputs, cited_incidents
 from access_audit.score.rules import Indicator, Rules, fmt
@@ -348,11 +349,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .agg(units=pl.len(), weighted=pl.col("weight").sum())
         .filter(pl.col("weighted") >= ind.param("min_users"))
     )
-    hits = (
-        targets.join(within, on=["subject", "day"])
-        .group_by("system", "event_id", "day")
-        .agg(pl.col("units").max(), pl.col("weighted").max())
-    )
+    found = targets.join(within, on=["subject", "day"])
+    hits = found.group_by("system", "event_id", "day").agg(pl.col("units").max())
     evidence = fmt(
         "users of {} unrelated teams looked this subject up without explanation within {} days",
         "units",
@@ -360,11 +358,12 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     if not calibrate:
         return _out(hits, ind, evidence)
-    # the look-back's crowds before each scored day, and its days
-    scored = hits.select("day").unique()
-    earlier = scored.join(within.select(crowd_day="day", size="weighted"), how="cross").filter(
-        pl.col("crowd_day") < pl.col("day")
-    )
+    # the look-back's audiences before each scored day, other subjects' only (a crowd that grows
+    # over several days is not measured against itself), and its days
+    scored = found.select("day").unique()
+    earlier = scored.join(
+        within.select(crowd_subject="subject", crowd_day="day", size="weighted"), how="cross"
+    ).filter(pl.col("crowd_day") < pl.col("day"))
     prior_days = (
         scored.join(lookup_days.select(crowd_day="day"), how="cross")
         .filter(pl.col("crowd_day") < pl.col("day"))
@@ -372,9 +371,14 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .agg(prior_days=pl.len())
     )
     calibrated = (
-        hits.join(earlier, on="day", how="left")
-        .group_by("system", "event_id", "day", "units", "weighted")
-        .agg(as_large=(pl.col("size") >= pl.col("weighted")).sum())
+        found.join(earlier, on="day", how="left")
+        .group_by("system", "event_id", "day", "subject", "units", "weighted")
+        .agg(
+            as_large=(
+                (pl.col("size") >= pl.col("weighted"))
+                & (pl.col("crowd_subject") != pl.col("subject"))
+            ).sum()
+        )
         .join(prior_days, on="day", how="left")
         .with_columns(expected=(pl.col("as_large") + 0.5) / pl.col("prior_days"))
         .with_columns(
@@ -384,6 +388,10 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
             .otherwise(1.0)
         )
         .filter(pl.col("weight") > 0)
+        # an access about several subjects (an incident) counts its strongest crowd
+        .sort("weight", "units", "subject", descending=[True, True, False])
+        .group_by("system", "event_id", "day")
+        .agg(pl.all().first())
     )
     evidence = pl.concat_str(
         evidence,
@@ -508,6 +516,8 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
 def _excess_by_ratio(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """At least `min_count` contact views of one subject at `peer_ratio` times the role's pooled
     rate (contact views per day of explained access to a subject), at full weight."""
+    set_ratio = ind.params.get("peer_ratio")
+    peer_ratio = float(set_ratio) if set_ratio is not None else DEFAULT_PEER_RATIO
     roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
     pairs = (
         f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
@@ -519,7 +529,7 @@ def _excess_by_ratio(f: Frame, ind: Indicator) -> pl.LazyFrame:
     medians = pairs.group_by("role").agg(median=pl.col("count").sum() / pl.col("days").sum())
     excessive = pairs.join(medians, on="role", how="left").filter(
         (pl.col("count") >= ind.param("min_count"))
-        & (pl.col("rate") >= ind.param("peer_ratio") * pl.col("median"))
+        & (pl.col("rate") >= peer_ratio * pl.col("median"))
     )
     hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
         excessive.select("user_id", "record_id", "count", "days", "role", "median"),
@@ -545,40 +555,72 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """Explained, but far more contact-detail views of one subject than chance gives the role.
 
     Each (user, subject) pair's explained contact views over the look-back are compared with an
-    overdispersed count model of the role's pairs: negative binomial, its mean the role's pooled
-    rate times the pair's days of explained access, its dispersion fitted by moments over the
-    role's pairs (a disclosure officer who rereads whole case files has a wide spread, a detective
-    a narrow one). `expected` is how many of the role's pairs would reach the pair's count by
-    chance, per day of the look-back; the indicator weighs chance_weight(expected)."""
+    overdispersed count model of the role's *other* pairs: negative binomial, its mean their
+    pooled rate times the pair's days of explained access, its dispersion fitted by moments over
+    them (a disclosure officer who rereads whole case files has a wide spread, a detective a
+    narrow one). A pair is weighed only when fewer than one of the role's other pairs would reach
+    its count by chance over the look-back; it then weighs chance_weight of how many would a
+    day. A user with no role (missing from staff) or a role with no other pairs to compare with
+    is never weighed. The moments come from integer sums, so the points do not depend on the
+    order of the rows (a re-score of unchanged data changes no bit)."""
     roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
     explained = f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
     days = explained.select(pl.col("day").n_unique().alias("lookback_days"))
+    # counts beyond a million count as a million in the role's moments (no Int64 overflow)
+    x = pl.col("count").clip(upper_bound=1_000_000).cast(pl.Int64)
+    d = pl.col("days").cast(pl.Int64)
     pairs = (
         explained.group_by("user_id", "record_id")
-        .agg(count=pl.col("contacts").sum(), days=pl.len())
-        .join(roles, on="user_id", how="left")
+        .agg(count=pl.col("contacts").sum().cast(pl.Int64), days=pl.len().cast(pl.Int64))
+        .join(roles.filter(pl.col("role").is_not_null()), on="user_id", how="inner")
+    )
+    sums = pairs.group_by("role").agg(
+        n=pl.len().cast(pl.Int64),
+        c=x.sum(),
+        dd=d.sum(),
+        x2=(x * x).sum(),
+        xd=(x * d).sum(),
+        d2=(d * d).sum(),
+    )
+    rate = pl.col("median")
+    others = (
+        pairs.join(sums, on="role")
+        # the role's other pairs: its sums less this pair's own terms
         .with_columns(
-            median=pl.col("count").sum().over("role") / pl.col("days").sum().over("role"),
-            pairs=pl.len().over("role"),
+            pairs=pl.col("n") - 1,
+            oc=pl.col("c") - x,
+            od=pl.col("dd") - d,
+            ox2=pl.col("x2") - x * x,
+            oxd=pl.col("xd") - x * d,
+            od2=pl.col("d2") - d * d,
         )
-        .with_columns(mu=pl.col("median") * pl.col("days"))
+        .filter((pl.col("pairs") > 0) & (pl.col("oc") > 0))
+        .with_columns(median=pl.col("oc") / pl.col("od"))
         .with_columns(
-            # method of moments: Var = mu + mu^2 / size; at least a Poisson's spread
+            mu=rate * pl.col("days"),
+            # method of moments over the other pairs, Var = mu + mu^2 / size, at least Poisson
             inv_size=(
-                ((pl.col("count") - pl.col("mu")) ** 2 - pl.col("mu")).sum().over("role")
-                / (pl.col("mu") ** 2).sum().over("role")
-            ).clip(1e-6)
+                (
+                    pl.col("ox2")
+                    - 2 * rate * pl.col("oxd")
+                    + rate**2 * pl.col("od2")
+                    - rate * pl.col("od")
+                )
+                / (rate**2 * pl.col("od2"))
+            ).clip(1e-6),
         )
     )
     candidates = (
-        pairs.filter((pl.col("count") >= ind.param("min_count")) & (pl.col("mu") > 0))
+        others.filter(pl.col("count") >= ind.param("min_count"))
         .join(days, how="cross")
         .with_columns(
             tail=pl.struct("count", "mu", "inv_size").map_batches(
                 _nbinom_tail, return_dtype=pl.Float64
             )
         )
-        .with_columns(expected=pl.col("pairs") * pl.col("tail") / pl.col("lookback_days"))
+        .with_columns(in_lookback=pl.col("pairs") * pl.col("tail"))
+        .filter(pl.col("in_lookback") < 1.0)
+        .with_columns(expected=pl.col("in_lookback") / pl.col("lookback_days"))
         .with_columns(weight=chance_weight(pl.col("expected"), f.rules))
         .filter(pl.col("weight") > 0)
     )
@@ -589,9 +631,9 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
         on=["user_id", "record_id"],
     )
     evidence = fmt(
-        "opened the subject's contact details {} times on {} of explained access; a {} "
-        "with an explained subject does so {} times a day, and chance makes a pair of the "
-        "role's that extreme {}",
+        "opened the subject's contact details {} times on {} of explained access; other {} "
+        "pairs (a user and an explained subject) average {} a day, and chance makes a pair of "
+        "the role's that extreme {}",
         "count",
         _days(pl.col("days")),
         pl.col("role").str.replace_all("_", " "),

@@ -133,7 +133,8 @@ RULES_SECTIONS = (
 
 def _indicator(name: str, spec: IndicatorSettings) -> Indicator:
     values = spec.model_dump()
-    params = {k: v for k, v in values.items() if k not in _INDICATOR_FIELDS}
+    # an optional setting left unset is absent, not None
+    params = {k: v for k, v in values.items() if k not in _INDICATOR_FIELDS and v is not None}
     return Indicator(
         name,
         spec.weight,
