@@ -89,39 +89,119 @@ def _points(found: pl.DataFrame, user: str) -> float:
     return float(mine["points"].max()) if mine.height else 0.0  # type: ignore[arg-type]
 
 
-# ---- small roles: a pair is measured against the role's other pairs ----
+# ---- small roles: a pair is measured against the role's other users, else the force's ----
 
 
-def test_a_lone_pair_at_its_own_rate_is_no_excess() -> None:
+def _force(n: int = 100, total: int = 10, days: int = 7) -> tuple[list[Pair], dict[str, str]]:
+    """The rest of the force: `n` response officers, each reading one subject's contact details
+    `total` +- 2 times over `days` days (a narrow spread around 1.4 a day)."""
+    pairs: list[Pair] = [(f"F{i}", f"FP{i}", _spread(total - 2 + i % 5, days)) for i in range(n)]
+    return pairs, {f"F{i}": "response_officer" for i in range(n)}
+
+
+def test_a_lone_pair_is_measured_against_the_force() -> None:
     """The only firearms-licensing officer opens one applicant's contact details 8 times over 7
-    days. Their pair is the whole role: there are no other pairs to measure it against, so it is
-    not weighed (the first version gave it the full 40 points, its expected count per day being
-    one pair's tail over 30 days)."""
-    pairs: list[Pair] = [("S1", "A1", _spread(8, 7))]
-    roles: dict[str, str] = {"S1": "firearms_licensing"}
+    days. The role has no other users, so the pair is measured against the force's pairs (about
+    10 in 7 days): ordinary, not weighed (the first version gave it the full 40 points, its
+    expected count per day being one pair's tail over 30 days). Against a force that never opens
+    contact details, 30 views are beyond chance."""
+    force, force_roles = _force()
+    pairs: list[Pair] = [*force, ("S1", "A1", _spread(8, 7))]
+    roles = force_roles | {"S1": "firearms_licensing"}
     assert _points(_excess(pairs, roles, model="ratio"), "S1") == 0.0
     assert _points(_excess(pairs, roles), "S1") == 0.0
+    quiet: list[Pair] = [(f"Q{i}", f"QP{i}", [0] * 7) for i in range(20)]
+    lone = _excess(
+        [*quiet, ("S1", "A1", _spread(30, 7))],
+        {f"Q{i}": "staff" for i in range(20)} | {"S1": "firearms_licensing"},
+    )
+    assert _points(lone, "S1") == 40.0
+    assert (
+        "other pairs in the force (a user and an explained subject) average 0.0 a day"
+        in (lone["evidence"][0])
+    )
 
 
 def test_a_pair_below_its_roles_mean_is_not_weighed() -> None:
-    """Ten analysts; nine read their subject's contact details 20 times in 7 days, X only 8. X is
-    the least of the role: more than one of the nine other pairs would reach 8 by chance, so X is
-    not weighed (the first version gave 19 points: even a tail probability of 1 made 'about 0.3
-    of the role's pairs a day' over a 30-day look-back)."""
-    pairs: list[Pair] = [(f"S{i}", f"P{i}", _spread(20, 7)) for i in range(9)]
+    """Ten analysts (and the rest of the force); nine read their subject's contact details 20
+    times in 7 days, X only 8. X is the least of the role: more than one of the other pairs would
+    reach 8 by chance, so X is not weighed (the first version gave 19 points: even a tail
+    probability of 1 made 'about 0.3 of the role's pairs a day' over a 30-day look-back)."""
+    force, force_roles = _force()
+    pairs: list[Pair] = [*force, *[(f"S{i}", f"P{i}", _spread(20, 7)) for i in range(9)]]
     pairs.append(("X", "V", _spread(8, 7)))
-    roles: dict[str, str] = {f"S{i}": "analyst" for i in range(9)} | {"X": "analyst"}
+    roles = force_roles | {f"S{i}": "analyst" for i in range(9)} | {"X": "analyst"}
     assert _points(_excess(pairs, roles, model="ratio"), "X") == 0.0
     assert _points(_excess(pairs, roles), "X") == 0.0
 
 
-def test_a_role_whose_pairs_are_all_alike_has_no_excess() -> None:
-    """Five analysts each read one subject's contact details 10 times in 7 days: every pair is
-    exactly the others' mean, and none is weighed (the first version weighed each at 40)."""
-    pairs: list[Pair] = [(f"S{i}", f"P{i}", _spread(10, 7)) for i in range(5)]
-    roles: dict[str, str] = {f"S{i}": "analyst" for i in range(5)}
+def test_a_small_role_whose_pairs_are_all_alike_has_no_excess() -> None:
+    """Five analysts each read one subject's contact details 10 times in 7 days, as the rest of
+    the force does: none is weighed (the first version weighed each at 40)."""
+    force, force_roles = _force()
+    pairs: list[Pair] = [*force, *[(f"S{i}", f"P{i}", _spread(10, 7)) for i in range(5)]]
+    roles = force_roles | {f"S{i}": "analyst" for i in range(5)}
     assert _excess(pairs, roles, model="ratio").is_empty()
-    assert _excess(pairs, roles).is_empty()
+    assert _excess(pairs, roles).filter(pl.col("event_id").str.starts_with("S")).is_empty()
+
+
+def test_a_pair_forty_percent_above_its_only_peer_is_measured_against_the_force() -> None:
+    """A role of two: the other pair has 10 views in 7 days, X 14. One peer gives no spread to
+    speak of (the first version fell back to Poisson on it and gave X a full-weight alert); with
+    fewer than min_role_users other users the pair is measured against the force, where 14 in 7
+    days is ordinary."""
+    force, force_roles = _force(total=12)
+    pairs: list[Pair] = [*force, ("S", "P", _spread(10, 7)), ("X", "V", _spread(14, 7))]
+    roles = force_roles | {"S": "vetting", "X": "vetting"}
+    assert _points(_excess(pairs, roles, model="ratio"), "X") == 0.0
+    assert _points(_excess(pairs, roles), "X") == 0.0
+
+
+# ---- one user's or one colleague's heavy pairs do not hide an excess; a role that never opens
+# contact details ----
+
+
+def test_a_role_whose_other_pairs_view_no_contacts_still_weighs_a_huge_excess() -> None:
+    """50 analysts open their subjects' records but never their contact details; X opens one
+    subject's contact details 500 times in 3 days: measured against the force (where nobody opens
+    any), it is beyond chance and weighed (the first corrected version never weighed a pair whose
+    role's other pairs had no views, though the ratio model gives the full 40)."""
+    pairs: list[Pair] = [(f"D{i}", f"P{i}", [0] * 5) for i in range(50)]
+    pairs.append(("X", "V", _spread(500, 3)))
+    roles = {f"D{i}": "analyst" for i in range(50)} | {"X": "analyst"}
+    assert _points(_excess(pairs, roles, model="ratio"), "X") == 40.0
+    assert _points(_excess(pairs, roles), "X") > 0.0
+
+
+def test_one_heavy_pair_in_a_role_does_not_mask_every_other_excess() -> None:
+    """200 detectives at 0.8 views a day; one colleague's heavy pair (400 views over 10 days,
+    itself weighed 40) is exceptional, so it is left out of the spread the second pass measures
+    X's 60 views in 10 days against: X is weighed (with it in, the moment estimate of the
+    dispersion widened for the whole role and X weighed nothing)."""
+    pairs: list[Pair] = [
+        (f"D{i}", f"P{i}", _spread(int(0.8 * (1 + i % 30)), 1 + i % 30)) for i in range(200)
+    ]
+    roles = {f"D{i}": "detective" for i in range(200)} | {"X": "detective"}
+    excess = ("X", "V", _spread(60, 10))
+    heavy = ("D0", "HEAVY", _spread(400, 10))
+    assert _points(_excess([*pairs, excess], roles), "X") == 40.0
+    assert _points(_excess([*pairs, excess, heavy], roles, model="ratio"), "X") == 40.0
+    assert _points(_excess([*pairs, excess, heavy], roles), "X") > 0.0
+
+
+def test_an_insiders_own_heavy_pairs_do_not_hide_each_other_and_the_target() -> None:
+    """The same 200 detectives. X also reads ten assigned subjects' contact details 200 times
+    each over 20 days. Each pair is measured against other users' pairs only, so X's ten decoys
+    cannot widen the spread for each other or for X's 60 views of V in 10 days (measured against
+    the role's other pairs, none of the eleven was weighed; the ratio model weighs all eleven)."""
+    pairs: list[Pair] = [
+        (f"D{i}", f"P{i}", _spread(int(0.8 * (1 + i % 30)), 1 + i % 30)) for i in range(200)
+    ]
+    roles = {f"D{i}": "detective" for i in range(200)} | {"X": "detective"}
+    decoys: list[Pair] = [("X", f"DEC{j}", _spread(200, 20)) for j in range(10)]
+    mine = [*pairs, ("X", "V", _spread(60, 10)), *decoys]
+    assert _points(_excess(mine, roles, model="ratio"), "X") == 40.0
+    assert _points(_excess(mine, roles), "X") > 0.0
 
 
 # ---- users missing from staff (no role) ----

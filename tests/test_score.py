@@ -267,6 +267,95 @@ def test_an_alert_the_new_rules_no_longer_raise_says_the_rules_changed_not_now_e
     assert "now explained" not in note
 
 
+def test_a_rules_change_does_not_call_an_always_explained_access_now_explained(
+    workspace: Workspace, make_drop
+) -> None:
+    """E3 was explained from the start (a cited open incident linked to P2); the flag is cleared
+    only because cited_unlinked weighs nothing under the new rules. The note names the rules
+    change and does not say E3 is 'now explained' (a first version counted the accesses explained
+    now, not those newly explained)."""
+    drop = make_drop(
+        "2026-11-20",
+        {
+            **reference(),
+            "access_log": [
+                event("E1", "2026-11-20T09:00:00Z", user_id="U2", record_id="P2"),
+                event(
+                    "E2",
+                    "2026-11-20T09:05:00Z",
+                    user_id="U2",
+                    record_id="P2",
+                    justification="enquiries re CR/2099/000001",
+                ),
+                event(
+                    "E3",
+                    "2026-11-20T09:10:00Z",
+                    user_id="U2",
+                    record_id="P2",
+                    justification="enquiries re CR/2026/000900",
+                ),
+            ],
+        },
+    )
+    assert workspace.nightly([drop]).ok
+    before = workspace.flag_detail("F20261120-U2-P2")
+    assert before is not None and before.flag["alert"]
+    assert "E3" in before.events["event_id"].to_list()  # the explained access is one of its events
+    (workspace.home / "access-audit.toml").write_text(
+        "[indicators.cited_unlinked]\nweight = 0\n", encoding="utf-8"
+    )
+    rescored = Workspace.open(workspace.home)
+    assert rescored.score().cleared == ["F20261120-U2-P2"]
+    note = str(rescored.flag_detail("F20261120-U2-P2").flag["note"])  # type: ignore[union-attr]
+    assert "now explained" not in note, note
+    assert note.startswith("the rules changed"), note
+
+
+def test_an_alert_quieted_by_a_later_review_keeps_the_suppression_note(
+    workspace: Workspace, make_drop
+) -> None:
+    """U2 looks P2 up without explanation (citing a missing incident) on the 20th and the 21st:
+    two alerts. The 21st's flag is closed legitimate_purpose; re-scoring both days suppresses the
+    20th's flag too (same pair, within suppress_until). It is cleared with the suppression's note,
+    not 'its risk no longer reaches the threshold' (its risk is unchanged)."""
+
+    def day(d: str, ids: tuple[str, str]) -> list[dict[str, str | None]]:
+        return [
+            event(ids[0], f"{d}T09:00:00Z", user_id="U2", record_id="P2"),
+            event(
+                ids[1],
+                f"{d}T09:05:00Z",
+                user_id="U2",
+                record_id="P2",
+                justification="enquiries re CR/2099/000001",
+            ),
+        ]
+
+    drop = make_drop(
+        "2026-11-21",
+        {
+            **reference(),
+            "access_log": day("2026-11-20", ("E1", "E2")) + day("2026-11-21", ("E3", "E4")),
+        },
+    )
+    assert workspace.nightly([drop]).ok
+    first = workspace.flag_detail("F20261120-U2-P2")
+    assert first is not None and first.flag["alert"]
+    workspace.review(
+        "F20261121-U2-P2",
+        status="closed",
+        outcome="legitimate_purpose",
+        note="tasked",
+        purpose="tasked by DS verbally",
+    )
+    report = Workspace.open(workspace.home).score()
+    after = Workspace.open(workspace.home).flag_detail("F20261120-U2-P2")
+    assert after is not None and not after.flag["alert"]
+    assert report.cleared == ["F20261120-U2-P2"]
+    note = str(after.flag["note"])
+    assert "no longer reaches the threshold" not in note, note
+
+
 def test_team_assignment_and_created_incident_explain(workspace: Workspace, make_drop) -> None:
     drop = make_drop(
         "2026-11-20",

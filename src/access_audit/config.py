@@ -328,8 +328,11 @@ class ExplainedExcessSettings(IndicatorSettings):
     min_count: PositiveInt
     """Contact views of one subject in the look-back below which the pair is never weighed."""
     model: Literal["chance", "ratio"] = "chance"
-    """"chance": against a negative binomial of the role's other pairs; "ratio": at least
+    """"chance": against a negative binomial of the role's other users' pairs; "ratio": at least
     `peer_ratio` times the role's pooled rate."""
+    min_role_users: PositiveInt = 8
+    """With model = "chance": a role with fewer other users with pairs is measured against the
+    force's other users' pairs (as [patterns] min_role_users)."""
     peer_ratio: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """With model = "ratio" only: times the role's pooled rate of contact views per day
     (DEFAULT_PEER_RATIO when unset)."""

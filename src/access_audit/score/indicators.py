@@ -551,92 +551,157 @@ def _days(days: pl.Expr) -> pl.Expr:
     return pl.when(days == 1).then(pl.lit("1 day")).otherwise(pl.format("{} days", days))
 
 
+_SUMS = ("n", "c", "dd", "x2", "xd", "d2")
+
+
+def _pair_sums(pairs: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
+    """Integer sums of the pairs' counts (x) and days (d) by `by`: n, c = sum x, dd = sum d,
+    x2, xd, d2, and the users behind them. Counts beyond a million count as a million."""
+    x = pl.col("count").clip(upper_bound=1_000_000)
+    d = pl.col("days")
+    sums = {
+        "n": pl.len().cast(pl.Int64),
+        "c": x.sum(),
+        "dd": d.sum(),
+        "x2": (x * x).sum(),
+        "xd": (x * d).sum(),
+        "d2": (d * d).sum(),
+        "users": pl.col("user_id").n_unique().cast(pl.Int64),
+    }
+    return pairs.group_by(by).agg(**sums) if by else pairs.select(**sums)
+
+
+def _excess_reference(
+    pairs: pl.LazyFrame, clean: pl.LazyFrame, min_role_users: int
+) -> pl.LazyFrame:
+    """Each pair with its reference: the `clean` pairs of *other users* of its role, or of the
+    force when fewer than `min_role_users` other users of the role have any, or none of them
+    opens contact details. Columns ref_n, ref_c, ref_dd, ref_x2, ref_xd, ref_d2 and `peers`."""
+    own = _pair_sums(clean, ["user_id"]).with_columns(mine=pl.lit(1, dtype=pl.Int64))
+    role = _pair_sums(clean, ["role"])
+    force = _pair_sums(clean, [])
+    joined = (
+        pairs.join(role, on="role", how="left")
+        .join(
+            own.select(pl.col("user_id"), pl.exclude("user_id").name.suffix("_own")),
+            on="user_id",
+            how="left",
+        )
+        .join(force.select(pl.all().name.suffix("_force")), how="cross")
+    )
+    less_own = {
+        name: pl.col(name).fill_null(0) - pl.col(f"{name}_own").fill_null(0) for name in _SUMS
+    }
+    other_users = pl.col("users").fill_null(0) - pl.col("mine_own").fill_null(0)
+    use_role = (other_users >= min_role_users) & (less_own["c"] > 0)
+    return joined.with_columns(
+        peers=pl.when(use_role).then(pl.col("role")).otherwise(pl.lit(None, dtype=pl.String)),
+        **{
+            f"ref_{name}": pl.when(use_role)
+            .then(less_own[name])
+            .otherwise(pl.col(f"{name}_force") - pl.col(f"{name}_own").fill_null(0))
+            for name in _SUMS
+        },
+    )
+
+
+def _excess_chance(
+    pairs: pl.LazyFrame, clean: pl.LazyFrame, ind: Indicator, lookback_days: pl.LazyFrame
+) -> pl.LazyFrame:
+    """The pairs of at least `min_count` views, each with `in_lookback` (how many of its
+    reference pairs would reach its count by chance over the look-back) and `expected` (a day)."""
+    rate = pl.col("median")
+    model = (
+        _excess_reference(
+            pairs.filter(pl.col("count") >= ind.param("min_count")),
+            clean,
+            int(ind.param("min_role_users")),
+        )
+        .filter(pl.col("ref_n") > 0)
+        .with_columns(median=pl.col("ref_c") / pl.col("ref_dd"))
+        .with_columns(
+            mu=rate * pl.col("days"),
+            # method of moments, Var = mu + mu^2 / size, at least a Poisson's spread
+            inv_size=pl.when(rate > 0)
+            .then(
+                (
+                    pl.col("ref_x2")
+                    - 2 * rate * pl.col("ref_xd")
+                    + rate**2 * pl.col("ref_d2")
+                    - rate * pl.col("ref_dd")
+                )
+                / (rate**2 * pl.col("ref_d2"))
+            )
+            .otherwise(1.0)
+            .clip(1e-6),
+        )
+        .with_columns(
+            # no reference pair opens contact details: any count is beyond chance
+            tail=pl.when(pl.col("mu") > 0)
+            .then(
+                pl.struct("count", "mu", "inv_size").map_batches(
+                    _nbinom_tail, return_dtype=pl.Float64
+                )
+            )
+            .otherwise(0.0)
+        )
+        .join(lookback_days, how="cross")
+        .with_columns(in_lookback=pl.col("ref_n") * pl.col("tail"))
+        .with_columns(expected=pl.col("in_lookback") / pl.col("lookback_days"))
+    )
+    return model
+
+
 def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """Explained, but far more contact-detail views of one subject than chance gives the role.
 
     Each (user, subject) pair's explained contact views over the look-back are compared with an
-    overdispersed count model of the role's *other* pairs: negative binomial, its mean their
-    pooled rate times the pair's days of explained access, its dispersion fitted by moments over
-    them (a disclosure officer who rereads whole case files has a wide spread, a detective a
-    narrow one). A pair is weighed only when fewer than one of the role's other pairs would reach
-    its count by chance over the look-back; it then weighs chance_weight of how many would a
-    day. A user with no role (missing from staff) or a role with no other pairs to compare with
-    is never weighed. The moments come from integer sums, so the points do not depend on the
-    order of the rows (a re-score of unchanged data changes no bit)."""
+    overdispersed count model of its reference pairs: negative binomial, its mean their pooled
+    rate times the pair's days of explained access, its dispersion fitted by moments over them (a
+    disclosure officer who rereads whole case files has a wide spread, a detective a narrow one).
+    The reference is the pairs of the role's *other users* (a user's own pairs never hide each
+    other), or of the force's other users when fewer than `min_role_users` other users of the
+    role have pairs or none opens contact details; and it leaves out the pairs that a first pass
+    finds exceptional, so one extreme pair cannot widen the spread that hides another. A pair is
+    weighed only when fewer than one of its reference pairs would reach its count by chance over
+    the look-back; it then weighs chance_weight of how many would a day. A user with no role
+    (missing from staff) is never weighed. The moments come from integer sums, so the points do
+    not depend on the order of the rows (a re-score of unchanged data changes no bit)."""
     roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
     explained = f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
-    days = explained.select(pl.col("day").n_unique().alias("lookback_days"))
-    # counts beyond a million count as a million in the role's moments (no Int64 overflow)
-    x = pl.col("count").clip(upper_bound=1_000_000).cast(pl.Int64)
-    d = pl.col("days").cast(pl.Int64)
+    lookback_days = explained.select(pl.col("day").n_unique().alias("lookback_days"))
     pairs = (
         explained.group_by("user_id", "record_id")
         .agg(count=pl.col("contacts").sum().cast(pl.Int64), days=pl.len().cast(pl.Int64))
         .join(roles.filter(pl.col("role").is_not_null()), on="user_id", how="inner")
     )
-    sums = pairs.group_by("role").agg(
-        n=pl.len().cast(pl.Int64),
-        c=x.sum(),
-        dd=d.sum(),
-        x2=(x * x).sum(),
-        xd=(x * d).sum(),
-        d2=(d * d).sum(),
-    )
-    rate = pl.col("median")
-    others = (
-        pairs.join(sums, on="role")
-        # the role's other pairs: its sums less this pair's own terms
-        .with_columns(
-            pairs=pl.col("n") - 1,
-            oc=pl.col("c") - x,
-            od=pl.col("dd") - d,
-            ox2=pl.col("x2") - x * x,
-            oxd=pl.col("xd") - x * d,
-            od2=pl.col("d2") - d * d,
-        )
-        .filter((pl.col("pairs") > 0) & (pl.col("oc") > 0))
-        .with_columns(median=pl.col("oc") / pl.col("od"))
-        .with_columns(
-            mu=rate * pl.col("days"),
-            # method of moments over the other pairs, Var = mu + mu^2 / size, at least Poisson
-            inv_size=(
-                (
-                    pl.col("ox2")
-                    - 2 * rate * pl.col("oxd")
-                    + rate**2 * pl.col("od2")
-                    - rate * pl.col("od")
-                )
-                / (rate**2 * pl.col("od2"))
-            ).clip(1e-6),
-        )
+    first = _excess_chance(pairs, pairs, ind, lookback_days).filter(pl.col("in_lookback") < 1.0)
+    clean = pairs.join(
+        first.select("user_id", "record_id"), on=["user_id", "record_id"], how="anti"
     )
     candidates = (
-        others.filter(pl.col("count") >= ind.param("min_count"))
-        .join(days, how="cross")
-        .with_columns(
-            tail=pl.struct("count", "mu", "inv_size").map_batches(
-                _nbinom_tail, return_dtype=pl.Float64
-            )
-        )
-        .with_columns(in_lookback=pl.col("pairs") * pl.col("tail"))
+        _excess_chance(pairs, clean, ind, lookback_days)
         .filter(pl.col("in_lookback") < 1.0)
-        .with_columns(expected=pl.col("in_lookback") / pl.col("lookback_days"))
         .with_columns(weight=chance_weight(pl.col("expected"), f.rules))
         .filter(pl.col("weight") > 0)
     )
     hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
         candidates.select(
-            "user_id", "record_id", "count", "days", "role", "median", "expected", "weight"
+            "user_id", "record_id", "count", "days", "peers", "median", "expected", "weight"
         ),
         on=["user_id", "record_id"],
     )
+    others = (
+        pl.when(pl.col("peers").is_not_null())
+        .then(pl.format("other {} pairs", pl.col("peers").str.replace_all("_", " ")))
+        .otherwise(pl.lit("other pairs in the force"))
+    )
     evidence = fmt(
-        "opened the subject's contact details {} times on {} of explained access; other {} "
-        "pairs (a user and an explained subject) average {} a day, and chance makes a pair of "
-        "the role's that extreme {}",
+        "opened the subject's contact details {} times on {} of explained access; {} (a user "
+        "and an explained subject) average {} a day, and chance makes a pair that extreme {}",
         "count",
         _days(pl.col("days")),
-        pl.col("role").str.replace_all("_", " "),
+        others,
         pl.col("median").round(2),
         _how_often(pl.col("expected")),
     )

@@ -78,17 +78,27 @@ def _cleared(
     scored: Scored,
     now: datetime,
     rules_version: str,
+    was_unexplained: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Earlier alerts (or earlier cleared flags) the new scores do not raise: kept, marked
     cleared (`cleared_at`, the first time), with a note saying why: what explains them now, when
     some of their accesses were unexplained and are explained now; else that the risk no longer
     reaches the threshold, and whether the rules changed (an alert on explained accesses, such as
-    `explained_excess`, is never "now explained")."""
+    `explained_excess`, is never "now explained"). `was_unexplained` is (system, event_id) of the
+    accesses that were unexplained before this run (the stored `unexplained` indicators); a
+    re-scored flag that carries a note of its own (a suppression's) keeps it."""
     was_alert = previous.filter(pl.col("alert") | pl.col("cleared_at").is_not_null())
     still = scored.flags.filter(pl.col("alert")).select("flag_id")
     gone = was_alert.join(still, on="flag_id", how="anti")
     if gone.is_empty():
         return previous.clear(), previous_events.clear()
+    before = (
+        was_unexplained.select("system", "event_id").unique().with_columns(before=pl.lit(True))
+        if was_unexplained is not None
+        else pl.DataFrame(schema={"system": pl.String, "event_id": pl.String, "before": pl.Boolean})
+    )
+    now_explained = pl.col("detail").is_not_null()
+    newly = now_explained & pl.col("before").fill_null(False)
     why = (
         previous_events.join(gone.select("flag_id"), on="flag_id")
         .join(
@@ -96,17 +106,17 @@ def _cleared(
             on=["system", "event_id"],
             how="left",
         )
+        .join(before, on=["system", "event_id"], how="left")
         .group_by("flag_id")
         .agg(
             events=pl.col("event_id").n_unique(),
-            explained=pl.col("event_id").filter(pl.col("detail").is_not_null()).n_unique(),
-            details=pl.col("detail").drop_nulls().unique().sort().str.join("; "),
+            explained=pl.col("event_id").filter(now_explained).n_unique(),
+            newly=pl.col("event_id").filter(newly).n_unique(),
+            details=pl.col("detail").filter(now_explained).unique().sort().str.join("; "),
+            new_details=pl.col("detail").filter(newly).unique().sort().str.join("; "),
         )
     )
-    rescored = scored.flags.select("flag_id", new_score="score")
-    was_unexplained = (
-        pl.col("reasons").list.eval(pl.element().struct.field("code")).list.contains("unexplained")
-    )
+    rescored = scored.flags.select("flag_id", new_score="score", new_note="note")
     explained = fmt(
         "; {} of {} accesses explained ({})",
         pl.col("explained").fill_null(0),
@@ -130,13 +140,15 @@ def _cleared(
         .then(pl.col("note"))
         .when(pl.col("kind") == AUDIT_GAP)
         .then(pl.lit(GAP_CLEARED))
-        .when(was_unexplained & (pl.col("explained").fill_null(0) > 0))
+        .when(pl.col("new_note").is_not_null())
+        .then(pl.col("new_note"))
+        .when(pl.col("newly").fill_null(0) > 0)
         .then(
             fmt(
                 "{} of {} accesses now explained ({})",
-                pl.col("explained").fill_null(0),
+                pl.col("newly").fill_null(0),
                 pl.col("events").fill_null(0),
-                "details",
+                "new_details",
             )
         )
         .otherwise(no_longer)
@@ -297,7 +309,15 @@ def _write_chunk(
     )
     if model is not None:
         scored.flags = apply_model(scored.flags, model)
-    carried, carried_events = _cleared(previous, previous_events, scored, now, rules.version)
+    was_unexplained = (
+        scan("indicators")
+        .filter(in_days & (pl.col("code") == "unexplained"))
+        .select("system", "event_id")
+        .collect()
+    )
+    carried, carried_events = _cleared(
+        previous, previous_events, scored, now, rules.version, was_unexplained
+    )
     new_ids = scored.flags.select("flag_id")
     flags = pl.concat(
         [
