@@ -674,6 +674,8 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
         explained.group_by("user_id", "record_id")
         .agg(count=pl.col("contacts").sum().cast(pl.Int64), days=pl.len().cast(pl.Int64))
         .join(roles.filter(pl.col("role").is_not_null()), on="user_id", how="inner")
+        # read by both passes and each of their sums: computed once, not once per reader
+        .cache()
     )
     first = _excess_chance(pairs, pairs, ind, lookback_days).filter(pl.col("in_lookback") < 1.0)
     clean = pairs.join(
