@@ -571,17 +571,17 @@ def _pair_sums(pairs: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
     return pairs.group_by(by).agg(**sums) if by else pairs.select(**sums)
 
 
-def _excess_reference(
-    pairs: pl.LazyFrame, clean: pl.LazyFrame, min_role_users: int
-) -> pl.LazyFrame:
-    """Each pair with its reference: the `clean` pairs of *other users* of its role, or of the
-    force when fewer than `min_role_users` other users of the role have any, or none of them
-    opens contact details. Columns ref_n, ref_c, ref_dd, ref_x2, ref_xd, ref_d2 and `peers`."""
-    own = _pair_sums(clean, ["user_id"]).with_columns(mine=pl.lit(1, dtype=pl.Int64))
-    role = _pair_sums(clean, ["role"])
-    force = _pair_sums(clean, [])
+def _excess_reference(pairs: pl.LazyFrame, min_count: int, min_role_users: int) -> pl.LazyFrame:
+    """The pairs with `min_count` views or more, each with its reference: the pairs of *other
+    users* of its role, or of the force when fewer than `min_role_users` other users of the role
+    have pairs or none of them opens contact details. Columns ref_n, ref_c, ref_dd, ref_x2,
+    ref_xd, ref_d2 and `peers` (the role, or null for the force)."""
+    own = _pair_sums(pairs, ["user_id"]).with_columns(mine=pl.lit(1, dtype=pl.Int64))
+    role = _pair_sums(pairs, ["role"])
+    force = _pair_sums(pairs, [])
     joined = (
-        pairs.join(role, on="role", how="left")
+        pairs.filter(pl.col("count") >= min_count)
+        .join(role, on="role", how="left")
         .join(
             own.select(pl.col("user_id"), pl.exclude("user_id").name.suffix("_own")),
             on="user_id",
@@ -606,17 +606,13 @@ def _excess_reference(
 
 
 def _excess_chance(
-    pairs: pl.LazyFrame, clean: pl.LazyFrame, ind: Indicator, lookback_days: pl.LazyFrame
+    pairs: pl.LazyFrame, ind: Indicator, lookback_days: pl.LazyFrame
 ) -> pl.LazyFrame:
     """The pairs of at least `min_count` views, each with `in_lookback` (how many of its
     reference pairs would reach its count by chance over the look-back) and `expected` (a day)."""
     rate = pl.col("median")
     model = (
-        _excess_reference(
-            pairs.filter(pl.col("count") >= ind.param("min_count")),
-            clean,
-            int(ind.param("min_role_users")),
-        )
+        _excess_reference(pairs, int(ind.param("min_count")), int(ind.param("min_role_users")))
         .filter(pl.col("ref_n") > 0)
         .with_columns(median=pl.col("ref_c") / pl.col("ref_dd"))
         .with_columns(
@@ -661,8 +657,10 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
     disclosure officer who rereads whole case files has a wide spread, a detective a narrow one).
     The reference is the pairs of the role's *other users* (a user's own pairs never hide each
     other), or of the force's other users when fewer than `min_role_users` other users of the
-    role have pairs or none opens contact details; and it leaves out the pairs that a first pass
-    finds exceptional, so one extreme pair cannot widen the spread that hides another. A pair is
+    role have pairs or none opens contact details. One colleague's extreme pair widens the spread
+    for the whole role, but it is weighed itself: hiding an excess that way takes a colleague
+    willing to be flagged (a second pass without the exceptional pairs was tried: in a role whose
+    pairs are genuinely heavy-tailed it weighed pairs the first pass found ordinary). A pair is
     weighed only when fewer than one of its reference pairs would reach its count by chance over
     the look-back; it then weighs chance_weight of how many would a day. A user with no role
     (missing from staff) is never weighed. The moments come from integer sums, so the points do
@@ -674,15 +672,11 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
         explained.group_by("user_id", "record_id")
         .agg(count=pl.col("contacts").sum().cast(pl.Int64), days=pl.len().cast(pl.Int64))
         .join(roles.filter(pl.col("role").is_not_null()), on="user_id", how="inner")
-        # read by both passes and each of their sums: computed once, not once per reader
+        # read by the sums and the scored pairs: computed once, not once per reader
         .cache()
     )
-    first = _excess_chance(pairs, pairs, ind, lookback_days).filter(pl.col("in_lookback") < 1.0)
-    clean = pairs.join(
-        first.select("user_id", "record_id"), on=["user_id", "record_id"], how="anti"
-    )
     candidates = (
-        _excess_chance(pairs, clean, ind, lookback_days)
+        _excess_chance(pairs, ind, lookback_days)
         .filter(pl.col("in_lookback") < 1.0)
         .with_columns(weight=chance_weight(pl.col("expected"), f.rules))
         .filter(pl.col("weight") > 0)
