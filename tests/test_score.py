@@ -227,31 +227,46 @@ def test_assignment_recorded_late_explains_earlier_work_and_clears_the_flag(
     assert workspace.flag_detail("F20261120-U2-P2").flag["note"] == flag.flag["note"]  # type: ignore[union-attr]
 
 
+def _u2_reads_p2(day: str, ids: tuple[str, ...]) -> list[dict[str, str | None]]:
+    """U2 looks P2 up on `day` without explanation, then again citing an incident that does not
+    exist (cited_unlinked: an alert); a third id, if given, cites the open incident linked to P2
+    (explained from the start)."""
+    rows = [
+        event(ids[0], f"{day}T09:00:00Z", user_id="U2", record_id="P2"),
+        event(
+            ids[1],
+            f"{day}T09:05:00Z",
+            user_id="U2",
+            record_id="P2",
+            justification="enquiries re CR/2099/000001",
+        ),
+    ]
+    if len(ids) > 2:
+        rows.append(
+            event(
+                ids[2],
+                f"{day}T09:10:00Z",
+                user_id="U2",
+                record_id="P2",
+                justification="enquiries re CR/2026/000900",
+            )
+        )
+    return rows
+
+
+@pytest.mark.parametrize("ids", [("E1", "E2"), ("E1", "E2", "E3")])
 def test_an_alert_the_new_rules_no_longer_raise_says_the_rules_changed_not_now_explained(
-    workspace: Workspace, make_drop
+    workspace: Workspace, make_drop, ids: tuple[str, ...]
 ) -> None:
     """Re-scored under other rules (the justification's unlinked citation weighs nothing now),
     the alert is cleared with a note naming the rules, not 'now explained': nothing new explains
-    its accesses."""
-    drop = make_drop(
-        "2026-11-20",
-        {
-            **reference(),
-            "access_log": [
-                event("E1", "2026-11-20T09:00:00Z", user_id="U2", record_id="P2"),
-                event(
-                    "E2",
-                    "2026-11-20T09:05:00Z",
-                    user_id="U2",
-                    record_id="P2",
-                    justification="enquiries re CR/2099/000001",
-                ),
-            ],
-        },
-    )
+    its accesses — even when one of them (E3, citing the open linked incident) was explained from
+    the start (a first version counted the accesses explained now, not those newly explained)."""
+    drop = make_drop("2026-11-20", {**reference(), "access_log": _u2_reads_p2("2026-11-20", ids)})
     assert workspace.nightly([drop]).ok
     before = workspace.flag_detail("F20261120-U2-P2")
     assert before is not None and before.flag["alert"]
+    assert set(before.events["event_id"].to_list()) == set(ids)
     old_rules = str(before.flag["rules_version"])
     (workspace.home / "access-audit.toml").write_text(
         "[indicators.cited_unlinked]\nweight = 0\n", encoding="utf-8"
@@ -267,50 +282,6 @@ def test_an_alert_the_new_rules_no_longer_raise_says_the_rules_changed_not_now_e
     assert "now explained" not in note
 
 
-def test_a_rules_change_does_not_call_an_always_explained_access_now_explained(
-    workspace: Workspace, make_drop
-) -> None:
-    """E3 was explained from the start (a cited open incident linked to P2); the flag is cleared
-    only because cited_unlinked weighs nothing under the new rules. The note names the rules
-    change and does not say E3 is 'now explained' (a first version counted the accesses explained
-    now, not those newly explained)."""
-    drop = make_drop(
-        "2026-11-20",
-        {
-            **reference(),
-            "access_log": [
-                event("E1", "2026-11-20T09:00:00Z", user_id="U2", record_id="P2"),
-                event(
-                    "E2",
-                    "2026-11-20T09:05:00Z",
-                    user_id="U2",
-                    record_id="P2",
-                    justification="enquiries re CR/2099/000001",
-                ),
-                event(
-                    "E3",
-                    "2026-11-20T09:10:00Z",
-                    user_id="U2",
-                    record_id="P2",
-                    justification="enquiries re CR/2026/000900",
-                ),
-            ],
-        },
-    )
-    assert workspace.nightly([drop]).ok
-    before = workspace.flag_detail("F20261120-U2-P2")
-    assert before is not None and before.flag["alert"]
-    assert "E3" in before.events["event_id"].to_list()  # the explained access is one of its events
-    (workspace.home / "access-audit.toml").write_text(
-        "[indicators.cited_unlinked]\nweight = 0\n", encoding="utf-8"
-    )
-    rescored = Workspace.open(workspace.home)
-    assert rescored.score().cleared == ["F20261120-U2-P2"]
-    note = str(rescored.flag_detail("F20261120-U2-P2").flag["note"])  # type: ignore[union-attr]
-    assert "now explained" not in note, note
-    assert note.startswith("the rules changed"), note
-
-
 def test_an_alert_quieted_by_a_later_review_keeps_the_suppression_note(
     workspace: Workspace, make_drop
 ) -> None:
@@ -318,24 +289,12 @@ def test_an_alert_quieted_by_a_later_review_keeps_the_suppression_note(
     two alerts. The 21st's flag is closed legitimate_purpose; re-scoring both days suppresses the
     20th's flag too (same pair, within suppress_until). It is cleared with the suppression's note,
     not 'its risk no longer reaches the threshold' (its risk is unchanged)."""
-
-    def day(d: str, ids: tuple[str, str]) -> list[dict[str, str | None]]:
-        return [
-            event(ids[0], f"{d}T09:00:00Z", user_id="U2", record_id="P2"),
-            event(
-                ids[1],
-                f"{d}T09:05:00Z",
-                user_id="U2",
-                record_id="P2",
-                justification="enquiries re CR/2099/000001",
-            ),
-        ]
-
     drop = make_drop(
         "2026-11-21",
         {
             **reference(),
-            "access_log": day("2026-11-20", ("E1", "E2")) + day("2026-11-21", ("E3", "E4")),
+            "access_log": _u2_reads_p2("2026-11-20", ("E1", "E2"))
+            + _u2_reads_p2("2026-11-21", ("E3", "E4")),
         },
     )
     assert workspace.nightly([drop]).ok
