@@ -610,11 +610,11 @@ def _excess_chance(
 ) -> pl.LazyFrame:
     """The pairs of at least `min_count` views, each with `in_lookback` (how many of its
     reference pairs would reach its count by chance over the look-back) and `expected` (a day)."""
-    rate = pl.col("median")
+    rate = pl.col("pooled_rate")
     model = (
         _excess_reference(pairs, int(ind.param("min_count")), int(ind.param("min_role_users")))
         .filter(pl.col("ref_n") > 0)
-        .with_columns(median=pl.col("ref_c") / pl.col("ref_dd"))
+        .with_columns(pooled_rate=pl.col("ref_c") / pl.col("ref_dd"))
         .with_columns(
             mu=rate * pl.col("days"),
             # method of moments, Var = mu + mu^2 / size, at least a Poisson's spread
@@ -683,7 +683,7 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
         candidates.select(
-            "user_id", "record_id", "count", "days", "peers", "median", "expected", "weight"
+            "user_id", "record_id", "count", "days", "peers", "pooled_rate", "expected", "weight"
         ),
         on=["user_id", "record_id"],
     )
@@ -698,7 +698,7 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
         "count",
         _days(pl.col("days")),
         others,
-        pl.col("median").round(2),
+        pl.col("pooled_rate").round(2),
         _how_often(pl.col("expected")),
     )
     return _out(hits, ind, evidence, pl.lit(ind.weight) * pl.col("weight"))
