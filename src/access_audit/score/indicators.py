@@ -23,6 +23,7 @@ from access_audit.tables import INDICATORS
 INDICATOR_SCHEMA = INDICATORS.schema()
 VICTIM_MARKERS = ["domestic_abuse_victim", "sexual_offence_victim"]
 VULNERABLE_MARKERS = ["vulnerable_adult", "child"]
+_EXPLAINED_PERSON = pl.col("explained") & (pl.col("record_type") == "person")
 
 Builder = Callable[["Frame", Indicator], pl.LazyFrame]
 
@@ -513,28 +514,42 @@ def explained_excess(f: Frame, ind: Indicator) -> pl.LazyFrame:
     return _excess_by_chance(f, ind)
 
 
+def _explained_pairs(f: Frame) -> pl.LazyFrame:
+    """(user_id, record_id, count, days, role): each (user, person) pair's explained contact
+    views over the look-back and its days of explained access, for users with a role (a user
+    missing from staff has no peers to be measured against)."""
+    roles = (
+        f.inputs.staff.select("user_id", "role")
+        .unique("user_id", keep="first")
+        .filter(pl.col("role").is_not_null())
+    )
+    return (
+        f.lookups.filter(_EXPLAINED_PERSON)
+        .group_by("user_id", "record_id")
+        .agg(count=pl.col("contacts").sum().cast(pl.Int64), days=pl.len().cast(pl.Int64))
+        .join(roles, on="user_id", how="inner")
+    )
+
+
+def _contact_views_of(f: Frame, pairs: pl.LazyFrame, *columns: str) -> pl.LazyFrame:
+    """The scored explained contact views of the `pairs`, with their `columns`."""
+    return f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
+        pairs.select("user_id", "record_id", *columns), on=["user_id", "record_id"]
+    )
+
+
 def _excess_by_ratio(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """At least `min_count` contact views of one subject at `peer_ratio` times the role's pooled
     rate (contact views per day of explained access to a subject), at full weight."""
     set_ratio = ind.params.get("peer_ratio")
     peer_ratio = float(set_ratio) if set_ratio is not None else DEFAULT_PEER_RATIO
-    roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
-    pairs = (
-        f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
-        .group_by("user_id", "record_id")
-        .agg(count=pl.col("contacts").sum(), days=pl.len())
-        .with_columns(rate=pl.col("count") / pl.col("days"))
-        .join(roles, on="user_id", how="left")
-    )
+    pairs = _explained_pairs(f).with_columns(rate=pl.col("count") / pl.col("days"))
     medians = pairs.group_by("role").agg(median=pl.col("count").sum() / pl.col("days").sum())
-    excessive = pairs.join(medians, on="role", how="left").filter(
+    excessive = pairs.join(medians, on="role").filter(
         (pl.col("count") >= ind.param("min_count"))
         & (pl.col("rate") >= peer_ratio * pl.col("median"))
     )
-    hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
-        excessive.select("user_id", "record_id", "count", "days", "role", "median"),
-        on=["user_id", "record_id"],
-    )
+    hits = _contact_views_of(f, excessive, "count", "days", "role", "median")
     evidence = fmt(
         "opened the subject's contact details {} times on {} of explained access; a {} "
         "with an explained subject does so {} times a day",
@@ -611,7 +626,7 @@ def _excess_chance(
     """The pairs of at least `min_count` views, each with `in_lookback` (how many of its
     reference pairs would reach its count by chance over the look-back) and `expected` (a day)."""
     rate = pl.col("pooled_rate")
-    model = (
+    return (
         _excess_reference(pairs, int(ind.param("min_count")), int(ind.param("min_role_users")))
         .filter(pl.col("ref_n") > 0)
         .with_columns(pooled_rate=pl.col("ref_c") / pl.col("ref_dd"))
@@ -645,7 +660,6 @@ def _excess_chance(
         .with_columns(in_lookback=pl.col("ref_n") * pl.col("tail"))
         .with_columns(expected=pl.col("in_lookback") / pl.col("lookback_days"))
     )
-    return model
 
 
 def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
@@ -665,27 +679,19 @@ def _excess_by_chance(f: Frame, ind: Indicator) -> pl.LazyFrame:
     the look-back; it then weighs chance_weight of how many would a day. A user with no role
     (missing from staff) is never weighed. The moments come from integer sums, so the points do
     not depend on the order of the rows (a re-score of unchanged data changes no bit)."""
-    roles = f.inputs.staff.select("user_id", "role").unique("user_id", keep="first")
-    explained = f.lookups.filter(pl.col("explained") & (pl.col("record_type") == "person"))
-    lookback_days = explained.select(pl.col("day").n_unique().alias("lookback_days"))
-    pairs = (
-        explained.group_by("user_id", "record_id")
-        .agg(count=pl.col("contacts").sum().cast(pl.Int64), days=pl.len().cast(pl.Int64))
-        .join(roles.filter(pl.col("role").is_not_null()), on="user_id", how="inner")
-        # read by the sums and the scored pairs: computed once, not once per reader
-        .cache()
+    lookback_days = f.lookups.filter(_EXPLAINED_PERSON).select(
+        pl.col("day").n_unique().alias("lookback_days")
     )
+    # read by the sums and the scored pairs: computed once, not once per reader
+    pairs = _explained_pairs(f).cache()
     candidates = (
         _excess_chance(pairs, ind, lookback_days)
         .filter(pl.col("in_lookback") < 1.0)
         .with_columns(weight=chance_weight(pl.col("expected"), f.rules))
         .filter(pl.col("weight") > 0)
     )
-    hits = f.people.filter(pl.col("explained") & (pl.col("action") == "view_contact")).join(
-        candidates.select(
-            "user_id", "record_id", "count", "days", "peers", "pooled_rate", "expected", "weight"
-        ),
-        on=["user_id", "record_id"],
+    hits = _contact_views_of(
+        f, candidates, "count", "days", "peers", "pooled_rate", "expected", "weight"
     )
     others = (
         pl.when(pl.col("peers").is_not_null())
