@@ -9,9 +9,9 @@ import polars as pl
 
 from access_audit.config import parse_config
 from access_audit.score.explain import Inputs
-from access_audit.score.indicators import Frame, crowd
+from access_audit.score.indicators import Frame, crowd, unlinked_subject
 from access_audit.score.lookback import day_lookups
-from access_audit.score.peers import peer_rates
+from access_audit.score.peers import peer_rates, peer_weighted
 from access_audit.score.rules import Rules, load_rules
 
 DAY = date(2026, 11, 20)
@@ -315,3 +315,74 @@ def test_the_negative_binomial_tail_is_poissons_without_overdispersion_and_wider
     assert math.isclose(tails[0], poisson_tail(8, 1.3), rel_tol=1e-6)
     assert math.isclose(tails[1], poisson_tail(14, 6.3), rel_tol=1e-6)
     assert tails[2] > 5 * tails[1]
+
+
+def _unlinked_frame(rows: list[dict[str, object]], *, calls: pl.LazyFrame | None = None) -> Frame:
+    """P1 is linked by incident CR/1, P2 by a call, P3 by nothing; P4 is not in `persons`."""
+    inputs = _inputs(
+        persons=pl.LazyFrame({"person_id": ["P1", "P2", "P3"]}),
+        incident_persons=pl.LazyFrame({"incident_id": ["CR/1"], "person_id": ["P1"]}),
+        calls=calls
+        if calls is not None
+        else pl.LazyFrame({"call_id": ["C1", "C2"], "person_id": ["P2", None]}),
+    )
+    events = pl.LazyFrame(rows)
+    return Frame(inputs, load_rules(), events, day_lookups(events.with_columns(contacts=pl.lit(0))))
+
+
+def test_unlinked_subject_is_a_known_person_no_incident_or_call_links() -> None:
+    """Of four unexplained lookups only P3's is about a person on the system whom nothing links;
+    P4 is missing from the reference data, which says nothing about the person."""
+    rows = [_access("R1", 0, p, explained=False) for p in ("P1", "P2", "P3", "P4", "CR/1")]
+    frame = _unlinked_frame(rows)
+    indicator = frame.rules.indicators["unlinked_subject"]
+    hits = unlinked_subject(frame, indicator).collect()
+    assert hits["event_id"].to_list() == [f"R1-P3-0-{DAY}"]
+    assert hits["points"].to_list() == [20.0]
+    assert indicator.when == "unexplained"
+    # a call with P3 recorded later (in a later drop) links her: a re-score clears it
+    later = pl.LazyFrame({"call_id": ["C2", "C3"], "person_id": ["P2", "P3"]})
+    assert unlinked_subject(_unlinked_frame(rows, calls=later), indicator).collect().is_empty()
+
+
+def test_unlinked_subject_counts_for_response_officers_and_little_for_vetting() -> None:
+    """Vetting officers look up people whom nothing links in half their lookups, response
+    officers never: one such lookup weighs nearly nothing for V1 and in full for R1."""
+    staff = pl.LazyFrame(
+        {
+            "user_id": ["V1", "V2", "V3", "R1", "R2", "R3"],
+            "role": ["vetting_officer"] * 3 + ["response_officer"] * 3,
+            "team_id": ["VET"] * 3 + ["HAR-A"] * 3,
+        }
+    )
+    linked = [f"L{n}" for n in range(40)]
+    rows = []
+    for user in ("V2", "V3"):
+        rows += [
+            _access(user, n, f"U{user}{n}" if n % 2 else linked[n], explained=False)
+            for n in range(40)
+        ]
+    for user in ("R2", "R3"):
+        rows += [_access(user, n, linked[n], explained=False) for n in range(40)]
+    rows += [_access("V1", 0, "UV1", explained=False), _access("R1", 0, "UR1", explained=False)]
+    rows += [_access(u, n, linked[n], explained=False) for u in ("V1", "R1") for n in (1, 2, 3)]
+    people = sorted({str(r["record_id"]) for r in rows})
+    inputs = _inputs(
+        staff=staff,
+        persons=pl.LazyFrame({"person_id": people}),
+        incident_persons=pl.LazyFrame({"incident_id": ["CR/1"] * 40, "person_id": linked}),
+        calls=pl.LazyFrame(schema={"call_id": pl.String, "person_id": pl.String}),
+    )
+    events = pl.LazyFrame(rows)
+    rules = load_rules(parse_config({"peers": {"peer_prior_lookups": 5.0}}))
+    frame = Frame(inputs, rules, events, day_lookups(events.with_columns(contacts=pl.lit(0))))
+    history = unlinked_subject(frame, rules.indicators["unlinked_subject"]).select(
+        "system", "event_id", code=pl.lit("unlinked_subject")
+    )
+    found = unlinked_subject(frame, rules.indicators["unlinked_subject"]).filter(
+        pl.col("event_id").is_in([f"V1-UV1-0-{DAY}", f"R1-UR1-0-{DAY}"])
+    )
+    weighted = peer_weighted(found, history, events, events, staff, rules).collect()
+    points = dict(zip(weighted["event_id"].str.slice(0, 2), weighted["points"], strict=True))
+    assert points["R1"] == 20.0
+    assert points["V1"] < 2.0

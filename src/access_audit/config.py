@@ -364,6 +364,7 @@ class IndicatorsSettings(Section):
     print_export: IndicatorSettings
     met_on_duty: MetOnDutySettings
     dormant_incident: DormantIncidentSettings
+    unlinked_subject: IndicatorSettings
     self_lookup: IndicatorSettings
     declared_association: IndicatorSettings
     same_surname: SameSurnameSettings

@@ -184,6 +184,26 @@ def dormant_incident(f: Frame, ind: Indicator) -> pl.LazyFrame:
     return _out(hits, ind, fmt("{} closed in {}", "incident", pl.col("last").dt.year()))
 
 
+def unlinked_subject(f: Frame, ind: Indicator) -> pl.LazyFrame:
+    """The subject is a person on the system whom no incident and no call links: nothing on
+    record brings them into police work. Vetting, licensing and safeguarding read such people
+    every day, so their peers' rates take the weight away; where peers never do, it is rare.
+
+    A person missing from `persons` is not judged (the reference data is incomplete, not the
+    person unknown to police), and a link recorded after the lookup still counts."""
+    known = f.inputs.persons.select(record_id="person_id").unique()
+    linked = pl.concat(
+        [
+            f.inputs.incident_persons.select(record_id="person_id"),
+            f.inputs.calls.select(record_id="person_id"),
+        ]
+    ).filter(pl.col("record_id").is_not_null())
+    hits = f.people.join(known, on="record_id", how="semi").join(
+        linked.unique(), on="record_id", how="anti"
+    )
+    return _out(hits, ind)
+
+
 def _staff_person(f: Frame) -> pl.LazyFrame:
     return f.people.join(
         f.inputs.staff.select(
@@ -731,6 +751,7 @@ BUILDERS: dict[str, Builder] = {
     "print_export": print_export,
     "met_on_duty": met_on_duty,
     "dormant_incident": dormant_incident,
+    "unlinked_subject": unlinked_subject,
     "self_lookup": self_lookup,
     "declared_association": declared_association,
     "same_surname": same_surname,
