@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,9 +138,16 @@ def main() -> None:
         "--only", choices=["Northshire", "own"], help="evaluate one force only (default: both)"
     )
     parser.add_argument("--families", type=int, default=8, help="false-positive families shown")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="an access-audit.toml copied into both homes before the first night (rules to try)",
+    )
     args = parser.parse_args()
     if not args.northshire.exists():
         sys.exit(f"{args.northshire}: no such file (set NORTHSHIRE=path/to/northshire.py)")
+    if args.config is not None and not args.config.is_file():
+        sys.exit(f"{args.config}: no such file")
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         work = args.work or Path(scratch)
         forces = {
@@ -160,6 +168,9 @@ def main() -> None:
         for name, make in forces.items():
             folder = work / name.replace(" ", "-")
             make(folder / "drops")
+            if args.config is not None:
+                (folder / "home").mkdir(parents=True)
+                shutil.copyfile(args.config, folder / "home" / "access-audit.toml")
             nights = nightly_each_drop(folder / "drops", folder / "home", folder / "logs")
             print(f"{name}: nightly run on {nights} drops", flush=True)
             truth = folder / "drops" / "truth.csv"

@@ -93,7 +93,8 @@ def test_a_crowd_counts_unrelated_teams_over_a_week_through_the_incident() -> No
     ]
     today = [str(r["event_id"]) for r in rows[3:]]
     frame = _crowd_frame(rows, staff, today)
-    hits = crowd(frame, frame.rules.indicators["crowd"]).collect().sort("event_id")
+    as_found = load_rules(parse_config({"indicators": {"crowd": {"calibrate": False}}}))
+    hits = crowd(frame, as_found.indicators["crowd"]).collect().sort("event_id")
     assert hits["event_id"].to_list() == sorted(today)
     assert hits["points"].to_list() == [25.0, 25.0]
     assert (
@@ -101,10 +102,9 @@ def test_a_crowd_counts_unrelated_teams_over_a_week_through_the_incident() -> No
         == ["users of 5 unrelated teams looked this subject up without explanation within 2 days"]
         * 2
     )
-    # measured against chance with one day before it: no audience as large that day, so half a
-    # subject a day, and ln 2 / ln 10 of the weight
-    calibrated = load_rules(parse_config({"indicators": {"crowd": {"calibrate": True}}}))
-    hits = crowd(frame, calibrated.indicators["crowd"]).collect().sort("event_id")
+    # measured against chance (the default) with one day before it: no audience as large that
+    # day, so half a subject a day, and ln 2 / ln 10 of the weight
+    hits = crowd(frame, frame.rules.indicators["crowd"]).collect().sort("event_id")
     assert [round(p, 2) for p in hits["points"]] == [7.53, 7.53]
     assert (
         hits["evidence"].to_list()

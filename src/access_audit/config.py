@@ -311,7 +311,7 @@ class CrowdSettings(IndicatorSettings):
     member_weight: bool = False
     """Count each team by how unusual an unexplained read of that kind of record is for its
     reader: the share of such lookups their peers (team and role) explain, over the look-back."""
-    calibrate: bool = False
+    calibrate: bool = True
     """Weigh a crowd by how much rarer it is than the audiences as large that formed by chance
     in the look-back (score/indicators.py, crowd)."""
 
