@@ -186,8 +186,11 @@ def _csv(rows: list[dict[str, Any]], spec: TableSpec, draw: st.DrawFn) -> Delive
 def _jsonl(rows: list[dict[str, Any]], draw: st.DrawFn) -> Delivery:
     lines = []
     for row in rows:
+        # ASCII digits only: str.isdigit() is true of '¹', which int() cannot read
         as_json = {
-            k: int(v) if isinstance(v, str) and v.isdigit() and draw(st.booleans()) else v
+            k: int(v)
+            if isinstance(v, str) and v.isascii() and v.isdigit() and draw(st.booleans())
+            else v
             for k, v in row.items()
         }
         lines.append(json.dumps(as_json, ensure_ascii=draw(st.booleans())).encode())
