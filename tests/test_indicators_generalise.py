@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
@@ -317,17 +317,63 @@ def test_the_negative_binomial_tail_is_poissons_without_overdispersion_and_wider
     assert tails[2] > 5 * tails[1]
 
 
-def _unlinked_frame(rows: list[dict[str, object]], *, calls: pl.LazyFrame | None = None) -> Frame:
-    """P1 is linked by incident CR/1, P2 by a call, P3 by nothing; P4 is not in `persons`."""
+NOON = datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=UTC)
+
+
+def _at(when: datetime) -> pl.Expr:
+    return pl.lit(when, dtype=pl.Datetime("us", "UTC"))
+
+
+def _incidents(opened: dict[str, datetime]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {"incident_id": list(opened), "opened_at": list(opened.values())},
+        schema={"incident_id": pl.String, "opened_at": pl.Datetime("us", "UTC")},
+    )
+
+
+def _calls(started: dict[str, datetime | None]) -> pl.LazyFrame:
+    """Calls with (person id: start); a None person is a call with nobody linked."""
+    return pl.LazyFrame(
+        {
+            "call_id": [f"C{n}" for n in range(len(started))],
+            "person_id": [p or None for p in started],
+            "started_at": list(started.values()),
+        },
+        schema={
+            "call_id": pl.String,
+            "person_id": pl.String,
+            "started_at": pl.Datetime("us", "UTC"),
+        },
+    )
+
+
+def _unlinked_frame(
+    rows: list[dict[str, object]],
+    *,
+    links: dict[str, str] | None = None,
+    opened: dict[str, datetime] | None = None,
+    calls: pl.LazyFrame | None = None,
+) -> Frame:
+    """P1 is linked by incident CR/1 (opened a year before), P2 by a call the day before, P3 by
+    nothing; P4 is not in `persons`. The lookups happen at noon on DAY."""
+    links = links if links is not None else {"P1": "CR/1"}
     inputs = _inputs(
         persons=pl.LazyFrame({"person_id": ["P1", "P2", "P3"]}),
-        incident_persons=pl.LazyFrame({"incident_id": ["CR/1"], "person_id": ["P1"]}),
+        incident_persons=pl.LazyFrame(
+            {"incident_id": list(links.values()), "person_id": list(links)}
+        ),
+        incidents=_incidents(opened if opened is not None else {"CR/1": NOON - timedelta(365)}),
         calls=calls
         if calls is not None
-        else pl.LazyFrame({"call_id": ["C1", "C2"], "person_id": ["P2", None]}),
+        else _calls({"P2": NOON - timedelta(days=1), "": NOON - timedelta(days=1)}),
     )
-    events = pl.LazyFrame(rows)
+    events = pl.LazyFrame(rows).with_columns(occurred_at=_at(NOON))
     return Frame(inputs, load_rules(), events, day_lookups(events.with_columns(contacts=pl.lit(0))))
+
+
+def _unlinked_ids(frame: Frame) -> list[str]:
+    indicator = frame.rules.indicators["unlinked_subject"]
+    return sorted(unlinked_subject(frame, indicator).collect()["event_id"])
 
 
 def test_unlinked_subject_is_a_known_person_no_incident_or_call_links() -> None:
@@ -340,9 +386,27 @@ def test_unlinked_subject_is_a_known_person_no_incident_or_call_links() -> None:
     assert hits["event_id"].to_list() == [f"R1-P3-0-{DAY}"]
     assert hits["points"].to_list() == [20.0]
     assert indicator.when == "unexplained"
-    # a call with P3 recorded later (in a later drop) links her: a re-score clears it
-    later = pl.LazyFrame({"call_id": ["C2", "C3"], "person_id": ["P2", "P3"]})
-    assert unlinked_subject(_unlinked_frame(rows, calls=later), indicator).collect().is_empty()
+    assert indicator.param("grace_hours") == 24
+
+
+def test_a_link_made_after_the_lookup_does_not_clear_unlinked_subject() -> None:
+    """Work is recorded late, so a call that started, or an incident opened, within a day after
+    the lookup links the person; one made later (an insider naming P3 on an incident the next
+    week, or any call with her) does not erase what the lookup was, and nor does an incident
+    missing from `incidents`."""
+    rows = [_access("R1", 0, "P3", explained=False)]
+    p3 = [f"R1-P3-0-{DAY}"]
+    hour_later = _calls({"P2": NOON, "P3": NOON + timedelta(hours=2)})
+    assert _unlinked_ids(_unlinked_frame(rows, calls=hour_later)) == []
+    week_later = _calls({"P2": NOON, "P3": NOON + timedelta(days=7)})
+    assert _unlinked_ids(_unlinked_frame(rows, calls=week_later)) == p3
+    for opened, expected in ((NOON + timedelta(hours=20), []), (NOON + timedelta(days=2), p3)):
+        frame = _unlinked_frame(
+            rows, links={"P1": "CR/1", "P3": "CR/9"}, opened={"CR/1": NOON, "CR/9": opened}
+        )
+        assert _unlinked_ids(frame) == expected
+    unknown_incident = _unlinked_frame(rows, links={"P1": "CR/1", "P3": "CR/404"})
+    assert _unlinked_ids(unknown_incident) == p3
 
 
 def test_unlinked_subject_counts_for_response_officers_and_little_for_vetting() -> None:
@@ -371,9 +435,10 @@ def test_unlinked_subject_counts_for_response_officers_and_little_for_vetting() 
         staff=staff,
         persons=pl.LazyFrame({"person_id": people}),
         incident_persons=pl.LazyFrame({"incident_id": ["CR/1"] * 40, "person_id": linked}),
-        calls=pl.LazyFrame(schema={"call_id": pl.String, "person_id": pl.String}),
+        incidents=_incidents({"CR/1": NOON - timedelta(days=30)}),
+        calls=_calls({}),
     )
-    events = pl.LazyFrame(rows)
+    events = pl.LazyFrame(rows).with_columns(occurred_at=_at(NOON))
     rules = load_rules(parse_config({"peers": {"peer_prior_lookups": 5.0}}))
     frame = Frame(inputs, rules, events, day_lookups(events.with_columns(contacts=pl.lit(0))))
     history = unlinked_subject(frame, rules.indicators["unlinked_subject"]).select(

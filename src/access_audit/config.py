@@ -298,6 +298,12 @@ class DormantIncidentSettings(IndicatorSettings):
     dormant_days: PositiveDays
 
 
+class UnlinkedSubjectSettings(IndicatorSettings):
+    grace_hours: Hours
+    """A link from an incident opened, or a call started, up to this long after the lookup counts
+    (work is recorded late); a later one does not clear it."""
+
+
 class SameSurnameSettings(IndicatorSettings):
     common_count: PositiveInt
     rare_count: PositiveInt
@@ -364,7 +370,7 @@ class IndicatorsSettings(Section):
     print_export: IndicatorSettings
     met_on_duty: MetOnDutySettings
     dormant_incident: DormantIncidentSettings
-    unlinked_subject: IndicatorSettings
+    unlinked_subject: UnlinkedSubjectSettings
     self_lookup: IndicatorSettings
     declared_association: IndicatorSettings
     same_surname: SameSurnameSettings

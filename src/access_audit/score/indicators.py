@@ -185,21 +185,34 @@ def dormant_incident(f: Frame, ind: Indicator) -> pl.LazyFrame:
 
 
 def unlinked_subject(f: Frame, ind: Indicator) -> pl.LazyFrame:
-    """The subject is a person on the system whom no incident and no call links: nothing on
-    record brings them into police work. Vetting, licensing and safeguarding read such people
-    every day, so their peers' rates take the weight away; where peers never do, it is rare.
+    """The subject is a person on the system whom no incident and no call linked when they were
+    looked up: nothing on record brought them into police work. Vetting, licensing and
+    safeguarding read such people every day, so their peers' rates take the weight away; where
+    peers never do, it is rare.
 
-    A person missing from `persons` is not judged (the reference data is incomplete, not the
-    person unknown to police), and a link recorded after the lookup still counts."""
+    A link counts if its incident was opened, or its call started, no more than `grace_hours`
+    after the lookup (work is recorded late); one made later — an incident created the next week
+    that names the person — does not clear the lookup, and an incident missing from `incidents`
+    links nobody. A person missing from `persons` is not judged (the reference data is
+    incomplete, not the person unknown to police)."""
+    grace = pl.duration(hours=float(ind.param("grace_hours")))
     known = f.inputs.persons.select(record_id="person_id").unique()
-    linked = pl.concat(
+    opened = f.inputs.incidents.select("incident_id", linked_at="opened_at").unique("incident_id")
+    links = pl.concat(
         [
-            f.inputs.incident_persons.select(record_id="person_id"),
-            f.inputs.calls.select(record_id="person_id"),
+            f.inputs.incident_persons.join(opened, on="incident_id").select(
+                record_id="person_id", linked_at="linked_at"
+            ),
+            f.inputs.calls.select(record_id="person_id", linked_at="started_at"),
         ]
-    ).filter(pl.col("record_id").is_not_null())
-    hits = f.people.join(known, on="record_id", how="semi").join(
-        linked.unique(), on="record_id", how="anti"
+    ).filter(pl.col("record_id").is_not_null() & pl.col("linked_at").is_not_null())
+    earliest = links.group_by("record_id").agg(pl.col("linked_at").min())
+    hits = (
+        f.people.join(known, on="record_id", how="semi")
+        .join(earliest, on="record_id", how="left")
+        .filter(
+            pl.col("linked_at").is_null() | (pl.col("linked_at") > pl.col("occurred_at") + grace)
+        )
     )
     return _out(hits, ind)
 
@@ -317,6 +330,36 @@ def _unusual_reads(f: Frame) -> pl.LazyFrame:
     )
 
 
+def _audiences(
+    seen: pl.LazyFrame, key: list[str], unit: pl.LazyFrame, window: int, lookup_days: pl.LazyFrame
+) -> pl.LazyFrame:
+    """(key..., day, units, weighted): the unrelated teams that read each `key` (a subject, or a
+    record) without explanation within `window` days up to each day; `seen` holds (key...,
+    user_id, day, weight). A team counts once, at its strongest reader's weight; a user with no
+    team is a unit of their own."""
+    per_day = (
+        seen.join(unit, on="user_id", how="left")
+        .select(
+            *key,
+            "day",
+            "weight",
+            unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id")),
+        )
+        .group_by(*key, "day", "unit")
+        .agg(pl.col("weight").fill_null(1.0).max())
+    )
+    return (
+        pl.concat(
+            [per_day.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
+        )
+        .join(lookup_days, on="day", how="semi")
+        .group_by(*key, "day", "unit")
+        .agg(pl.col("weight").max())
+        .group_by(*key, "day")
+        .agg(units=pl.len(), weighted=pl.col("weight").sum())
+    )
+
+
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     """Users of many unrelated teams looked the subject up with no explanation within
     `window_days` up to the scored day.
@@ -326,49 +369,33 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     subject is a person, reached through their record or through an incident that links them.
 
     With `calibrate`, a crowd weighs as much as it is rarer than this force's chance crowds:
-    `expected` is how many subjects a day drew an audience at least as large over the look-back
-    before the scored day (half a subject added, so a size never seen is rare, not impossible),
-    and the indicator weighs chance_weight(expected). Where bulk readers (a crime-recording bureau,
-    supervisors sampling reports) make five-team audiences daily, five teams is no evidence;
-    where audiences of three are rare, five is full weight."""
+    `expected` is how many records (a person's or an incident's) a day drew an audience at least
+    as large over the look-back before the scored day, and the indicator weighs
+    chance_weight(expected). Each record counts once, with the largest audience it drew (a crowd
+    that lasts, or spans the window's days, is one crowd; an incident linking 2,000 people is one
+    record, not 2,000 subjects); the subject's own records — their person record and the
+    incidents that link them — are left out, so a crowd is never measured against itself; half a
+    record is added, so a size never seen is rare, not impossible. Where bulk readers (a
+    crime-recording bureau, supervisors sampling reports) make five-team audiences daily, five
+    teams is no evidence; where audiences of three are rare, five is full weight."""
     links = f.inputs.incident_persons.select("incident_id", "person_id").unique()
     targets = _about_persons(
         f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
     )
-    calibrate = bool(ind.param("calibrate"))
     unit = f.inputs.staff.select("user_id", team="team_id").unique("user_id", keep="first")
     unexplained = f.lookups.filter(pl.col("unexplained"))
     if ind.param("member_weight"):
         unexplained = unexplained.join(_unusual_reads(f), on=["user_id", "record_type"], how="left")
     else:
         unexplained = unexplained.with_columns(weight=pl.lit(1.0))
-    seen = _about_persons(unexplained, links, ["user_id", "day", "weight"])
-    if not calibrate:
-        seen = seen.join(targets.select("subject").unique(), on="subject", how="semi")
-    seen = (
-        seen.join(unit, on="user_id", how="left")
-        # a user with no team is a unit of their own
-        .select(
-            "subject",
-            "day",
-            "weight",
-            unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id")),
-        )
-        .group_by("subject", "day", "unit")
-        .agg(pl.col("weight").fill_null(1.0).max())
+    seen = _about_persons(unexplained, links, ["user_id", "day", "weight"]).join(
+        targets.select("subject").unique(), on="subject", how="semi"
     )
     window = int(ind.param("window_days"))
     lookup_days = f.lookups.select("day").unique()
-    within = (
-        pl.concat(
-            [seen.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
-        )
-        .join(lookup_days, on="day", how="semi")
-        .group_by("subject", "day", "unit")
-        .agg(pl.col("weight").max())
-        .group_by("subject", "day")
-        .agg(units=pl.len(), weighted=pl.col("weight").sum())
-        .filter(pl.col("weighted") >= ind.param("min_users"))
+    least = ind.param("min_users")
+    within = _audiences(seen, ["subject"], unit, window, lookup_days).filter(
+        pl.col("weighted") >= least
     )
     found = targets.join(within, on=["subject", "day"])
     hits = found.group_by("system", "event_id", "day").agg(pl.col("units").max())
@@ -377,13 +404,16 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         "units",
         pl.lit(window),
     )
-    if not calibrate:
+    if not ind.param("calibrate"):
         return _out(hits, ind, evidence)
-    # the look-back's audiences before each scored day, other subjects' only (a crowd that grows
-    # over several days is not measured against itself), and its days
+    record = ["record_type", "record_id"]
+    chance = _audiences(
+        unexplained.select(*record, "user_id", "day", "weight"), record, unit, window, lookup_days
+    ).filter(pl.col("weighted") >= least)
+    # the audiences of the days before each scored day, by record and day
     scored = found.select("day").unique()
     earlier = scored.join(
-        within.select(crowd_subject="subject", crowd_day="day", size="weighted"), how="cross"
+        chance.select(*record, crowd_day="day", size="weighted"), how="cross"
     ).filter(pl.col("crowd_day") < pl.col("day"))
     prior_days = (
         scored.join(lookup_days.select(crowd_day="day"), how="cross")
@@ -391,17 +421,44 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .group_by("day")
         .agg(prior_days=pl.len())
     )
+    # records with an audience as large: all of them (by distinct size, so the count is linear
+    # in the crowds, however many people an incident links), less the subject's own
+    sizes = found.select("day", "weighted").unique()
+    as_large = (
+        sizes.join(earlier, on="day")
+        .filter(pl.col("size") >= pl.col("weighted"))
+        .group_by("day", "weighted")
+        .agg(all_large=pl.len())
+    )
+    subjects = found.select("subject").unique()
+    own_records = pl.concat(
+        [
+            subjects.select("subject", record_type=pl.lit("person"), record_id="subject"),
+            links.join(subjects, left_on="person_id", right_on="subject").select(
+                subject="person_id", record_type=pl.lit("incident"), record_id="incident_id"
+            ),
+        ]
+    )
+    own_large = (
+        found.select("day", "subject", "weighted")
+        .unique()
+        .join(own_records, on="subject")
+        .join(earlier, on=["day", *record])
+        .filter(pl.col("size") >= pl.col("weighted"))
+        .group_by("day", "subject", "weighted")
+        .agg(own=pl.len())
+    )
     calibrated = (
-        found.join(earlier, on="day", how="left")
-        .group_by("system", "event_id", "day", "subject", "units", "weighted")
-        .agg(
-            as_large=(
-                (pl.col("size") >= pl.col("weighted"))
-                & (pl.col("crowd_subject") != pl.col("subject"))
-            ).sum()
-        )
+        found.join(as_large, on=["day", "weighted"], how="left")
+        .join(own_large, on=["day", "subject", "weighted"], how="left")
         .join(prior_days, on="day", how="left")
-        .with_columns(expected=(pl.col("as_large") + 0.5) / pl.col("prior_days"))
+        .with_columns(
+            # a crowd stays in the window for `window` days: record-days / window are crowds
+            expected=(
+                (pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0)) / window + 0.5
+            )
+            / pl.col("prior_days")
+        )
         .with_columns(
             # nothing before the day to measure chance by: the crowd stands as found
             weight=pl.when(pl.col("prior_days").fill_null(0) > 0)
@@ -736,8 +793,10 @@ def _how_often(expected: pl.Expr) -> pl.Expr:
     return (
         pl.when(expected < 0.01)
         .then(pl.lit("less than once in 100 days"))
-        .when(expected < 1)
+        .when((1 / expected).round(0) > 1)
         .then(pl.format("about once in {} days", (1 / expected).round(0).cast(pl.Int64)))
+        .when(expected < 1.05)
+        .then(pl.lit("about once a day"))
         .otherwise(pl.format("about {} times a day", expected.round(1)))
     )
 

@@ -1,0 +1,140 @@
+"""The calibrated crowd against chance, on the cases an adversarial trial (adv18) found: a chance
+crowd counted once, not once per window day; an incident linking many people counted as one
+record; a crowd reached through an incident never measured against itself."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+
+from access_audit.score.explain import Inputs
+from access_audit.score.indicators import Frame, crowd
+from access_audit.score.lookback import day_lookups
+from access_audit.score.rules import load_rules
+
+DAY = date(2026, 11, 20)
+
+
+def _inputs(**tables: pl.LazyFrame) -> Inputs:
+    return Inputs(**{f.name: tables.get(f.name, pl.LazyFrame()) for f in fields(Inputs)})
+
+
+def _access(user: str, n: int, record: str, *, explained: bool = False, day: date = DAY) -> dict:
+    kind = "incident" if record.startswith("CR/") else "person"
+    return {
+        "system": "RMS",
+        "event_id": f"{user}-{record}-{n}-{day}",
+        "user_id": user,
+        "record_type": kind,
+        "record_id": record,
+        "action": "view",
+        "day": day,
+        "explained": explained,
+    }
+
+
+STAFF = pl.LazyFrame(
+    {
+        "user_id": [f"U{n}" for n in range(10)] + ["F"],
+        "role": ["response_officer"] * 11,
+        "team_id": [f"T{n}" for n in range(10)] + ["FILL"],
+    }
+)
+
+
+def _crowd_hits(rows: list[dict], links: pl.LazyFrame) -> pl.DataFrame:
+    """The calibrated crowd (the default) for the scored day's (DAY's) unexplained accesses."""
+    # a filler user's lookup on every one of the 10 days before DAY and on DAY: the look-back
+    rows = rows + [_access("F", 0, f"Q{k}", day=DAY - timedelta(days=k)) for k in range(11)]
+    events = pl.LazyFrame(rows)
+    lookups = day_lookups(events.with_columns(contacts=pl.lit(0)))
+    targets = events.filter((pl.col("day") == DAY) & ~pl.col("explained"))
+    frame = Frame(_inputs(staff=STAFF, incident_persons=links), load_rules(), targets, lookups)
+    return crowd(frame, frame.rules.indicators["crowd"]).collect()
+
+
+def _real_crowd_on_day() -> list[dict]:
+    """Users of five unrelated teams (T5..T9) read the victim V without explanation on DAY."""
+    return [_access(f"U{n}", 0, "V") for n in range(5, 10)]
+
+
+def test_a_single_chance_crowd_counts_once_not_once_per_window_day() -> None:
+    """Ten days before DAY hold one chance crowd: subject X, read by five unrelated teams on one
+    day (DAY-5). `expected` is "how many subjects a day drew an audience at least as large": 1
+    subject over 10 days, +0.5, = 0.15 a day, so V's crowd on DAY should weigh
+    25 * ln(1/0.15)/ln(10) = 20.6. The 2-day window puts X's crowd on DAY-5 *and* DAY-4, so it is
+    counted twice (0.25 a day, 15.1 points): every chance crowd weighs double against real ones."""
+    chance = [_access(f"U{n}", 0, "X", day=DAY - timedelta(days=5)) for n in range(5)]
+    links = pl.LazyFrame(schema={"incident_id": pl.String, "person_id": pl.String})
+    hits = _crowd_hits(chance + _real_crowd_on_day(), links)
+    assert hits.height == 5
+    expected = 25 * math.log(1 / 0.15) / math.log(10)
+    assert hits["points"].to_list() == pytest.approx([expected] * 5, rel=1e-3), hits[
+        "evidence"
+    ].to_list()
+
+
+def test_one_incident_linking_many_people_read_once_does_not_silence_every_crowd() -> None:
+    """Insider evasion (or one busy operation): five users of five teams each open one incident
+    record, CR/BIG, which links 40 people, once, six days before. A crowd counts a reader of an
+    incident as a reader of every person it links, so that single event becomes 40 subjects with
+    five-team audiences (x2 window days = 80) in the look-back: 8 'chance' crowds a day, and the
+    real crowd around V on DAY then weighs nothing (weight 0, so the indicator is dropped). It
+    keeps doing so for the whole 30-day look-back. One chance event should count as one
+    audience, not as many as its incident links people."""
+    people = [f"P{n}" for n in range(40)]
+    links = pl.LazyFrame({"incident_id": ["CR/BIG"] * 40, "person_id": people})
+    chance = [_access(f"U{n}", 0, "CR/BIG", day=DAY - timedelta(days=6)) for n in range(5)]
+    hits = _crowd_hits(chance + _real_crowd_on_day(), links)
+    # with one chance audience counted once: (1 + 0.5) / 10 a day -> 20.6 points each
+    assert hits.height == 5, "the real crowd around V vanished: weight 0"
+    assert min(hits["points"]) > 15.0
+
+
+def test_a_crowd_through_an_incident_is_not_measured_against_itself() -> None:
+    """Users of five teams open murder incident CR/M (linking the victim V and nine witnesses)
+    on DAY-1; on DAY one of them opens V's record again. V's crowd is the same five teams, and
+    'a crowd that grows over several days is not measured against itself' (crowd docstring). But
+    the witnesses' audiences on DAY-1 are that same crowd under other subjects: 9 'chance'
+    crowds in 10 days, so the re-read weighs ~0.5 points. Had the five read V's person record
+    instead of the incident, the same re-read weighs the full 25."""
+    people = ["V"] + [f"W{n}" for n in range(9)]
+    links = pl.LazyFrame({"incident_id": ["CR/M"] * 10, "person_id": people})
+    before = DAY - timedelta(days=1)
+    via_incident = [_access(f"U{n}", 0, "CR/M", day=before) for n in range(5)]
+    via_person = [_access(f"U{n}", 0, "V", day=before) for n in range(5)]
+    reread = [_access("U0", 1, "V")]
+    direct = _crowd_hits(via_person + reread, links)
+    assert direct["points"].to_list() == [25.0]
+    through = _crowd_hits(via_incident + reread, links)
+    assert through["points"].to_list() == pytest.approx([25.0], rel=0.05), through[
+        "evidence"
+    ].to_list()
+
+
+def test_incidents_linking_2000_people_are_ten_chance_crowds_not_2000() -> None:
+    """On each of the 10 days before, users of five teams open one incident linking 200 people
+    (an operation, a bulk import): 10 chance crowds, about one a day, so today's five-team crowd
+    around V (through CR/2) weighs what a daily crowd does: nothing. The 2,000 people they link
+    change neither the count nor the work: it is taken by audience size, never by joining each
+    subject with every earlier crowd (which took 15 s and 0.7 GB for one day at 2,000 people)."""
+    incidents = [f"CR/B{k}" for k in range(1, 11) for _ in range(200)]
+    links = pl.LazyFrame(
+        {
+            "incident_id": [*incidents, "CR/2"],
+            "person_id": [f"P{n}" for n in range(len(incidents))] + ["V"],
+        }
+    )
+    daily = [
+        _access(f"U{n}", 0, f"CR/B{k}", day=DAY - timedelta(days=k))
+        for n in range(5)
+        for k in range(1, 11)
+    ]
+    elsewhere = [_access(f"U{n}", 0, "CR/2") for n in range(5, 10)]
+    assert _crowd_hits(daily + elsewhere, links).is_empty()
+    # without them the crowd around V is rarer than anything the look-back holds: full weight
+    assert _crowd_hits(elsewhere, links)["points"].to_list() == [25.0] * 5
