@@ -546,3 +546,47 @@ def test_explain_shows_the_look_back_beside_the_day_when_the_rate_is_taken_over_
         "by team VED (victim enquiry desk) do; 1 of 2 of theirs in the look-back and today "
         "(1 of 2 today)"
     ) in flat(result.output)
+
+
+def _last_day_flags(workspace: Workspace) -> dict[str, float]:
+    flags = workspace.scan("flags").collect()
+    last = flags["day"].max()
+    kept = flags.filter(pl.col("day") == last)
+    return dict(zip(kept["flag_id"], kept["score"], strict=True))
+
+
+@pytest.mark.parametrize("command", ["nightly", "score --since"])
+def test_after_a_change_of_rules_a_day_is_scored_as_if_by_them_from_the_start(
+    tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home scored under other rules (a dormant incident only after 10 years), then one night
+    (or `score --since` the last day) under the defaults: the look-back days that the other rules
+    scored are scored again first, so the last day's flags are those of a home scored by the
+    defaults from the start — not weighed against peers' rates of the other rules' indicators.
+    Without that step they differ."""
+    from access_audit.generate import generate_force
+    from access_audit.score import run
+
+    made = generate_force(tmp_path / "drops", staff=60, days=5, seed=2)
+    fresh = Workspace.open(tmp_path / "fresh")
+    assert fresh.nightly(made.drops).ok
+    expected = _last_day_flags(fresh)
+
+    def changed(home: Path) -> Workspace:
+        home.mkdir()
+        (home / "access-audit.toml").write_text(
+            "[indicators.dormant_incident]\ndormant_days = 3650\n"
+        )
+        before = Workspace.open(home)
+        assert before.nightly(made.drops[:-1] if command == "nightly" else made.drops).ok
+        (home / "access-audit.toml").unlink()
+        after = Workspace.open(home)
+        if command == "nightly":
+            assert after.nightly(made.drops[-1:]).ok
+        else:
+            after.score(days=[max(after.stored_days())])
+        return after
+
+    assert _last_day_flags(changed(tmp_path / "upgraded")) == expected
+    monkeypatch.setattr(run, "with_earlier_rules", lambda txn, days, rules: sorted(days))
+    assert _last_day_flags(changed(tmp_path / "unrepaired")) != expected

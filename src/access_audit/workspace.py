@@ -391,9 +391,11 @@ class Workspace:
         progress: ProgressCallback | None = None,
         engine: str = "polars",
     ) -> ScoreReport:
-        """Explain and score stored days (all of them by default), replacing their outputs.
-        `engine` is polars (this machine) or spark ([spark] settings); the results are the same."""
-        from access_audit.score.run import stored_days, write_scored
+        """Explain and score stored days (all of them by default), replacing their outputs; days
+        in their look-back that other rules scored are scored first (score/run.py,
+        with_earlier_rules). `engine` is polars (this machine) or spark ([spark] settings); the
+        results are the same."""
+        from access_audit.score.run import stored_days, with_earlier_rules, write_scored
 
         scorer = self.scorer(engine, progress)
 
@@ -407,7 +409,11 @@ class Workspace:
                 model = self._current_model()
                 with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
-                    wanted = available if days is None else [d for d in days if d in available]
+                    if days is None:
+                        wanted = available
+                    else:
+                        asked = [d for d in days if d in available]
+                        wanted = with_earlier_rules(txn, asked, rules)
                     report = write_scored(
                         txn,
                         wanted,
@@ -477,7 +483,12 @@ class Workspace:
         scorer: ChunkScorer | None = None,
     ) -> Generation | None:
         from access_audit.ingest import ingest_drop
-        from access_audit.score.run import days_to_rescore, stored_days, write_scored
+        from access_audit.score.run import (
+            days_to_rescore,
+            stored_days,
+            with_earlier_rules,
+            write_scored,
+        )
 
         rules = self.rules
         model = self._current_model()
@@ -496,6 +507,7 @@ class Workspace:
                         DropFailure(drop.drop_id, failure_line(self._drop_failure(exc)))
                     )
             days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
+            days = with_earlier_rules(txn, days, rules)
             report.score = write_scored(
                 txn,
                 days,

@@ -87,10 +87,11 @@ HITS = register(
 SOURCES = register(
     StoredTable(
         "lookback_sources",
-        lambda: pl.Schema({"source": pl.String()}),
+        lambda: pl.Schema({"source": pl.String(), "rules_version": pl.String()}),
         partition_by="day",
         partition_dtype=pl.Date(),
-        description="The access-event files each day's look-back aggregates were built from.",
+        description="The access-event files each day's look-back aggregates were built from, "
+        "and the rules that scored the day (null: rebuilt, or stored by an earlier version).",
     )
 )
 
@@ -228,10 +229,41 @@ def read_lookback(
     return stored.plus(rebuild(stale)), stale
 
 
-def source_rows(days: Sequence[date], sources: dict[date, str]) -> pl.DataFrame:
-    """The `lookback_sources` rows recording what the aggregates of `days` were built from."""
+def source_rows(
+    days: Sequence[date], sources: dict[date, str], scored: dict[date, str]
+) -> pl.DataFrame:
+    """The `lookback_sources` rows recording what the aggregates of `days` were built from, and
+    the rules version of the days `scored` this run (a day only rebuilt keeps none: its stored
+    indicators are whatever rules scored it)."""
     known = [d for d in days if d in sources]
     return pl.DataFrame(
-        {"source": [sources[d] for d in known], "day": known},
+        {
+            "source": [sources[d] for d in known],
+            "rules_version": [scored.get(d) for d in known],
+            "day": known,
+        },
         schema=SOURCES.full_schema(),
     )
+
+
+def scored_under_other_rules(
+    scan: Scan, days: Sequence[date], stored: Sequence[date], rules_version: str, lookback: int
+) -> list[date]:
+    """The stored days in the look-back of `days` (not among them) that other rules scored, or
+    an earlier version that did not record its rules: their stored indicators are another rule
+    set's, so a run scores them first and `days` read aggregates of the rules they are scored by.
+    """
+    if not days:
+        return []
+    first, asked = min(days) - timedelta(days=lookback), set(days)
+    window = [d for d in stored if first <= d < max(days) and d not in asked]
+    if not window:
+        return []
+    recorded = (
+        scan(SOURCES.name)
+        .filter(pl.col("day").is_in(window) & (pl.col("rules_version") == rules_version))
+        .select("day")
+        .collect()["day"]
+    )
+    same = set(recorded.to_list())
+    return [d for d in window if d not in same]

@@ -21,7 +21,7 @@ from access_audit.score import Scored, score_days
 from access_audit.score.audit_gaps import KIND as AUDIT_GAP
 from access_audit.score.audit_gaps import find_audit_gaps
 from access_audit.score.fit_cache import FITS, GROUP_FITS
-from access_audit.score.lookback import SOURCES, source_rows
+from access_audit.score.lookback import SOURCES, scored_under_other_rules, source_rows
 from access_audit.score.rules import Rules, fmt
 from access_audit.store import Transaction
 from access_audit.tables import REVIEWS, scan_stored
@@ -58,6 +58,20 @@ def stored_days(txn: Transaction) -> list[date]:
     """The days (UTC) the transaction's stores hold accesses for."""
     days = scan_stored(txn.path, "access_events").select(pl.col("day").unique()).collect()
     return sorted(days["day"].to_list())
+
+
+def with_earlier_rules(txn: Transaction, days: Sequence[date], rules: Rules) -> list[date]:
+    """`days` and the stored days in their look-back that other rules scored (after a change of
+    rules or of version): those are scored first, in the same run, so `days` are weighed against
+    a look-back of the rules that score them, as in a home scored by them from the start."""
+    extra = scored_under_other_rules(
+        lambda name: scan_stored(txn.path, name),
+        days,
+        stored_days(txn),
+        rules.version,
+        rules.lookback_days,
+    )
+    return sorted({*days, *extra})
 
 
 def days_to_rescore(
@@ -193,12 +207,13 @@ def access_sources(root: Path) -> dict[date, str]:
     return sources
 
 
-def _write_lookback(txn: Transaction, scored: Scored) -> None:
+def _write_lookback(txn: Transaction, scored: Scored, rules: Rules) -> None:
     """The look-back aggregates of the scored (and rebuilt) days, and what they were built from,
     and the scored days' model fits (score/fit_cache.py), in the same transaction as the flags."""
     days = scored.lookback_days
     tables = scored.lookback.tables()
-    tables[SOURCES.name] = source_rows(days, access_sources(txn.path))
+    versions = dict.fromkeys(scored.days, rules.version)
+    tables[SOURCES.name] = source_rows(days, access_sources(txn.path), versions)
     for table, frame in tables.items():
         txn.replace_partitions(table, frame, "day", days)
     if scored.fits is not None:
@@ -342,7 +357,7 @@ def _write_chunk(
     }
     for table, frame in outputs.items():
         txn.replace_partitions(table, frame, "day", scored.days)
-    _write_lookback(txn, scored)
+    _write_lookback(txn, scored, rules)
     report.flags = flags.height
     report.alerts = int(flags["alert"].sum())
     report.audit_gaps = flags.filter(pl.col("alert") & (pl.col("kind") == AUDIT_GAP)).height
