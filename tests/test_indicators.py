@@ -97,7 +97,7 @@ def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting()
     assert response_row["points"] == pytest.approx(35.0)
     assert vetting_row["points"] < 1.0
     assert (response_row["today_hits"], response_row["today_lookups"]) == (1, 4)
-    sentence = pl.DataFrame([response_row]).select(peer_sentence()).item()
+    sentence = pl.DataFrame([response_row]).select(peer_sentence(_rules())).item()
     assert sentence.startswith("; ") and "by team HAR-A (response officer) do" in sentence
     assert sentence.endswith("1 of 4 of theirs today")
 
@@ -182,12 +182,12 @@ def test_over_the_look_back_one_rare_hit_among_many_lookups_is_the_peers_rate() 
         1,
         4,
     )
-    sentence = pl.DataFrame([r1]).select(peer_sentence()).item()
+    sentence = pl.DataFrame([r1]).select(peer_sentence(_rules())).item()
     assert sentence.endswith(
         "by team HAR-A (response officer) do; 1 of 44 of theirs in the look-back and today "
         "(1 of 4 today)"
     )
-    day_sentence = pl.DataFrame([day["R1"]]).select(peer_sentence()).item()
+    day_sentence = pl.DataFrame([day["R1"]]).select(peer_sentence(_rules())).item()
     assert day_sentence.endswith("1 of 4 of theirs today")
 
 

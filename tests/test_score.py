@@ -280,6 +280,9 @@ def test_an_alert_the_new_rules_no_longer_raise_says_the_rules_changed_not_now_e
     assert note.startswith(f"the rules changed ({old_rules} to rules-")
     assert "its risk no longer reaches the threshold" in note
     assert "now explained" not in note
+    # the next run carries the cleared flag as it is and does not report it cleared again
+    assert rescored.score().cleared == []
+    assert rescored.flag_detail("F20261120-U2-P2").flag["note"] == note  # type: ignore[union-attr]
 
 
 def test_an_alert_quieted_by_a_later_review_keeps_the_suppression_note(
@@ -525,7 +528,7 @@ def test_explain_shows_the_peers_rate_next_to_the_users(pc_b: Workspace) -> None
     # U1 is alone in team VED: its peers are the team's victim enquiry desk officers, shrunk to
     # the role and the force
     assert (
-        flat("of lookups of this kind by team VED (victim enquiry desk) do; 1 of 2 of theirs today")
+        flat("of unexplained lookups by team VED (victim enquiry desk) do; 1 of 2 of theirs today")
         in text
     )
 

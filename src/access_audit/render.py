@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from access_audit.score.run import ScoreReport
     from access_audit.workspace import IngestReport, VerifyReport, WorkspaceStatus
 
+CLEARED_WHY = "explained since, or no longer over the threshold: `explain` says which"
+
 
 def render_ingest_report(console: Console, err_console: Console, report: IngestReport) -> None:
     table = Table(title="Ingest", show_lines=False)
@@ -185,7 +187,7 @@ def render_score_report(console: Console, report: ScoreReport) -> None:
         f"({_percent(report.first_explained_with_mined)} of first accesses); "
         f"{report.flags} flag(s), {report.alerts} alert(s)"
         + (f" ({report.audit_gaps} audit gap(s))" if report.audit_gaps else "")
-        + (f", {len(report.cleared)} cleared by late explanations" if report.cleared else ""),
+        + (f", {len(report.cleared)} alert(s) cleared ({CLEARED_WHY})" if report.cleared else ""),
         highlight=False,
         soft_wrap=True,
     )

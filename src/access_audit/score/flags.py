@@ -77,7 +77,7 @@ def episodes(
     triggered = per_code.filter(pl.col("code").is_in(triggers)).select(GROUP).unique()
     reasons = (
         per_code.join(triggered, on=GROUP)
-        .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence(), weak_sentence()))
+        .with_columns(text=pl.concat_str(reason_text(rules), peer_sentence(rules), weak_sentence()))
         .with_columns(total=_exact_sum(pl.col("points")).over(GROUP))
         .group_by(GROUP)
         .agg(

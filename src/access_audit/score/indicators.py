@@ -378,7 +378,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     record is added, so a size never seen is rare, not impossible. Where bulk readers (a
     crime-recording bureau, supervisors sampling reports) make five-team audiences daily, five
     teams is no evidence; where audiences of three are rare, five is full weight."""
-    links = f.inputs.incident_persons.select("incident_id", "person_id").unique()
+    links = f.inputs.incident_persons.select("incident_id", "person_id").unique().cache()
     targets = _about_persons(
         f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
     )
@@ -397,7 +397,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     within = _audiences(seen, ["subject"], unit, window, lookup_days).filter(
         pl.col("weighted") >= least
     )
-    found = targets.join(within, on=["subject", "day"])
+    # read several times below: computed once
+    found = targets.join(within, on=["subject", "day"]).cache()
     hits = found.group_by("system", "event_id", "day").agg(pl.col("units").max())
     evidence = fmt(
         "users of {} unrelated teams looked this subject up without explanation within {} days",
@@ -407,14 +408,22 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     if not ind.param("calibrate"):
         return _out(hits, ind, evidence)
     record = ["record_type", "record_id"]
+    # a record read by fewer users than min_users over the whole look-back (most are) can never
+    # hold a crowd: left out before the windows are counted (weights are at most 1)
+    readers = unexplained.group_by(*record).agg(readers=pl.col("user_id").n_unique())
+    candidates = unexplained.join(
+        readers.filter(pl.col("readers") >= least).select(record), on=record, how="semi"
+    )
     chance = _audiences(
-        unexplained.select(*record, "user_id", "day", "weight"), record, unit, window, lookup_days
+        candidates.select(*record, "user_id", "day", "weight"), record, unit, window, lookup_days
     ).filter(pl.col("weighted") >= least)
     # the audiences of the days before each scored day, by record and day
     scored = found.select("day").unique()
-    earlier = scored.join(
-        chance.select(*record, crowd_day="day", size="weighted"), how="cross"
-    ).filter(pl.col("crowd_day") < pl.col("day"))
+    earlier = (
+        scored.join(chance.select(*record, crowd_day="day", size="weighted"), how="cross")
+        .filter(pl.col("crowd_day") < pl.col("day"))
+        .cache()
+    )
     prior_days = (
         scored.join(lookup_days.select(crowd_day="day"), how="cross")
         .filter(pl.col("crowd_day") < pl.col("day"))
@@ -476,8 +485,10 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         pl.when(pl.col("prior_days").fill_null(0) > 0)
         .then(
             fmt(
-                "; audiences as large formed {} over the {} before",
-                _how_often(pl.col("expected")),
+                "; {} over the {} before",
+                pl.when(pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0) == 0)
+                .then(pl.lit("no audience as large formed"))
+                .otherwise(fmt("audiences as large formed {}", _how_often(pl.col("expected")))),
                 pl.when(pl.col("prior_days") == 1)
                 .then(pl.lit("day"))
                 .otherwise(pl.format("{} days", pl.col("prior_days"))),

@@ -361,6 +361,8 @@ def _write_chunk(
     report.flags = flags.height
     report.alerts = int(flags["alert"].sum())
     report.audit_gaps = flags.filter(pl.col("alert") & (pl.col("kind") == AUDIT_GAP)).height
-    report.cleared = carried["flag_id"].to_list()
+    # the alerts this run cleared, not those an earlier run did (carried as they were)
+    already = previous.filter(pl.col("cleared_at").is_not_null()).select("flag_id")
+    report.cleared = carried.join(already, on="flag_id", how="anti")["flag_id"].to_list()
     report.coverage = scored.coverage.to_dicts()
     return report
