@@ -125,14 +125,34 @@ def families(name: str, result: dict[str, object], top: int) -> str:
     return "\n".join(lines)
 
 
+def check_config(path: Path) -> None:
+    """Exit with one line if `path` is not a valid access-audit.toml, before any force is made."""
+    import tomllib
+
+    from access_audit.config import parse_config
+    from access_audit.errors import AccessAuditError
+
+    if not path.is_file():
+        sys.exit(f"{path}: not a file (--config takes an access-audit.toml)")
+    try:
+        parse_config(tomllib.loads(path.read_text(encoding="utf-8")), source=str(path))
+    except (AccessAuditError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        sys.exit(f"error: {path}: {exc}" if not str(exc).startswith(str(path)) else f"error: {exc}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--northshire", type=Path, default=Path("../shared/forces/northshire.py"))
-    parser.add_argument("--northshire-seed", type=int, default=1)
+    parser.add_argument(
+        "--northshire",
+        type=Path,
+        default=Path("../shared/forces/northshire.py"),
+        help="the Northshire force's generator script",
+    )
+    parser.add_argument("--northshire-seed", type=int, default=1, help="Northshire's seed")
     parser.add_argument("--staff", type=int, default=1500, help="our own force's staff")
     parser.add_argument("--days", type=int, default=21, help="our own force's days")
     parser.add_argument("--seed", type=int, default=11, help="our own force's seed")
-    parser.add_argument("--budget", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=20, help="flags an analyst reads a day")
     parser.add_argument("--work", type=Path, help="keep the forces and homes here (default: temp)")
     parser.add_argument(
         "--only", choices=["Northshire", "own"], help="evaluate one force only (default: both)"
@@ -141,13 +161,13 @@ def main() -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        help="an access-audit.toml copied into both homes before the first night (rules to try)",
+        help="an access-audit.toml copied into each home before its first night (rules to try)",
     )
     args = parser.parse_args()
+    if args.config is not None:
+        check_config(args.config)
     if not args.northshire.exists():
         sys.exit(f"{args.northshire}: no such file (set NORTHSHIRE=path/to/northshire.py)")
-    if args.config is not None and not args.config.is_file():
-        sys.exit(f"{args.config}: no such file")
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         work = args.work or Path(scratch)
         forces = {
