@@ -5,36 +5,21 @@ record; a crowd reached through an incident never measured against itself."""
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from datetime import date, timedelta
 
 import polars as pl
 import pytest
 
-from access_audit.score.explain import Inputs
 from access_audit.score.indicators import Frame, crowd
 from access_audit.score.lookback import day_lookups
 from access_audit.score.rules import load_rules
-
-DAY = date(2026, 11, 20)
-
-
-def _inputs(**tables: pl.LazyFrame) -> Inputs:
-    return Inputs(**{f.name: tables.get(f.name, pl.LazyFrame()) for f in fields(Inputs)})
+from test_indicators_generalise import DAY, _inputs
+from test_indicators_generalise import _access as _read
 
 
-def _access(user: str, n: int, record: str, *, explained: bool = False, day: date = DAY) -> dict:
-    kind = "incident" if record.startswith("CR/") else "person"
-    return {
-        "system": "RMS",
-        "event_id": f"{user}-{record}-{n}-{day}",
-        "user_id": user,
-        "record_type": kind,
-        "record_id": record,
-        "action": "view",
-        "day": day,
-        "explained": explained,
-    }
+def _access(user: str, n: int, record: str, *, day: date = DAY) -> dict[str, object]:
+    """An unexplained read of `record` (test_indicators_generalise's rows)."""
+    return _read(user, n, record, explained=False, day=day)
 
 
 STAFF = pl.LazyFrame(
