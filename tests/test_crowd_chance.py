@@ -123,3 +123,40 @@ def test_incidents_linking_2000_people_are_ten_chance_crowds_not_2000() -> None:
     assert _crowd_hits(daily + elsewhere, links).is_empty()
     # without them the crowd around V is rarer than anything the look-back holds: full weight
     assert _crowd_hits(elsewhere, links)["points"].to_list() == [25.0] * 5
+
+
+def _kind(row: dict[str, object], kind: str) -> dict[str, object]:
+    return {**row, "record_type": kind}
+
+
+REAL = [_access(f"U{n}", 0, "V") for n in range(5, 10)]
+NO_LINKS = pl.LazyFrame(schema={"incident_id": pl.String, "person_id": pl.String})
+
+
+@pytest.mark.parametrize("kind", ["vehicle", "address", "phone"])
+def test_records_no_crowd_is_about_are_not_chance_crowds(kind: str) -> None:
+    """A crowd is about a person, read through their record or an incident that links them.
+    Five teams reading a stolen vehicle (an address, a phone) on each of the 10 days before are
+    not chance crowds about anyone: the five-team crowd around V still weighs in full (adversary
+    18b; a first version counted them and V's crowd weighed nothing)."""
+    daily = [
+        _kind(_access(f"U{n}", 0, f"X{k}", day=DAY - timedelta(days=k)), kind)
+        for n in range(5)
+        for k in range(1, 11)
+    ]
+    assert _crowd_hits(daily + REAL, NO_LINKS)["points"].to_list() == [25.0] * 5
+
+
+def test_one_record_read_by_a_crowd_every_day_counts_once() -> None:
+    """One record X read by the same five teams on each of the 10 days before counts as one
+    chance crowd, as if it were read on one day: (1 + 0.5) / 10 a day, 20.6 points for V's crowd
+    (a version counting record-days over the window made it five crowds: 6.5 points)."""
+    once = [_access(f"U{n}", 0, "X", day=DAY - timedelta(days=5)) for n in range(5)]
+    daily = [
+        _access(f"U{n}", k, "X", day=DAY - timedelta(days=k))
+        for n in range(5)
+        for k in range(1, 11)
+    ]
+    single = _crowd_hits(once + REAL, NO_LINKS)["points"].to_list()
+    assert single == pytest.approx([25 * math.log(1 / 0.15) / math.log(10)] * 5)
+    assert _crowd_hits(daily + REAL, NO_LINKS)["points"].to_list() == pytest.approx(single)

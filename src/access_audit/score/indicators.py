@@ -369,8 +369,9 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     subject is a person, reached through their record or through an incident that links them.
 
     With `calibrate`, a crowd weighs as much as it is rarer than this force's chance crowds:
-    `expected` is how many records (a person's or an incident's) a day drew an audience at least
-    as large over the look-back before the scored day, and the indicator weighs
+    `expected` is how many records (a person's, or an incident that links someone: never a
+    vehicle's or an address's) a day drew an audience at least as large over the look-back
+    before the scored day, and the indicator weighs
     chance_weight(expected). Each record counts once, with the largest audience it drew (a crowd
     that lasts, or spans the window's days, is one crowd; an incident linking 2,000 people is one
     record, not 2,000 subjects); the subject's own records — their person record and the
@@ -408,20 +409,33 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     if not ind.param("calibrate"):
         return _out(hits, ind, evidence)
     record = ["record_type", "record_id"]
-    # a record read by fewer users than min_users over the whole look-back (most are) can never
-    # hold a crowd: left out before the windows are counted (weights are at most 1)
-    readers = unexplained.group_by(*record).agg(readers=pl.col("user_id").n_unique())
-    candidates = unexplained.join(
-        readers.filter(pl.col("readers") >= least).select(record), on=record, how="semi"
+    # only records a crowd's subject can be reached through: a person's, or an incident linking
+    # someone (a vehicle or an address read by five teams is no crowd about a person); a record
+    # read by fewer users than min_users over the whole look-back (most are) can never hold a
+    # crowd, so is left out before the windows are counted (weights are at most 1)
+    linking = links.select(record_type=pl.lit("incident"), record_id="incident_id").unique()
+    readers = (
+        pl.concat(
+            [
+                unexplained.filter(pl.col("record_type") == "person"),
+                unexplained.join(linking, on=record, how="semi"),
+            ]
+        )
+        .group_by(*record)
+        .agg(readers=pl.col("user_id").n_unique())
+        .filter(pl.col("readers") >= least)
     )
+    candidates = unexplained.join(readers.select(record), on=record, how="semi")
     chance = _audiences(
         candidates.select(*record, "user_id", "day", "weight"), record, unit, window, lookup_days
     ).filter(pl.col("weighted") >= least)
-    # the audiences of the days before each scored day, by record and day
+    # each record once per scored day, with the largest audience it drew on a day before it
     scored = found.select("day").unique()
     earlier = (
         scored.join(chance.select(*record, crowd_day="day", size="weighted"), how="cross")
         .filter(pl.col("crowd_day") < pl.col("day"))
+        .group_by("day", *record)
+        .agg(pl.col("size").max())
         .cache()
     )
     prior_days = (
@@ -462,10 +476,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .join(own_large, on=["day", "subject", "weighted"], how="left")
         .join(prior_days, on="day", how="left")
         .with_columns(
-            # a crowd stays in the window for `window` days: record-days / window are crowds
-            expected=(
-                (pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0)) / window + 0.5
-            )
+            expected=(pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0) + 0.5)
             / pl.col("prior_days")
         )
         .with_columns(
