@@ -353,14 +353,23 @@ def _unlinked_frame(
     links: dict[str, str] | None = None,
     opened: dict[str, datetime] | None = None,
     calls: pl.LazyFrame | None = None,
+    delivered: dict[str, datetime] | None = None,
 ) -> Frame:
     """P1 is linked by incident CR/1 (opened a year before), P2 by a call the day before, P3 by
-    nothing; P4 is not in `persons`. The lookups happen at noon on DAY."""
+    nothing; P4 is not in `persons`. The lookups happen at noon on DAY. Every link arrived with
+    the home's first load (a month before) unless `delivered` (person: drop day) says later."""
     links = links if links is not None else {"P1": "CR/1"}
+    first_load = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC) - timedelta(days=30)
+    arrived = [(delivered or {}).get(person, first_load) for person in links]
     inputs = _inputs(
         persons=pl.LazyFrame({"person_id": ["P1", "P2", "P3"]}),
         incident_persons=pl.LazyFrame(
-            {"incident_id": list(links.values()), "person_id": list(links)}
+            {"incident_id": list(links.values()), "person_id": list(links), "as_of": arrived},
+            schema={
+                "incident_id": pl.String,
+                "person_id": pl.String,
+                "as_of": pl.Datetime("us", "UTC"),
+            },
         ),
         incidents=_incidents(opened if opened is not None else {"CR/1": NOON - timedelta(365)}),
         calls=calls
@@ -407,6 +416,12 @@ def test_a_link_made_after_the_lookup_does_not_clear_unlinked_subject() -> None:
         assert _unlinked_ids(frame) == expected
     unknown_incident = _unlinked_frame(rows, links={"P1": "CR/1", "P3": "CR/404"})
     assert _unlinked_ids(unknown_incident) == p3
+    # named on an incident opened a year ago, in a drop a week later: the link dates from then
+    # (adversary 18b); delivered in the next day's drop, it counts
+    old_case = {"P1": "CR/1", "P3": "CR/1"}
+    for drop, expected in ((NOON + timedelta(days=7), p3), (NOON + timedelta(hours=12), [])):
+        frame = _unlinked_frame(rows, links=old_case, delivered={"P3": drop})
+        assert _unlinked_ids(frame) == expected
 
 
 def test_unlinked_subject_counts_for_response_officers_and_little_for_vetting() -> None:
@@ -434,7 +449,14 @@ def test_unlinked_subject_counts_for_response_officers_and_little_for_vetting() 
     inputs = _inputs(
         staff=staff,
         persons=pl.LazyFrame({"person_id": people}),
-        incident_persons=pl.LazyFrame({"incident_id": ["CR/1"] * 40, "person_id": linked}),
+        incident_persons=pl.LazyFrame(
+            {"incident_id": ["CR/1"] * 40, "person_id": linked, "as_of": [NOON] * 40},
+            schema={
+                "incident_id": pl.String,
+                "person_id": pl.String,
+                "as_of": pl.Datetime("us", "UTC"),
+            },
+        ),
         incidents=_incidents({"CR/1": NOON - timedelta(days=30)}),
         calls=_calls({}),
     )

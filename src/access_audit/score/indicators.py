@@ -190,18 +190,30 @@ def unlinked_subject(f: Frame, ind: Indicator) -> pl.LazyFrame:
     safeguarding read such people every day, so their peers' rates take the weight away; where
     peers never do, it is rare.
 
-    A link counts if its incident was opened, or its call started, no more than `grace_hours`
-    after the lookup (work is recorded late); one made later — an incident created the next week
-    that names the person — does not clear the lookup, and an incident missing from `incidents`
-    links nobody. A person missing from `persons` is not judged (the reference data is
-    incomplete, not the person unknown to police)."""
+    A link counts if it was made no more than `grace_hours` after the lookup (work is recorded
+    late): a call when it started; an incident's link when the incident was opened or, for a
+    link first delivered after the home's first load, the day of the drop that first delivered
+    it, whichever is later (an identical row delivered again keeps its first delivery). So an
+    incident created the next week that names the person, or a person added afterwards to an old
+    incident, does not clear the lookup; the links of the first load, which holds the force's
+    history, are dated by their incidents. An incident missing from `incidents` links nobody. A
+    person missing from `persons` is not judged (the reference data is incomplete, not the
+    person unknown to police)."""
     grace = pl.duration(hours=float(ind.param("grace_hours")))
     known = f.inputs.persons.select(record_id="person_id").unique()
-    opened = f.inputs.incidents.select("incident_id", linked_at="opened_at").unique("incident_id")
+    opened = f.inputs.incidents.select("incident_id", "opened_at").unique("incident_id")
+    rows = f.inputs.incident_persons.select("incident_id", "person_id", "as_of")
+    first_load = rows.select(first=pl.col("as_of").min())
+    delivered_later = pl.col("as_of") > pl.col("first")
     links = pl.concat(
         [
-            f.inputs.incident_persons.join(opened, on="incident_id").select(
-                record_id="person_id", linked_at="linked_at"
+            rows.join(opened, on="incident_id")
+            .join(first_load, how="cross")
+            .select(
+                record_id="person_id",
+                linked_at=pl.when(delivered_later)
+                .then(pl.max_horizontal("opened_at", "as_of"))
+                .otherwise("opened_at"),
             ),
             f.inputs.calls.select(record_id="person_id", linked_at="started_at"),
         ]
