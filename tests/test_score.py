@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -575,7 +576,8 @@ def test_after_a_change_of_rules_a_day_is_scored_as_if_by_them_from_the_start(
     assert fresh.nightly(made.drops).ok
     expected = _last_day_flags(fresh)
 
-    def changed(home: Path) -> Workspace:
+    def changed(home: Path) -> tuple[Workspace, list[date], list[date]]:
+        """The home after the change: (workspace, days scored, days scored again first)."""
         home.mkdir()
         (home / "access-audit.toml").write_text(
             "[indicators.dormant_incident]\ndormant_days = 3650\n"
@@ -585,11 +587,19 @@ def test_after_a_change_of_rules_a_day_is_scored_as_if_by_them_from_the_start(
         (home / "access-audit.toml").unlink()
         after = Workspace.open(home)
         if command == "nightly":
-            assert after.nightly(made.drops[-1:]).ok
+            night = after.nightly(made.drops[-1:])
+            assert night.ok and night.score is not None
+            report = night.score
         else:
-            after.score(days=[max(after.stored_days())])
-        return after
+            report = after.score(days=[max(after.stored_days())])
+        return after, report.days, report.earlier_rules
 
-    assert _last_day_flags(changed(tmp_path / "upgraded")) == expected
+    upgraded, scored, earlier = changed(tmp_path / "upgraded")
+    assert _last_day_flags(upgraded) == expected
+    # the days scored again first are said: earlier than every day asked for
+    asked = set(scored) - set(earlier)
+    assert earlier and max(earlier) < min(asked)
     monkeypatch.setattr(run, "with_earlier_rules", lambda txn, days, rules: sorted(days))
-    assert _last_day_flags(changed(tmp_path / "unrepaired")) != expected
+    unrepaired, _, earlier = changed(tmp_path / "unrepaired")
+    assert earlier == []
+    assert _last_day_flags(unrepaired) != expected

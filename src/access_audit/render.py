@@ -191,6 +191,14 @@ def render_score_report(console: Console, report: ScoreReport) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    if report.earlier_rules:
+        console.print(
+            f"of them, {len(report.earlier_rules)} earlier day(s) ({report.earlier_rules[0]} to "
+            f"{report.earlier_rules[-1]}) were scored again first: other rules had scored them, "
+            "and the days asked for are weighed against a look-back of the rules in force",
+            highlight=False,
+            soft_wrap=True,
+        )
     roles = [row for row in report.coverage if row["scope"] == "role"]
     if roles:
         table = Table(title="Explained accesses by role")

@@ -409,11 +409,8 @@ class Workspace:
                 model = self._current_model()
                 with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
-                    if days is None:
-                        wanted = available
-                    else:
-                        asked = [d for d in days if d in available]
-                        wanted = with_earlier_rules(txn, asked, rules)
+                    asked = available if days is None else [d for d in days if d in available]
+                    wanted = asked if days is None else with_earlier_rules(txn, asked, rules)
                     report = write_scored(
                         txn,
                         wanted,
@@ -425,6 +422,7 @@ class Workspace:
                         progress=progress,
                         scorer=scorer,
                     )
+                    report.earlier_rules = sorted(set(wanted) - set(asked))
                 committed = txn.committed
                 self._finish_run("score", run_id, started, committed, score=report)
             except BaseException as exc:
@@ -506,8 +504,8 @@ class Workspace:
                     report.ingest.failed.append(
                         DropFailure(drop.drop_id, failure_line(self._drop_failure(exc)))
                     )
-            days = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
-            days = with_earlier_rules(txn, days, rules)
+            asked = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
+            days = with_earlier_rules(txn, asked, rules)
             report.score = write_scored(
                 txn,
                 days,
@@ -519,6 +517,7 @@ class Workspace:
                 progress=progress,
                 scorer=scorer,
             )
+            report.score.earlier_rules = sorted(set(days) - set(asked))
         return txn.committed
 
     def stored_days(

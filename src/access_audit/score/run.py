@@ -50,6 +50,8 @@ class ScoreReport:
     audit_gaps: int = 0
     """Audit-gap alerts among them: hours or shifts whose audit rows went missing."""
     cleared: list[str] = field(default_factory=list)
+    earlier_rules: list[date] = field(default_factory=list)
+    """Days scored again first because other rules had scored them (with_earlier_rules)."""
     seconds: float = 0.0
     coverage: list[dict[str, Any]] = field(default_factory=list)
 
