@@ -98,8 +98,10 @@ def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting()
     assert vetting_row["points"] < 1.0
     assert (response_row["today_hits"], response_row["today_lookups"]) == (1, 4)
     sentence = pl.DataFrame([response_row]).select(peer_sentence(_rules())).item()
-    assert sentence.startswith("; ") and "by team HAR-A (response officer) do" in sentence
-    assert sentence.endswith("1 of 4 of theirs today")
+    assert sentence == (
+        "; the same holds for 0.0% of unexplained lookups by team HAR-A (response officer), "
+        "and for 1 of the 4 unexplained lookups they made today"
+    )
 
 
 def _habits(
@@ -184,11 +186,11 @@ def test_over_the_look_back_one_rare_hit_among_many_lookups_is_the_peers_rate() 
     )
     sentence = pl.DataFrame([r1]).select(peer_sentence(_rules())).item()
     assert sentence.endswith(
-        "by team HAR-A (response officer) do; 1 of 44 of theirs in the look-back and today "
-        "(1 of 4 today)"
+        "by team HAR-A (response officer), and for 1 of the 44 unexplained lookups they made in "
+        "the look-back and today (1 of 4 today)"
     )
     day_sentence = pl.DataFrame([day["R1"]]).select(peer_sentence(_rules())).item()
-    assert day_sentence.endswith("1 of 4 of theirs today")
+    assert day_sentence.endswith("and for 1 of the 4 unexplained lookups they made today")
 
 
 def test_adaptive_takes_the_day_only_when_it_holds_enough_lookups_to_measure_the_rate() -> None:

@@ -529,7 +529,10 @@ def test_explain_shows_the_peers_rate_next_to_the_users(pc_b: Workspace) -> None
     # U1 is alone in team VED: its peers are the team's victim enquiry desk officers, shrunk to
     # the role and the force
     assert (
-        flat("of unexplained lookups by team VED (victim enquiry desk) do; 1 of 2 of theirs today")
+        flat(
+            "of unexplained lookups by team VED (victim enquiry desk), and for 1 of the 2 "
+            "unexplained lookups they made today"
+        )
         in text
     )
 
@@ -547,8 +550,8 @@ def test_explain_shows_the_look_back_beside_the_day_when_the_rate_is_taken_over_
     assert result.exit_code == 0, result.output
     # one stored day: the look-back holds U1's two lookups of the day itself
     assert flat(
-        "by team VED (victim enquiry desk) do; 1 of 2 of theirs in the look-back and today "
-        "(1 of 2 today)"
+        "by team VED (victim enquiry desk), and for 1 of the 2 unexplained lookups they made in "
+        "the look-back and today (1 of 2 today)"
     ) in flat(result.output)
 
 

@@ -230,21 +230,29 @@ def no_peer_columns() -> dict[str, pl.Expr]:
 
 
 def peer_sentence(rules: Rules) -> pl.Expr:
-    """'; 0.4% of unexplained lookups by team MASH (safeguarding officer) do; 1 of 3 of theirs
-    today' — the lookups the rate is taken over (the indicator's peer scope: unexplained,
-    explained, or all) — or, when the user's rate is taken over the look-back, '...; 4 of 270 of
-    theirs in the look-back and today (1 of 3 today)' (or '')."""
+    """'; the same holds for 0.4% of unexplained lookups by team MASH (safeguarding officer), and
+    for 1 of the 3 unexplained lookups they made today' — over the lookups the rate is taken over
+    (the indicator's peer scope: unexplained, explained, or all), so it reads the same after a
+    sentence that says what the lookup did and after one that says what it lacked — or, when the
+    user's rate is taken over the look-back, '..., and for 4 of the 270 ... they made in the
+    look-back and today (1 of 3 today)' (or '')."""
     scope: pl.Expr = pl.lit("lookups")
     for code, indicator in rules.indicators.items():
         kind = indicator.peer_scope or indicator.when
         if kind != "any":
             scope = pl.when(pl.col("code") == code).then(pl.lit(f"{kind} lookups")).otherwise(scope)
-    peers = fmt("; {}% of {} by {} do; ", (pl.col("peer_rate") * 100).round(1), scope, "peers")
-    today = fmt("{} of {} of theirs today", "today_hits", "today_lookups")
+    peers = fmt(
+        "; the same holds for {}% of {} by {}, and for ",
+        (pl.col("peer_rate") * 100).round(1),
+        scope,
+        "peers",
+    )
+    today = fmt("{} of the {} {} they made today", "today_hits", "today_lookups", scope)
     window = fmt(
-        "{} of {} of theirs in the look-back and today ({} of {} today)",
+        "{} of the {} {} they made in the look-back and today ({} of {} today)",
         "window_hits",
         "window_lookups",
+        scope,
         "today_hits",
         "today_lookups",
     )
