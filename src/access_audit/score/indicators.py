@@ -487,10 +487,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         found.join(as_large, on=["day", "weighted"], how="left")
         .join(own_large, on=["day", "subject", "weighted"], how="left")
         .join(prior_days, on="day", how="left")
-        .with_columns(
-            expected=(pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0) + 0.5)
-            / pl.col("prior_days")
-        )
+        .with_columns(chance=pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0))
+        .with_columns(expected=(pl.col("chance") + 0.5) / pl.col("prior_days"))
         .with_columns(
             # nothing before the day to measure chance by: the crowd stands as found
             weight=pl.when(pl.col("prior_days").fill_null(0) > 0)
@@ -509,7 +507,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .then(
             fmt(
                 "; {} over the {} before",
-                pl.when(pl.col("all_large").fill_null(0) - pl.col("own").fill_null(0) == 0)
+                pl.when(pl.col("chance") == 0)
                 .then(pl.lit("no audience as large formed"))
                 .otherwise(fmt("audiences as large formed {}", _how_often(pl.col("expected")))),
                 pl.when(pl.col("prior_days") == 1)

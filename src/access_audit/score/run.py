@@ -94,7 +94,7 @@ def _cleared(
     scored: Scored,
     now: datetime,
     rules_version: str,
-    was_unexplained: pl.DataFrame | None = None,
+    was_unexplained: pl.LazyFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Earlier alerts (or earlier cleared flags) the new scores do not raise: kept, marked
     cleared (`cleared_at`, the first time), with a note saying why: what explains them now, when
@@ -109,7 +109,10 @@ def _cleared(
     if gone.is_empty():
         return previous.clear(), previous_events.clear()
     before = (
-        was_unexplained.select("system", "event_id").unique().with_columns(before=pl.lit(True))
+        was_unexplained.select("system", "event_id")
+        .unique()
+        .with_columns(before=pl.lit(True))
+        .collect()
         if was_unexplained is not None
         else pl.DataFrame(schema={"system": pl.String, "event_id": pl.String, "before": pl.Boolean})
     )
@@ -326,11 +329,11 @@ def _write_chunk(
     )
     if model is not None:
         scored.flags = apply_model(scored.flags, model)
+    # read only when an earlier alert is gone (most runs clear none)
     was_unexplained = (
         scan("indicators")
         .filter(in_days & (pl.col("code") == "unexplained"))
         .select("system", "event_id")
-        .collect()
     )
     carried, carried_events = _cleared(
         previous, previous_events, scored, now, rules.version, was_unexplained
