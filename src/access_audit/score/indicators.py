@@ -345,31 +345,43 @@ def _unusual_reads(f: Frame) -> pl.LazyFrame:
 def _audiences(
     seen: pl.LazyFrame, key: list[str], unit: pl.LazyFrame, window: int, lookup_days: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """(key..., day, units, weighted): the unrelated teams that read each `key` (a subject, or a
-    record) without explanation within `window` days up to each day; `seen` holds (key...,
-    user_id, day, weight). A team counts once, at its strongest reader's weight; a user with no
-    team is a unit of their own."""
+    """(key..., day, units, weighted, audience): the unrelated teams that read each `key` (a
+    subject) without explanation within `window` days up to each day; `seen` holds (key...,
+    user_id, day, weight, record_type, record_id). A team counts once, at its strongest reader's
+    weight; a user with no team is a unit of their own. `audience` identifies the reads behind
+    it (a hash of each team and the records it read), so the same reads of one incident reaching
+    every person it links are one crowd, while the same teams reading another record are another."""
     per_day = (
         seen.join(unit, on="user_id", how="left")
+        .with_columns(unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id")))
         .select(
             *key,
             "day",
+            "unit",
             "weight",
-            unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id")),
+            read=pl.concat_str("unit", "record_type", "record_id", separator="\x1f"),
         )
-        .group_by(*key, "day", "unit")
+        .group_by(*key, "day", "unit", "read")
         .agg(pl.col("weight").fill_null(1.0).max())
     )
-    return (
+    shifted = (
         pl.concat(
             [per_day.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
         )
         .join(lookup_days, on="day", how="semi")
-        .group_by(*key, "day", "unit")
+        .group_by(*key, "day", "unit", "read")
+        .agg(pl.col("weight").max())
+    )
+    teams = (
+        shifted.group_by(*key, "day", "unit")
         .agg(pl.col("weight").max())
         .group_by(*key, "day")
         .agg(units=pl.len(), weighted=pl.col("weight").sum())
     )
+    reads = shifted.group_by(*key, "day").agg(
+        audience=pl.col("read").sort().str.join("\x1e").hash()
+    )
+    return teams.join(reads, on=[*key, "day"])
 
 
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
@@ -381,16 +393,18 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     subject is a person, reached through their record or through an incident that links them.
 
     With `calibrate`, a crowd weighs as much as it is rarer than this force's chance crowds:
-    `expected` is how many records (a person's, or an incident that links someone: never a
-    vehicle's or an address's) a day drew an audience at least as large over the look-back
-    before the scored day, and the indicator weighs
-    chance_weight(expected). Each record counts once, with the largest audience it drew (a crowd
-    that lasts, or spans the window's days, is one crowd; an incident linking 2,000 people is one
-    record, not 2,000 subjects); the subject's own records — their person record and the
-    incidents that link them — are left out, so a crowd is never measured against itself; half a
-    record is added, so a size never seen is rare, not impossible. Where bulk readers (a
-    crime-recording bureau, supervisors sampling reports) make five-team audiences daily, five
-    teams is no evidence; where audiences of three are rare, five is full weight."""
+    `expected` is how many other people a day drew an audience at least as large over the
+    look-back before the scored day, measured exactly as the crowd is (through their record and
+    the incidents that link them: a person on twenty incidents is read by many teams, each on its
+    own work), and the indicator weighs chance_weight(expected). Each person counts once, with the
+    largest audience they drew (a crowd that lasts, or spans the window's days, is one crowd);
+    each distinct audience (set of teams) once, so five teams reading an incident that links 2,000
+    people is one crowd, not 2,000; audiences the subject drew itself are left out, so a crowd is
+    never measured against itself (nor against the same readers reaching a co-accused through the
+    same incident); half a person is added, so a size never seen is rare, not impossible. Where
+    bulk readers (a crime-recording bureau, supervisors sampling reports) make five-team
+    audiences daily, five teams is no evidence; where audiences of three are rare, five is full
+    weight."""
     links = f.inputs.incident_persons.select("incident_id", "person_id").unique().cache()
     targets = _about_persons(
         f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
@@ -401,52 +415,51 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         unexplained = unexplained.join(_unusual_reads(f), on=["user_id", "record_type"], how="left")
     else:
         unexplained = unexplained.with_columns(weight=pl.lit(1.0))
-    seen = _about_persons(unexplained, links, ["user_id", "day", "weight"]).join(
-        targets.select("subject").unique(), on="subject", how="semi"
+    calibrate = bool(ind.param("calibrate"))
+    seen = _about_persons(
+        unexplained, links, ["user_id", "day", "weight", "record_type", "record_id"]
     )
+    least = ind.param("min_users")
+    if calibrate:
+        # every person's audience is measured, for chance; a person read by fewer users than
+        # min_users over the whole look-back (most are) can never hold a crowd, so is left out
+        # before the windows are counted (weights are at most 1)
+        readers = (
+            seen.group_by("subject")
+            .agg(readers=pl.col("user_id").n_unique())
+            .filter(pl.col("readers") >= least)
+        )
+        seen = seen.join(readers.select("subject"), on="subject", how="semi")
+    else:
+        seen = seen.join(targets.select("subject").unique(), on="subject", how="semi")
     window = int(ind.param("window_days"))
     lookup_days = f.lookups.select("day").unique()
-    least = ind.param("min_users")
-    within = _audiences(seen, ["subject"], unit, window, lookup_days).filter(
+    audiences = _audiences(seen, ["subject"], unit, window, lookup_days).filter(
         pl.col("weighted") >= least
     )
+    if calibrate:
+        audiences = audiences.cache()
     # read several times below: computed once
-    found = targets.join(within, on=["subject", "day"]).cache()
+    found = targets.join(audiences, on=["subject", "day"]).cache()
     hits = found.group_by("system", "event_id", "day").agg(pl.col("units").max())
     evidence = fmt(
         "users of {} unrelated teams looked this subject up without explanation within {} days",
         "units",
         pl.lit(window),
     )
-    if not ind.param("calibrate"):
+    if not calibrate:
         return _out(hits, ind, evidence)
-    record = ["record_type", "record_id"]
-    # only records a crowd's subject can be reached through: a person's, or an incident linking
-    # someone (a vehicle or an address read by five teams is no crowd about a person); a record
-    # read by fewer users than min_users over the whole look-back (most are) can never hold a
-    # crowd, so is left out before the windows are counted (weights are at most 1)
-    linking = links.select(record_type=pl.lit("incident"), record_id="incident_id").unique()
-    readers = (
-        pl.concat(
-            [
-                unexplained.filter(pl.col("record_type") == "person"),
-                unexplained.join(linking, on=record, how="semi"),
-            ]
-        )
-        .group_by(*record)
-        .agg(readers=pl.col("user_id").n_unique())
-        .filter(pl.col("readers") >= least)
-    )
-    candidates = unexplained.join(readers.select(record), on=record, how="semi")
-    chance = _audiences(
-        candidates.select(*record, "user_id", "day", "weight"), record, unit, window, lookup_days
-    ).filter(pl.col("weighted") >= least)
-    # each record once per scored day, with the largest audience it drew on a day before it
     scored = found.select("day").unique()
+    before = scored.join(
+        audiences.select("subject", "audience", crowd_day="day", size="weighted"), how="cross"
+    ).filter(pl.col("crowd_day") < pl.col("day"))
+    # each person once per scored day, with the largest audience they drew on a day before it;
+    # then each distinct audience once, at its largest
     earlier = (
-        scored.join(chance.select(*record, crowd_day="day", size="weighted"), how="cross")
-        .filter(pl.col("crowd_day") < pl.col("day"))
-        .group_by("day", *record)
+        before.sort("size", "audience", descending=[True, False])
+        .group_by("day", "subject")
+        .agg(pl.col("audience", "size").first())
+        .group_by("day", "audience")
         .agg(pl.col("size").max())
         .cache()
     )
@@ -456,8 +469,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .group_by("day")
         .agg(prior_days=pl.len())
     )
-    # records with an audience as large: all of them (by distinct size, so the count is linear
-    # in the crowds, however many people an incident links), less the subject's own
+    # audiences as large: all of them (by distinct size, so the count is linear in the crowds),
+    # less those the subject drew itself
     sizes = found.select("day", "weighted").unique()
     as_large = (
         sizes.join(earlier, on="day")
@@ -465,20 +478,13 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .group_by("day", "weighted")
         .agg(all_large=pl.len())
     )
-    subjects = found.select("subject").unique()
-    own_records = pl.concat(
-        [
-            subjects.select("subject", record_type=pl.lit("person"), record_id="subject"),
-            links.join(subjects, left_on="person_id", right_on="subject").select(
-                subject="person_id", record_type=pl.lit("incident"), record_id="incident_id"
-            ),
-        ]
-    )
-    own_large = (
+    own = (
         found.select("day", "subject", "weighted")
         .unique()
-        .join(own_records, on="subject")
-        .join(earlier, on=["day", *record])
+        .join(before.select("day", "subject", "audience").unique(), on=["day", "subject"])
+    )
+    own_large = (
+        own.join(earlier, on=["day", "audience"])
         .filter(pl.col("size") >= pl.col("weighted"))
         .group_by("day", "subject", "weighted")
         .agg(own=pl.len())
