@@ -160,3 +160,47 @@ def test_one_record_read_by_a_crowd_every_day_counts_once() -> None:
     single = _crowd_hits(once + REAL, NO_LINKS)["points"].to_list()
     assert single == pytest.approx([25 * math.log(1 / 0.15) / math.log(10)] * 5)
     assert _crowd_hits(daily + REAL, NO_LINKS)["points"].to_list() == pytest.approx(single)
+
+
+def _on_many_incidents(person: str, day: date, readers: range) -> tuple[list[dict], list[str]]:
+    """`person` linked to one incident per reader; each reader opens their own incident once."""
+    incidents = [f"CR/{person}-{n}" for n in readers]
+    rows = [
+        _access(f"U{n}", 0, incident, day=day)
+        for n, incident in zip(readers, incidents, strict=True)
+    ]
+    return rows, incidents
+
+
+def test_a_person_on_many_incidents_is_measured_as_the_crowd_is() -> None:
+    """A crowd's audience is every team that reached the person, through their record or any
+    incident linking them; chance crowds must be measured the same way. On each of the 10 days
+    before, a different prolific person is reached by five teams, each opening a different one of
+    their incidents (each on its own work): a five-team audience a day, though no single record
+    ever drew more than one reader. Today V is reached the same way: that is what this force does
+    daily, so it weighs nothing. Measured record by record (a version did), chance had no
+    five-team audience at all and V's crowd weighed the full 25 (Northshire: people on 16 and 23
+    incidents drew five- and seven-team audiences daily and filled the top 20 with crowds)."""
+    rows: list[dict] = []
+    pairs: list[tuple[str, str]] = []
+    for k in range(1, 11):
+        person = f"P{k}"
+        read, incidents = _on_many_incidents(person, DAY - timedelta(days=k), range(5))
+        rows += read
+        pairs += [(incident, person) for incident in incidents]
+    today, incidents = _on_many_incidents("V", DAY, range(5, 10))
+    pairs += [(incident, "V") for incident in incidents]
+    links = pl.LazyFrame({"incident_id": [i for i, _ in pairs], "person_id": [p for _, p in pairs]})
+    assert _crowd_hits(rows + today, links).is_empty()
+    # the same reads of V with no such history: rarer than anything the look-back holds
+    assert _crowd_hits(today, links)["points"].to_list() == [25.0] * 5
+
+
+def test_the_same_teams_reaching_a_co_accused_through_the_same_reads_are_one_crowd() -> None:
+    """Five teams open incident CR/J, which links V and the co-accused S, on DAY-2; on DAY they
+    open V's record. S's audience on DAY-2 is the very reads V drew that day through CR/J: the
+    subject's own audience, so not chance against V (a crowd is never measured against itself)."""
+    links = pl.LazyFrame({"incident_id": ["CR/J", "CR/J"], "person_id": ["V", "S"]})
+    before = [_access(f"U{n}", 0, "CR/J", day=DAY - timedelta(days=2)) for n in range(5, 10)]
+    hits = _crowd_hits(before + REAL, links)
+    assert hits["points"].to_list() == [25.0] * 5, hits["evidence"].to_list()

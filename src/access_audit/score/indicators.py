@@ -342,6 +342,10 @@ def _unusual_reads(f: Frame) -> pl.LazyFrame:
     )
 
 
+_UNIT = pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id"))
+"""A reader's unit in a crowd: their team, or themselves when they have none."""
+
+
 def _audiences(
     seen: pl.LazyFrame, key: list[str], unit: pl.LazyFrame, window: int, lookup_days: pl.LazyFrame
 ) -> pl.LazyFrame:
@@ -349,17 +353,18 @@ def _audiences(
     subject) without explanation within `window` days up to each day; `seen` holds (key...,
     user_id, day, weight, record_type, record_id). A team counts once, at its strongest reader's
     weight; a user with no team is a unit of their own. `audience` identifies the reads behind
-    it (a hash of each team and the records it read), so the same reads of one incident reaching
-    every person it links are one crowd, while the same teams reading another record are another."""
+    it (each team and the records it read, hashed and summed), so the same reads of one incident
+    reaching every person it links are one crowd, while the same teams reading another record are
+    another."""
     per_day = (
         seen.join(unit, on="user_id", how="left")
-        .with_columns(unit=pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id")))
+        .with_columns(unit=_UNIT)
         .select(
             *key,
             "day",
             "unit",
             "weight",
-            read=pl.concat_str("unit", "record_type", "record_id", separator="\x1f"),
+            read=pl.struct("unit", "record_type", "record_id").hash(),
         )
         .group_by(*key, "day", "unit", "read")
         .agg(pl.col("weight").fill_null(1.0).max())
@@ -372,16 +377,13 @@ def _audiences(
         .group_by(*key, "day", "unit", "read")
         .agg(pl.col("weight").max())
     )
-    teams = (
+    # the reads' hashes summed (wrapping): the same set of reads, in any order, gives the same id
+    return (
         shifted.group_by(*key, "day", "unit")
-        .agg(pl.col("weight").max())
+        .agg(pl.col("weight").max(), audience=pl.col("read").sum())
         .group_by(*key, "day")
-        .agg(units=pl.len(), weighted=pl.col("weight").sum())
+        .agg(units=pl.len(), weighted=pl.col("weight").sum(), audience=pl.col("audience").sum())
     )
-    reads = shifted.group_by(*key, "day").agg(
-        audience=pl.col("read").sort().str.join("\x1e").hash()
-    )
-    return teams.join(reads, on=[*key, "day"])
 
 
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
@@ -421,13 +423,14 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     )
     least = ind.param("min_users")
     if calibrate:
-        # every person's audience is measured, for chance; a person read by fewer users than
+        # every person's audience is measured, for chance; a person read by fewer teams than
         # min_users over the whole look-back (most are) can never hold a crowd, so is left out
         # before the windows are counted (weights are at most 1)
         readers = (
-            seen.group_by("subject")
-            .agg(readers=pl.col("user_id").n_unique())
-            .filter(pl.col("readers") >= least)
+            seen.join(unit, on="user_id", how="left")
+            .group_by("subject")
+            .agg(teams=_UNIT.n_unique())
+            .filter(pl.col("teams") >= least)
         )
         seen = seen.join(readers.select("subject"), on="subject", how="semi")
     else:
