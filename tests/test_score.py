@@ -511,6 +511,35 @@ def test_rules_version_is_a_hash_of_the_effective_rules() -> None:
     assert home.version != default.version
 
 
+def test_a_new_scoring_method_is_a_new_rules_version_and_scores_the_look_back_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code that changes what the same rules find raises SCORING_METHOD: the rules version
+    changes with it, so a home's next run scores its look-back again (as after a change of
+    rules) and each flag names the code that scored it."""
+    from access_audit.generate import generate_force
+    from access_audit.score import rules
+
+    made = generate_force(tmp_path / "drops", staff=40, days=6, seed=5)
+    home = Workspace.open(tmp_path / "home")
+    assert home.nightly(made.drops[:-1]).ok
+    old_version = home.rules.version
+    monkeypatch.setattr(rules, "SCORING_METHOD", rules.SCORING_METHOD + 1)
+    upgraded = Workspace.open(tmp_path / "home")
+    assert upgraded.rules.version != old_version
+    night = upgraded.nightly(made.drops[-1:])
+    assert night.ok and night.score is not None
+    earlier, asked = (
+        night.score.earlier_rules,
+        set(night.score.days) - set(night.score.earlier_rules),
+    )
+    # the look-back before the night's own days is scored again first, and the whole home is
+    # now the new code's
+    assert earlier and max(earlier) < min(asked)
+    assert set(night.score.days) == set(upgraded.stored_days())
+    assert set(upgraded.flags(min_score=0)["rules_version"]) == {upgraded.rules.version}
+
+
 def test_flags_record_the_rules_that_scored_them(pc_b: Workspace) -> None:
     flags = pc_b.flags(min_score=0)
     assert flags.height > 0

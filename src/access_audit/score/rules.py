@@ -112,9 +112,20 @@ def load_rules(config: Config | None = None) -> Rules:
         audit_gaps=settings.audit_gaps.model_dump(),
         peers=settings.peers.model_dump(),
         mined=settings.mined.model_dump(),
-        version=rules_version(settings.model_dump(mode="json", include=set(RULES_SECTIONS))),
+        version=rules_version(
+            {
+                **settings.model_dump(mode="json", include=set(RULES_SECTIONS)),
+                "scoring_method": SCORING_METHOD,
+            }
+        ),
     )
 
+
+SCORING_METHOD = 2
+"""The scoring code's version, hashed into every rules version with the effective rules. Raise it
+in any change of the code that changes what the same rules find, so a home's look-back is scored
+again by the new code on its next run (as after a change of rules) and a flag's rules version
+names the code that scored it. 2: chance crowds measured by person (issue 8)."""
 
 RULES_SECTIONS = (
     "scoring",
