@@ -204,3 +204,52 @@ def test_the_same_teams_reaching_a_co_accused_through_the_same_reads_are_one_cro
     before = [_access(f"U{n}", 0, "CR/J", day=DAY - timedelta(days=2)) for n in range(5, 10)]
     hits = _crowd_hits(before + REAL, links)
     assert hits["points"].to_list() == [25.0] * 5, hits["evidence"].to_list()
+
+
+def _links(pairs: list[tuple[str, str]]) -> pl.LazyFrame:
+    return pl.LazyFrame({"incident_id": [i for i, _ in pairs], "person_id": [p for _, p in pairs]})
+
+
+def test_witnesses_each_read_once_more_are_not_chance_against_the_victims_crowd() -> None:
+    """Adversary 19: users of five teams open CR/M (V and nine witnesses) on DAY-1 and a sixth
+    user opens each witness's record too; on DAY U0 re-reads V. Each witness's crowd is V's own
+    five CR/M reads plus one: anchored on CR/M, V's own record, so not chance against V (a
+    version that told crowds apart by their exact set of reads counted nine: 0.56 points)."""
+    links = _links([("CR/M", p) for p in ["V"] + [f"W{n}" for n in range(9)]])
+    before = DAY - timedelta(days=1)
+    crowd_reads = [_access(f"U{n}", 0, "CR/M", day=before) for n in range(5)]
+    witnesses = [_access("U5", 0, f"W{n}", day=before) for n in range(9)]
+    hits = _crowd_hits(crowd_reads + witnesses + [_access("U0", 1, "V")], links)
+    assert hits["points"].to_list() == pytest.approx([25.0], rel=0.05), hits["evidence"].to_list()
+
+
+def test_one_users_reads_of_people_on_a_four_team_incident_are_not_forty_chance_crowds() -> None:
+    """Adversary 19, evasion: users of four teams open CR/BIG (40 people) six days before and one
+    user (U4) opens each of the 40 people's records. Every person's audience is five teams, but
+    all are the one CR/BIG event: one chance crowd, anchored on CR/BIG, (1 + 0.5) / 10 a day,
+    20.6 points for V's real crowd (the exact-reads version counted 40, and V's weighed 0)."""
+    people = [f"P{n}" for n in range(40)]
+    links = _links([("CR/BIG", p) for p in people])
+    day = DAY - timedelta(days=6)
+    four = [_access(f"U{n}", 0, "CR/BIG", day=day) for n in range(4)]
+    insider = [_access("U4", 0, p, day=day) for p in people]
+    hits = _crowd_hits(four + insider + REAL, links)
+    assert hits["points"].to_list() == pytest.approx([25 * math.log(1 / 0.15) / math.log(10)] * 5)
+
+
+def _renamed(person: str) -> list[float]:
+    """`person` is read by five teams on DAY-8 through their record, and by five other teams on
+    DAY-3 through CR/Y, which also links Q: two five-team crowds for `person`, one for Q."""
+    links = _links([("CR/Y", person), ("CR/Y", "Q")])
+    rows = [_access(f"U{n}", 0, person, day=DAY - timedelta(days=8)) for n in range(5)]
+    rows += [_access(f"U{n}", 0, "CR/Y", day=DAY - timedelta(days=3)) for n in range(5, 10)]
+    return _crowd_hits(rows + REAL, links)["points"].to_list()
+
+
+def test_the_weight_does_not_depend_on_a_persons_id() -> None:
+    """Adversary 19: renaming P changed V's weight (15.05 or 20.60 points) when each person kept
+    one of two equal audiences by a hash. Counted by anchor, there are two chance crowds (on P's
+    record, and on CR/Y, which Q's crowd shares), whatever P is called: (2 + 0.5) / 10 a day."""
+    expected = [25 * math.log(1 / 0.25) / math.log(10)] * 5
+    for name in ("P", "P2", "P4", "ZZ"):
+        assert _renamed(name) == pytest.approx(expected), name

@@ -349,24 +349,17 @@ _UNIT = pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id"))
 def _audiences(
     seen: pl.LazyFrame, key: list[str], unit: pl.LazyFrame, window: int, lookup_days: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """(key..., day, units, weighted, audience): the unrelated teams that read each `key` (a
-    subject) without explanation within `window` days up to each day; `seen` holds (key...,
-    user_id, day, weight, record_type, record_id). A team counts once, at its strongest reader's
-    weight; a user with no team is a unit of their own. `audience` identifies the reads behind
-    it (each team and the records it read, hashed and summed), so the same reads of one incident
-    reaching every person it links are one crowd, while the same teams reading another record are
-    another."""
+    """(key..., day, units, weighted, anchor_type, anchor_id): the unrelated teams that read each
+    `key` (a subject) without explanation within `window` days up to each day; `seen` holds
+    (key..., user_id, day, weight, record_type, record_id). A team counts once, at its strongest
+    reader's weight; a user with no team is a unit of their own. The anchor is the record most of
+    those teams read (ties: the first record by type and id): what the crowd was about, so the
+    same reads of one incident reaching every person it links are one crowd."""
+    record = ["record_type", "record_id"]
     per_day = (
         seen.join(unit, on="user_id", how="left")
         .with_columns(unit=_UNIT)
-        .select(
-            *key,
-            "day",
-            "unit",
-            "weight",
-            read=pl.struct("unit", "record_type", "record_id").hash(),
-        )
-        .group_by(*key, "day", "unit", "read")
+        .group_by(*key, "day", "unit", *record)
         .agg(pl.col("weight").fill_null(1.0).max())
     )
     shifted = (
@@ -374,16 +367,26 @@ def _audiences(
             [per_day.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
         )
         .join(lookup_days, on="day", how="semi")
-        .group_by(*key, "day", "unit", "read")
+        .group_by(*key, "day", "unit", *record)
         .agg(pl.col("weight").max())
     )
-    # the reads' hashes summed (wrapping): the same set of reads, in any order, gives the same id
-    return (
+    teams = (
         shifted.group_by(*key, "day", "unit")
-        .agg(pl.col("weight").max(), audience=pl.col("read").sum())
+        .agg(pl.col("weight").max())
         .group_by(*key, "day")
-        .agg(units=pl.len(), weighted=pl.col("weight").sum(), audience=pl.col("audience").sum())
+        .agg(units=pl.len(), weighted=pl.col("weight").sum())
     )
+    order = {"by": ["readers", *record], "descending": [True, False, False]}
+    anchors = (
+        shifted.group_by(*key, "day", *record)
+        .agg(readers=pl.col("unit").n_unique())
+        .group_by(*key, "day")
+        .agg(
+            anchor_type=pl.col("record_type").sort_by(**order).first(),
+            anchor_id=pl.col("record_id").sort_by(**order).first(),
+        )
+    )
+    return teams.join(anchors, on=[*key, "day"])
 
 
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
@@ -395,18 +398,21 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     subject is a person, reached through their record or through an incident that links them.
 
     With `calibrate`, a crowd weighs as much as it is rarer than this force's chance crowds:
-    `expected` is how many other people a day drew an audience at least as large over the
-    look-back before the scored day, measured exactly as the crowd is (through their record and
-    the incidents that link them: a person on twenty incidents is read by many teams, each on its
-    own work), and the indicator weighs chance_weight(expected). Each person counts once, with the
-    largest audience they drew (a crowd that lasts, or spans the window's days, is one crowd);
-    each distinct audience (set of teams) once, so five teams reading an incident that links 2,000
-    people is one crowd, not 2,000; audiences the subject drew itself are left out, so a crowd is
-    never measured against itself (nor against the same readers reaching a co-accused through the
-    same incident); half a person is added, so a size never seen is rare, not impossible. Where
-    bulk readers (a crime-recording bureau, supervisors sampling reports) make five-team
-    audiences daily, five teams is no evidence; where audiences of three are rare, five is full
-    weight."""
+    `expected` is how many chance crowds a day drew an audience at least as large over the
+    look-back before the scored day, and the indicator weighs chance_weight(expected). Chance
+    crowds are measured as the crowd is, by person, through their record and every incident
+    linking them (a person on twenty incidents is reached by many teams, each on its own work),
+    and each is counted by its anchor, the record most of its teams read: one chance crowd per
+    anchor, at the largest audience anchored on it. So five teams opening an incident that links
+    2,000 people is one crowd, however many of those people someone else also reads, and a crowd
+    lasting ten days on one record is one crowd. Crowds anchored on the subject's own records
+    (their person record and the incidents linking them) are left out, so a crowd is never
+    measured against itself (nor against the same readers reaching a witness through the same
+    incident); half a crowd is added, so a size never seen is rare, not impossible. People
+    reached through exactly the same records draw the same audiences, so one stands for all of
+    them. Where bulk readers (a crime-recording bureau, supervisors sampling reports) make
+    five-team audiences daily, five teams is no evidence; where audiences of three are rare, five
+    is full weight."""
     links = f.inputs.incident_persons.select("incident_id", "person_id").unique().cache()
     targets = _about_persons(
         f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
@@ -418,32 +424,48 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     else:
         unexplained = unexplained.with_columns(weight=pl.lit(1.0))
     calibrate = bool(ind.param("calibrate"))
-    seen = _about_persons(
-        unexplained, links, ["user_id", "day", "weight", "record_type", "record_id"]
+    record = ["record_type", "record_id"]
+    # people reached through exactly the same records draw exactly the same audiences, so the
+    # first of them stands for all (10,000 people on one incident are measured once); with
+    # `calibrate` everyone's audience is measured, for chance, else only the scored subjects'
+    reached = _about_persons(unexplained.select(*record).unique(), links, record)
+    stands_for = (
+        reached.group_by("subject")
+        .agg(records=pl.struct(*record).hash().sum())
+        .with_columns(stands_for=pl.col("subject").min().over("records"))
+        .select("subject", "stands_for")
+    )
+    measured = stands_for if calibrate else stands_for.join(targets, on="subject", how="semi")
+    measured = measured.select(subject="stands_for").unique()
+    # only the measured people's links are followed: an incident's reads are never expanded to
+    # every person it links
+    measured_links = links.join(measured, left_on="person_id", right_on="subject", how="semi")
+    seen = _about_persons(unexplained, measured_links, ["user_id", "day", "weight", *record]).join(
+        measured, on="subject", how="semi"
     )
     least = ind.param("min_users")
-    if calibrate:
-        # every person's audience is measured, for chance; a person read by fewer teams than
-        # min_users over the whole look-back (most are) can never hold a crowd, so is left out
-        # before the windows are counted (weights are at most 1)
-        readers = (
-            seen.join(unit, on="user_id", how="left")
-            .group_by("subject")
-            .agg(teams=_UNIT.n_unique())
-            .filter(pl.col("teams") >= least)
-        )
-        seen = seen.join(readers.select("subject"), on="subject", how="semi")
-    else:
-        seen = seen.join(targets.select("subject").unique(), on="subject", how="semi")
+    # a person read by fewer teams than min_users over the whole look-back (most are) can never
+    # hold a crowd, so is left out before the windows are counted (weights are at most 1)
+    readers = (
+        seen.join(unit, on="user_id", how="left")
+        .group_by("subject")
+        .agg(teams=_UNIT.n_unique())
+        .filter(pl.col("teams") >= least)
+    )
+    seen = seen.join(readers.select("subject"), on="subject", how="semi")
     window = int(ind.param("window_days"))
     lookup_days = f.lookups.select("day").unique()
-    audiences = _audiences(seen, ["subject"], unit, window, lookup_days).filter(
-        pl.col("weighted") >= least
+    audiences = (
+        _audiences(seen, ["subject"], unit, window, lookup_days)
+        .filter(pl.col("weighted") >= least)
+        .cache()
     )
-    if calibrate:
-        audiences = audiences.cache()
     # read several times below: computed once
-    found = targets.join(audiences, on=["subject", "day"]).cache()
+    found = (
+        targets.join(stands_for, on="subject")
+        .join(audiences.rename({"subject": "stands_for"}), on=["stands_for", "day"])
+        .cache()
+    )
     hits = found.group_by("system", "event_id", "day").agg(pl.col("units").max())
     evidence = fmt(
         "users of {} unrelated teams looked this subject up without explanation within {} days",
@@ -453,16 +475,16 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     if not calibrate:
         return _out(hits, ind, evidence)
     scored = found.select("day").unique()
-    before = scored.join(
-        audiences.select("subject", "audience", crowd_day="day", size="weighted"), how="cross"
-    ).filter(pl.col("crowd_day") < pl.col("day"))
-    # each person once per scored day, with the largest audience they drew on a day before it;
-    # then each distinct audience once, at its largest
+    # each anchor once per scored day, at the largest audience anchored on it on a day before
     earlier = (
-        before.sort("size", "audience", descending=[True, False])
-        .group_by("day", "subject")
-        .agg(pl.col("audience", "size").first())
-        .group_by("day", "audience")
+        scored.join(
+            audiences.select(
+                crowd_day="day", record_type="anchor_type", record_id="anchor_id", size="weighted"
+            ),
+            how="cross",
+        )
+        .filter(pl.col("crowd_day") < pl.col("day"))
+        .group_by("day", *record)
         .agg(pl.col("size").max())
         .cache()
     )
@@ -472,8 +494,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .group_by("day")
         .agg(prior_days=pl.len())
     )
-    # audiences as large: all of them (by distinct size, so the count is linear in the crowds),
-    # less those the subject drew itself
+    # crowds as large: all of them (by distinct size, so the count is linear in the crowds),
+    # less those anchored on the subject's own records
     sizes = found.select("day", "weighted").unique()
     as_large = (
         sizes.join(earlier, on="day")
@@ -481,13 +503,20 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .group_by("day", "weighted")
         .agg(all_large=pl.len())
     )
-    own = (
-        found.select("day", "subject", "weighted")
-        .unique()
-        .join(before.select("day", "subject", "audience").unique(), on=["day", "subject"])
+    found_subjects = found.select("subject").unique()
+    own_records = pl.concat(
+        [
+            found_subjects.select("subject", record_type=pl.lit("person"), record_id="subject"),
+            links.join(found_subjects, left_on="person_id", right_on="subject").select(
+                subject="person_id", record_type=pl.lit("incident"), record_id="incident_id"
+            ),
+        ]
     )
     own_large = (
-        own.join(earlier, on=["day", "audience"])
+        found.select("day", "subject", "weighted")
+        .unique()
+        .join(own_records, on="subject")
+        .join(earlier, on=["day", *record])
         .filter(pl.col("size") >= pl.col("weighted"))
         .group_by("day", "subject", "weighted")
         .agg(own=pl.len())
