@@ -376,14 +376,14 @@ def _audiences(
         .group_by(*key, "day")
         .agg(units=pl.len(), weighted=pl.col("weight").sum())
     )
-    order = {"by": ["readers", *record], "descending": [True, False, False]}
+    by, descending = ["readers", *record], [True, False, False]
     anchors = (
         shifted.group_by(*key, "day", *record)
         .agg(readers=pl.col("unit").n_unique())
         .group_by(*key, "day")
         .agg(
-            anchor_type=pl.col("record_type").sort_by(**order).first(),
-            anchor_id=pl.col("record_id").sort_by(**order).first(),
+            anchor_type=pl.col("record_type").sort_by(by, descending=descending).first(),
+            anchor_id=pl.col("record_id").sort_by(by, descending=descending).first(),
         )
     )
     return teams.join(anchors, on=[*key, "day"])
