@@ -99,8 +99,8 @@ def test_a_colleague_lookup_counts_in_full_for_response_and_little_for_vetting()
     assert (response_row["today_hits"], response_row["today_lookups"]) == (1, 4)
     sentence = pl.DataFrame([response_row]).select(peer_sentence(_rules())).item()
     assert sentence == (
-        "; the same holds for 0.0% of unexplained lookups by team HAR-A (response officer), "
-        "and for 1 of the 4 unexplained lookups they made today"
+        "; the same holds for less than 0.1% of unexplained lookups by team HAR-A (response "
+        "officer), and for 1 of the 4 unexplained lookups they made today"
     )
 
 

@@ -546,8 +546,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
             fmt(
                 "; {} over the {} before",
                 pl.when(pl.col("chance") == 0)
-                .then(pl.lit("no audience as large formed"))
-                .otherwise(fmt("audiences as large formed {}", _how_often(pl.col("expected")))),
+                .then(pl.lit("no other crowd as large formed in this force"))
+                .otherwise(fmt("other crowds as large formed {}", _how_often(pl.col("expected")))),
                 pl.when(pl.col("prior_days") == 1)
                 .then(pl.lit("day"))
                 .otherwise(pl.format("{} days", pl.col("prior_days"))),

@@ -241,9 +241,13 @@ def peer_sentence(rules: Rules) -> pl.Expr:
         kind = indicator.peer_scope or indicator.when
         if kind != "any":
             scope = pl.when(pl.col("code") == code).then(pl.lit(f"{kind} lookups")).otherwise(scope)
+    percent = pl.col("peer_rate") * 100
     peers = fmt(
         "; the same holds for {}% of {} by {}, and for ",
-        (pl.col("peer_rate") * 100).round(1),
+        # a rate that rounds to 0.0% is still above nothing (peers' rates are shrunk to a prior)
+        pl.when(percent < 0.05)
+        .then(pl.lit("less than 0.1"))
+        .otherwise(percent.round(1).cast(pl.String)),
         scope,
         "peers",
     )
