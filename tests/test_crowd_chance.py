@@ -253,3 +253,52 @@ def test_the_weight_does_not_depend_on_a_persons_id() -> None:
     expected = [25 * math.log(1 / 0.25) / math.log(10)] * 5
     for name in ("P", "P2", "P4", "ZZ"):
         assert _renamed(name) == pytest.approx(expected), name
+
+
+ONE = 25 * math.log(1 / 0.15) / math.log(10)  # one chance crowd in 10 days: 20.6 points
+TWO = 25 * math.log(1 / 0.25) / math.log(10)  # two: 15.05 points
+
+
+def _two_prolific(shared: str) -> list[float]:
+    """P and Q are each on four incidents of their own and share `shared` (an old case). On DAY-8
+    five teams (T0..T4) reach P, each through a different incident (T0 through `shared`); on
+    DAY-3 five other teams (T5..T9) reach Q the same way (T5 through `shared`). Two crowds, on
+    different days, by different teams, about different people: two chance crowds. Each record
+    drew one team, so each anchor is a tie, broken by id: when `shared` sorts first both crowds
+    anchor on it and count as one."""
+    pairs = [(shared, "P"), (shared, "Q")]
+    pairs += [(f"CR/P{k}", "P") for k in range(1, 5)] + [(f"CR/Q{k}", "Q") for k in range(1, 5)]
+    d8, d3 = DAY - timedelta(days=8), DAY - timedelta(days=3)
+    rows = [_access("U0", 0, shared, day=d8)]
+    rows += [_access(f"U{k}", 0, f"CR/P{k}", day=d8) for k in range(1, 5)]
+    rows += [_access("U5", 0, shared, day=d3)]
+    rows += [_access(f"U{5 + k}", 0, f"CR/Q{k}", day=d3) for k in range(1, 5)]
+    return _crowd_hits(rows + REAL, _links(pairs))["points"].to_list()
+
+
+def test_two_unrelated_crowds_sharing_one_read_incident_are_two_chance_crowds() -> None:
+    """Adversary 19b: with anchors broken by record id, CR/A gave 20.6 points each (one chance
+    crowd) and CR/Z 15.05 (two). No record holds most of either crowd's teams, so each is
+    anchored on its person: two, whatever the incident is called."""
+    for shared in ("CR/Z", "CR/A"):
+        assert _two_prolific(shared) == pytest.approx([TWO] * 5), shared
+
+
+def _p_on_an_old_case_of_v(shared: str) -> list[float]:
+    """P is on four incidents of their own and on `shared`, an old case that also links V. On
+    DAY-8 five teams reach P, each through a different incident (one through `shared`): a chance
+    crowd about P, of which one read touched V. It is not V's crowd (one of V's records drew one
+    of its five teams), so it should count against V's real crowd on DAY: 20.6 points. When
+    `shared` sorts first the tie anchors P's crowd on it, it is "V's own", left out: 25."""
+    pairs = [(shared, "P"), (shared, "V")] + [(f"CR/P{k}", "P") for k in range(1, 5)]
+    d8 = DAY - timedelta(days=8)
+    rows = [_access("U0", 0, shared, day=d8)]
+    rows += [_access(f"U{k}", 0, f"CR/P{k}", day=d8) for k in range(1, 5)]
+    return _crowd_hits(rows + REAL, _links(pairs))["points"].to_list()
+
+
+def test_a_crowd_about_someone_else_is_not_the_subjects_own_by_a_tie() -> None:
+    """Adversary 19b: with anchors broken by record id, CR/A gave 25.0 (P's crowd left out as V's
+    own) and CR/Z 20.6. P's crowd is anchored on P: chance, whatever the case is called."""
+    for shared in ("CR/Z", "CR/A"):
+        assert _p_on_an_old_case_of_v(shared) == pytest.approx([ONE] * 5), shared

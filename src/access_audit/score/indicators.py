@@ -346,47 +346,71 @@ _UNIT = pl.coalesce("team", pl.concat_str(pl.lit("user "), "user_id"))
 """A reader's unit in a crowd: their team, or themselves when they have none."""
 
 
+def _carried(
+    frame: pl.LazyFrame, window: int, lookup_days: pl.LazyFrame, back: bool = False
+) -> pl.LazyFrame:
+    """`frame`'s rows on each day of the `window` days starting at their own (or, `back`, ending
+    at it), kept on the look-back's days: a read on a day belongs to that day's window and the
+    next ones; a window on a day holds the reads of its days."""
+    sign = -1 if back else 1
+    return pl.concat(
+        [frame.with_columns(day=pl.col("day") + pl.duration(days=sign * k)) for k in range(window)]
+    ).join(lookup_days, on="day", how="semi")
+
+
 def _audiences(
-    seen: pl.LazyFrame, key: list[str], unit: pl.LazyFrame, window: int, lookup_days: pl.LazyFrame
+    seen: pl.LazyFrame,
+    key: list[str],
+    unit: pl.LazyFrame,
+    window: int,
+    lookup_days: pl.LazyFrame,
+    least: float,
 ) -> pl.LazyFrame:
     """(key..., day, units, weighted, anchor_type, anchor_id): the unrelated teams that read each
-    `key` (a subject) without explanation within `window` days up to each day; `seen` holds
+    `key` (a subject) without explanation within `window` days up to each day, where they weigh
+    at least `least`; `seen` holds
     (key..., user_id, day, weight, record_type, record_id). A team counts once, at its strongest
-    reader's weight; a user with no team is a unit of their own. The anchor is the record most of
-    those teams read (ties: the first record by type and id): what the crowd was about, so the
-    same reads of one incident reaching every person it links are one crowd."""
+    reader's weight; a user with no team is a unit of their own. The anchor is what the crowd was
+    about: the record more than half of those teams read, if one did (the same reads of one
+    incident reaching every person it links are one crowd), else the person `key` (a person on
+    many incidents, each opened by another team). `key` is one column, a person."""
     record = ["record_type", "record_id"]
-    per_day = (
-        seen.join(unit, on="user_id", how="left")
-        .with_columns(unit=_UNIT)
-        .group_by(*key, "day", "unit", *record)
-        .agg(pl.col("weight").fill_null(1.0).max())
-    )
-    shifted = (
-        pl.concat(
-            [per_day.with_columns(day=pl.col("day") + pl.duration(days=k)) for k in range(window)]
+
+    def within(columns: list[str], frame: pl.LazyFrame) -> pl.LazyFrame:
+        """`frame`'s reads by (key..., day, unit, columns...), each day's carried over the
+        window's next days, at the strongest reader's weight."""
+        per_day = frame.group_by(*key, "day", "unit", *columns).agg(
+            pl.col("weight").fill_null(1.0).max()
         )
-        .join(lookup_days, on="day", how="semi")
-        .group_by(*key, "day", "unit", *record)
-        .agg(pl.col("weight").max())
-    )
+        return (
+            _carried(per_day, window, lookup_days)
+            .group_by(*key, "day", "unit", *columns)
+            .agg(pl.col("weight").max())
+        )
+
+    reads = seen.join(unit, on="user_id", how="left").with_columns(unit=_UNIT)
     teams = (
-        shifted.group_by(*key, "day", "unit")
-        .agg(pl.col("weight").max())
+        within([], reads)
         .group_by(*key, "day")
         .agg(units=pl.len(), weighted=pl.col("weight").sum())
+        .filter(pl.col("weighted") >= least)
+        .cache()
     )
-    by, descending = ["readers", *record], [True, False, False]
-    anchors = (
-        shifted.group_by(*key, "day", *record)
-        .agg(readers=pl.col("unit").n_unique())
-        .group_by(*key, "day")
-        .agg(
-            anchor_type=pl.col("record_type").sort_by(by, descending=descending).first(),
-            anchor_id=pl.col("record_id").sort_by(by, descending=descending).first(),
-        )
+    # anchors only for the audiences large enough (few): the rest are never crowds
+    large = teams.select(*key, "day")
+    # (at most one record can hold more than half of a crowd's teams)
+    dominant = (
+        within(record, reads.join(large.select(*key).unique(), on=key, how="semi"))
+        .join(teams.select(*key, "day", "units"), on=[*key, "day"])
+        .group_by(*key, "day", *record)
+        .agg(readers=pl.col("unit").n_unique(), units=pl.col("units").first())
+        .filter(pl.col("readers") * 2 > pl.col("units"))
+        .select(*key, "day", anchor_type="record_type", anchor_id="record_id")
     )
-    return teams.join(anchors, on=[*key, "day"])
+    return teams.join(dominant, on=[*key, "day"], how="left").with_columns(
+        anchor_type=pl.col("anchor_type").fill_null(pl.lit("person")),
+        anchor_id=pl.col("anchor_id").fill_null(pl.col(key[0])),
+    )
 
 
 def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
@@ -425,27 +449,49 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         unexplained = unexplained.with_columns(weight=pl.lit(1.0))
     calibrate = bool(ind.param("calibrate"))
     record = ["record_type", "record_id"]
-    # people reached through exactly the same records draw exactly the same audiences, so the
-    # first of them stands for all (10,000 people on one incident are measured once); with
-    # `calibrate` everyone's audience is measured, for chance, else only the scored subjects'
-    reached = _about_persons(unexplained.select(*record).unique(), links, record)
-    stands_for = (
-        reached.group_by("subject")
-        .agg(records=pl.struct(*record).hash().sum())
-        .with_columns(stands_for=pl.col("subject").min().over("records"))
-        .select("subject", "stands_for")
-    )
-    measured = stands_for if calibrate else stands_for.join(targets, on="subject", how="semi")
-    measured = measured.select(subject="stands_for").unique()
-    # only the measured people's links are followed: an incident's reads are never expanded to
-    # every person it links
-    measured_links = links.join(measured, left_on="person_id", right_on="subject", how="semi")
-    seen = _about_persons(unexplained, measured_links, ["user_id", "day", "weight", *record]).join(
-        measured, on="subject", how="semi"
-    )
+    window = int(ind.param("window_days"))
+    lookup_days = f.lookups.select("day").unique()
     least = ind.param("min_users")
-    # a person read by fewer teams than min_users over the whole look-back (most are) can never
-    # hold a crowd, so is left out before the windows are counted (weights are at most 1)
+    # the records that reached each person in each window (read within `window` days up to the
+    # day): people reached through exactly the same records in a window draw exactly the same
+    # audience there, so the first of them stands for all (10,000 people on one incident are
+    # measured once a day, even if each of them is also read on their own some day); with
+    # `calibrate` everyone is measured, for chance, else only the scored subjects
+    read_days = unexplained.select(*record, "day").unique()
+    windows = _carried(read_days, window, lookup_days).unique()
+    stands_for = (
+        _about_persons(windows, links, [*record, "day"])
+        .group_by("subject", "day")
+        .agg(records=pl.struct(*record).hash().sum())
+        .with_columns(stands_for=pl.col("subject").min().over("day", "records"))
+        .select("subject", "day", "stands_for")
+        .cache()
+    )
+    if not calibrate:
+        scored_days = targets.select("subject", "day").unique()
+        measured = stands_for.join(scored_days, on=["subject", "day"], how="semi")
+    else:
+        measured = stands_for
+    measured = measured.select(subject="stands_for", day="day").unique().cache()
+    # the reads behind the measured windows: only the measured people's, on the windows' days
+    needed = _carried(measured, window, lookup_days, back=True).unique()
+    keep = ["user_id", "day", "weight", *record]
+    seen = pl.concat(
+        [
+            unexplained.filter(pl.col("record_type") == "person")
+            .join(needed, left_on=["record_id", "day"], right_on=["subject", "day"], how="semi")
+            .select(*keep, subject="record_id"),
+            needed.join(links, left_on="subject", right_on="person_id")
+            .join(
+                unexplained.filter(pl.col("record_type") == "incident"),
+                left_on=["incident_id", "day"],
+                right_on=["record_id", "day"],
+            )
+            .select(*keep[:3], "record_type", record_id="incident_id", subject="subject"),
+        ]
+    )
+    # a person read by fewer teams than min_users over those days can never hold a crowd there,
+    # so is left out before the windows are counted (weights are at most 1)
     readers = (
         seen.join(unit, on="user_id", how="left")
         .group_by("subject")
@@ -453,16 +499,14 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .filter(pl.col("teams") >= least)
     )
     seen = seen.join(readers.select("subject"), on="subject", how="semi")
-    window = int(ind.param("window_days"))
-    lookup_days = f.lookups.select("day").unique()
     audiences = (
-        _audiences(seen, ["subject"], unit, window, lookup_days)
-        .filter(pl.col("weighted") >= least)
+        _audiences(seen, ["subject"], unit, window, lookup_days, least)
+        .join(measured, on=["subject", "day"], how="semi")
         .cache()
     )
     # read several times below: computed once
     found = (
-        targets.join(stands_for, on="subject")
+        targets.join(stands_for, on=["subject", "day"])
         .join(audiences.rename({"subject": "stands_for"}), on=["stands_for", "day"])
         .cache()
     )
@@ -504,14 +548,19 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .agg(all_large=pl.len())
     )
     found_subjects = found.select("subject").unique()
+    # their person record, the incidents linking them, and whoever stood for them (a crowd with
+    # no dominant record is anchored on the person measured)
     own_records = pl.concat(
         [
             found_subjects.select("subject", record_type=pl.lit("person"), record_id="subject"),
             links.join(found_subjects, left_on="person_id", right_on="subject").select(
                 subject="person_id", record_type=pl.lit("incident"), record_id="incident_id"
             ),
+            stands_for.join(found_subjects, on="subject").select(
+                "subject", record_type=pl.lit("person"), record_id="stands_for"
+            ),
         ]
-    )
+    ).unique()
     own_large = (
         found.select("day", "subject", "weighted")
         .unique()
