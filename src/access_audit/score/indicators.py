@@ -388,7 +388,7 @@ def _audiences(
             .agg(pl.col("weight").max())
         )
 
-    reads = seen.join(unit, on="user_id", how="left").with_columns(unit=_UNIT)
+    reads = seen.join(unit, on="user_id", how="left").with_columns(unit=_UNIT).cache()
     teams = (
         within([], reads)
         .group_by(*key, "day")
@@ -457,10 +457,27 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     # audience there, so the first of them stands for all (10,000 people on one incident are
     # measured once a day, even if each of them is also read on their own some day); with
     # `calibrate` everyone is measured, for chance, else only the scored subjects
+    # a person whose records drew fewer teams than min_users between them over the whole
+    # look-back (most people) can never hold a crowd: left out first, before any window
+    record_teams = (
+        unexplained.join(unit, on="user_id", how="left")
+        .group_by(*record)
+        .agg(teams=_UNIT.n_unique())
+    )
+    possible = (
+        _about_persons(record_teams, links, ["teams"])
+        .group_by("subject")
+        .agg(pl.col("teams").sum())
+        .filter(pl.col("teams") >= least)
+        .select("subject")
+        .cache()
+    )
+    possible_links = links.join(possible, left_on="person_id", right_on="subject", how="semi")
     read_days = unexplained.select(*record, "day").unique()
     windows = _carried(read_days, window, lookup_days).unique()
     stands_for = (
-        _about_persons(windows, links, [*record, "day"])
+        _about_persons(windows, possible_links, [*record, "day"])
+        .join(possible, on="subject", how="semi")
         .group_by("subject", "day")
         .agg(records=pl.struct(*record).hash().sum())
         .with_columns(stands_for=pl.col("subject").min().over("day", "records"))
@@ -489,7 +506,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
             )
             .select(*keep[:3], "record_type", record_id="incident_id", subject="subject"),
         ]
-    )
+    ).cache()
     # a person read by fewer teams than min_users over those days can never hold a crowd there,
     # so is left out before the windows are counted (weights are at most 1)
     readers = (
@@ -498,7 +515,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .agg(teams=_UNIT.n_unique())
         .filter(pl.col("teams") >= least)
     )
-    seen = seen.join(readers.select("subject"), on="subject", how="semi")
+    seen = seen.join(readers.select("subject"), on="subject", how="semi").cache()
     audiences = (
         _audiences(seen, ["subject"], unit, window, lookup_days, least)
         .join(measured, on=["subject", "day"], how="semi")
