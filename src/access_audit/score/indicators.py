@@ -368,12 +368,12 @@ def _audiences(
 ) -> pl.LazyFrame:
     """(key..., day, units, weighted, anchor_type, anchor_id): the unrelated teams that read each
     `key` (a subject) without explanation within `window` days up to each day, where they weigh
-    at least `least`; `seen` holds
-    (key..., user_id, day, weight, record_type, record_id). A team counts once, at its strongest
-    reader's weight; a user with no team is a unit of their own. The anchor is what the crowd was
-    about: the record more than half of those teams read, if one did (the same reads of one
-    incident reaching every person it links are one crowd), else the person `key` (a person on
-    many incidents, each opened by another team). `key` is one column, a person."""
+    at least `least`; `seen` holds (key..., user_id, day, weight, record_type, record_id). A team
+    counts once, at its strongest reader's weight; a user with no team is a unit of their own.
+    The anchor is what the crowd was about: the record more than half of those teams read, if one
+    did (the same reads of one incident reaching every person it links are one crowd), else the
+    person `key` (a person on many incidents, each opened by another team). `key` is one column,
+    a person."""
     record = ["record_type", "record_id"]
 
     def within(columns: list[str], frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -426,17 +426,17 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     look-back before the scored day, and the indicator weighs chance_weight(expected). Chance
     crowds are measured as the crowd is, by person, through their record and every incident
     linking them (a person on twenty incidents is reached by many teams, each on its own work),
-    and each is counted by its anchor, the record most of its teams read: one chance crowd per
-    anchor, at the largest audience anchored on it. So five teams opening an incident that links
-    2,000 people is one crowd, however many of those people someone else also reads, and a crowd
-    lasting ten days on one record is one crowd. Crowds anchored on the subject's own records
-    (their person record and the incidents linking them) are left out, so a crowd is never
-    measured against itself (nor against the same readers reaching a witness through the same
-    incident); half a crowd is added, so a size never seen is rare, not impossible. People
-    reached through exactly the same records draw the same audiences, so one stands for all of
-    them. Where bulk readers (a crime-recording bureau, supervisors sampling reports) make
-    five-team audiences daily, five teams is no evidence; where audiences of three are rare, five
-    is full weight."""
+    and each is counted by its anchor, what it was about: the record more than half of its teams
+    read, else the person. One chance crowd per anchor, at the largest audience anchored on it:
+    five teams opening an incident that links 2,000 people is one crowd, however many of those
+    people someone else also reads, and a crowd lasting ten days on one record is one crowd.
+    Crowds anchored on the subject's own records (their person record, the incidents linking
+    them) or on the subject are left out, so a crowd is never measured against itself (nor
+    against the same readers reaching a witness through the same incident); half a crowd is
+    added, so a size never seen is rare, not impossible. In each window, people reached through
+    exactly the same records draw the same audience, so one stands for all of them. Where bulk
+    readers (a crime-recording bureau, supervisors sampling reports) make five-team audiences
+    daily, five teams is no evidence; where audiences of three are rare, five is full weight."""
     links = f.inputs.incident_persons.select("incident_id", "person_id").unique().cache()
     targets = _about_persons(
         f.targets.filter(pl.col("record_id").is_not_null()), links, ["system", "event_id", "day"]
@@ -452,11 +452,6 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     window = int(ind.param("window_days"))
     lookup_days = f.lookups.select("day").unique()
     least = ind.param("min_users")
-    # the records that reached each person in each window (read within `window` days up to the
-    # day): people reached through exactly the same records in a window draw exactly the same
-    # audience there, so the first of them stands for all (10,000 people on one incident are
-    # measured once a day, even if each of them is also read on their own some day); with
-    # `calibrate` everyone is measured, for chance, else only the scored subjects
     # a person whose records drew fewer teams than min_users between them over the whole
     # look-back (most people) can never hold a crowd: left out first, before any window
     record_teams = (
@@ -473,6 +468,11 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         .cache()
     )
     possible_links = links.join(possible, left_on="person_id", right_on="subject", how="semi")
+    # the records that reached each person in each window (read within `window` days up to the
+    # day): people reached through exactly the same records in a window draw exactly the same
+    # audience there, so the first of them stands for all (10,000 people on one incident are
+    # measured once a day, even if each of them is also read on their own some day); with
+    # `calibrate` everyone is measured, for chance, else only the scored subjects
     read_days = unexplained.select(*record, "day").unique()
     windows = _carried(read_days, window, lookup_days).unique()
     stands_for = (
