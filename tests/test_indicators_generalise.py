@@ -109,8 +109,8 @@ def test_a_crowd_counts_unrelated_teams_over_a_week_through_the_incident() -> No
     assert (
         hits["evidence"].to_list()
         == [
-            "users of 5 unrelated teams looked this subject up without explanation within 2 days; "
-            "no other crowd as large formed in this force over the day before"
+            "users of 5 unrelated teams looked this subject up without explanation within 2 days "
+            "(no other crowd as large formed in this force over the day before)"
         ]
         * 2
     )

@@ -610,7 +610,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         pl.when(pl.col("prior_days").fill_null(0) > 0)
         .then(
             fmt(
-                "; {} over the {} before",
+                # in brackets, so the peer sentence after it reads on from the crowd itself
+                " ({} over the {} before)",
                 pl.when(pl.col("chance") == 0)
                 .then(pl.lit("no other crowd as large formed in this force"))
                 .otherwise(fmt("other crowds as large formed {}", _how_often(pl.col("expected")))),
