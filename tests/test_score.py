@@ -631,7 +631,7 @@ def test_after_a_change_of_rules_a_day_is_scored_as_if_by_them_from_the_start(
     # the days scored again first are said: earlier than every day asked for
     asked = set(scored) - set(earlier)
     assert earlier and max(earlier) < min(asked)
-    monkeypatch.setattr(run, "with_earlier_rules", lambda txn, days, rules: sorted(days))
+    monkeypatch.setattr(run, "with_earlier_rules", lambda txn, days, rules, stored: sorted(days))
     unrepaired, _, earlier = changed(tmp_path / "unrepaired")
     assert earlier == []
     assert _last_day_flags(unrepaired) != expected

@@ -410,7 +410,9 @@ class Workspace:
                 with self._writing_stores(), self._building(run_id, "score") as txn:
                     available = stored_days(txn)
                     asked = available if days is None else [d for d in days if d in available]
-                    wanted = asked if days is None else with_earlier_rules(txn, asked, rules)
+                    wanted = (
+                        asked if days is None else with_earlier_rules(txn, asked, rules, available)
+                    )
                     report = write_scored(
                         txn,
                         wanted,
@@ -504,8 +506,9 @@ class Workspace:
                     report.ingest.failed.append(
                         DropFailure(drop.drop_id, failure_line(self._drop_failure(exc)))
                     )
-            asked = days_to_rescore(stored_days(txn), touched, rules.reexplain_days)
-            days = with_earlier_rules(txn, asked, rules)
+            stored = stored_days(txn)
+            asked = days_to_rescore(stored, touched, rules.reexplain_days)
+            days = with_earlier_rules(txn, asked, rules, stored)
             report.score = write_scored(
                 txn,
                 days,

@@ -359,17 +359,13 @@ def _carried(
 
 
 def _audiences(
-    seen: pl.LazyFrame,
-    key: list[str],
-    unit: pl.LazyFrame,
-    window: int,
-    lookup_days: pl.LazyFrame,
-    least: float,
+    seen: pl.LazyFrame, key: list[str], window: int, lookup_days: pl.LazyFrame, least: float
 ) -> pl.LazyFrame:
     """(key..., day, units, weighted, anchor_type, anchor_id): the unrelated teams that read each
     `key` (a subject) without explanation within `window` days up to each day, where they weigh
-    at least `least`; `seen` holds (key..., user_id, day, weight, record_type, record_id). A team
-    counts once, at its strongest reader's weight; a user with no team is a unit of their own.
+    at least `least`; `seen` holds (key..., day, unit, weight, record_type, record_id), `unit`
+    a reader's team (or, with none, themselves: _UNIT). A team counts once, at its strongest
+    reader's weight.
     The anchor is what the crowd was about: the record more than half of those teams read, if one
     did (the same reads of one incident reaching every person it links are one crowd), else the
     person `key` (a person on many incidents, each opened by another team). `key` is one column,
@@ -388,9 +384,8 @@ def _audiences(
             .agg(pl.col("weight").max())
         )
 
-    reads = seen.join(unit, on="user_id", how="left").with_columns(unit=_UNIT).cache()
     teams = (
-        within([], reads)
+        within([], seen)
         .group_by(*key, "day")
         .agg(units=pl.len(), weighted=pl.col("weight").sum())
         .filter(pl.col("weighted") >= least)
@@ -400,7 +395,7 @@ def _audiences(
     large = teams.select(*key, "day")
     # (at most one record can hold more than half of a crowd's teams)
     dominant = (
-        within(record, reads.join(large.select(*key).unique(), on=key, how="semi"))
+        within(record, seen.join(large.select(*key).unique(), on=key, how="semi"))
         .join(teams.select(*key, "day", "units"), on=[*key, "day"])
         .group_by(*key, "day", *record)
         .agg(readers=pl.col("unit").n_unique(), units=pl.col("units").first())
@@ -447,6 +442,8 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
         unexplained = unexplained.join(_unusual_reads(f), on=["user_id", "record_type"], how="left")
     else:
         unexplained = unexplained.with_columns(weight=pl.lit(1.0))
+    # each reader's unit, once: their team, or themselves
+    unexplained = unexplained.join(unit, on="user_id", how="left").with_columns(unit=_UNIT)
     calibrate = bool(ind.param("calibrate"))
     record = ["record_type", "record_id"]
     window = int(ind.param("window_days"))
@@ -454,11 +451,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     least = ind.param("min_users")
     # a person whose records drew fewer teams than min_users between them over the whole
     # look-back (most people) can never hold a crowd: left out first, before any window
-    record_teams = (
-        unexplained.join(unit, on="user_id", how="left")
-        .group_by(*record)
-        .agg(teams=_UNIT.n_unique())
-    )
+    record_teams = unexplained.group_by(*record).agg(teams=pl.col("unit").n_unique())
     possible = (
         _about_persons(record_teams, links, ["teams"])
         .group_by("subject")
@@ -492,7 +485,7 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     measured = measured.select(subject="stands_for", day="day").unique().cache()
     # the reads behind the measured windows: only the measured people's, on the windows' days
     needed = _carried(measured, window, lookup_days, back=True).unique()
-    keep = ["user_id", "day", "weight", *record]
+    keep = ["day", "unit", "weight", *record]
     seen = pl.concat(
         [
             unexplained.filter(pl.col("record_type") == "person")
@@ -510,14 +503,13 @@ def crowd(f: Frame, ind: Indicator) -> pl.LazyFrame:
     # a person read by fewer teams than min_users over those days can never hold a crowd there,
     # so is left out before the windows are counted (weights are at most 1)
     readers = (
-        seen.join(unit, on="user_id", how="left")
-        .group_by("subject")
-        .agg(teams=_UNIT.n_unique())
+        seen.group_by("subject")
+        .agg(teams=pl.col("unit").n_unique())
         .filter(pl.col("teams") >= least)
     )
     seen = seen.join(readers.select("subject"), on="subject", how="semi").cache()
     audiences = (
-        _audiences(seen, ["subject"], unit, window, lookup_days, least)
+        _audiences(seen, ["subject"], window, lookup_days, least)
         .join(measured, on=["subject", "day"], how="semi")
         .cache()
     )

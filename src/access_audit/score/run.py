@@ -62,14 +62,16 @@ def stored_days(txn: Transaction) -> list[date]:
     return sorted(days["day"].to_list())
 
 
-def with_earlier_rules(txn: Transaction, days: Sequence[date], rules: Rules) -> list[date]:
-    """`days` and the stored days in their look-back that other rules scored (after a change of
+def with_earlier_rules(
+    txn: Transaction, days: Sequence[date], rules: Rules, stored: Sequence[date]
+) -> list[date]:
+    """`days` and the `stored` days in their look-back that other rules scored (after a change of
     rules or of version): those are scored first, in the same run, so `days` are weighed against
     a look-back of the rules that score them, as in a home scored by them from the start."""
     extra = scored_under_other_rules(
         lambda name: scan_stored(txn.path, name),
         days,
-        stored_days(txn),
+        stored,
         rules.version,
         rules.lookback_days,
     )
